@@ -1,0 +1,32 @@
+"""AI Factory API: routes only. Everything else lives in chalicelib."""
+
+import hmac
+import logging
+
+from chalice import Chalice, Response
+
+from chalicelib import settings
+from chalicelib.api.ai_factory import bp as ai_factory_bp
+from chalicelib.api.v15 import bp as v15_bp
+from chalicelib.services import events
+
+app = Chalice(app_name="ai-factory")
+app.log.setLevel(logging.INFO)
+app.api.binary_types.extend(["application/gzip", "application/octet-stream", "image/jpeg"])
+app.register_blueprint(ai_factory_bp)
+app.register_blueprint(v15_bp)
+
+
+@app.middleware("http")
+def require_api_key(event, get_response):
+    """API Gateway checks `x-api-key` on AWS; the local stage must do it itself (403 like API Gateway)."""
+    if settings.check_api_key():
+        given = (event.headers or {}).get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), settings.api_key().encode()):
+            return Response({"message": "Forbidden"}, status_code=403)
+    return get_response(event)
+
+
+@app.on_cw_event({"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]})
+def training_state_changed(event):
+    events.on_training_state_change(event.detail["TrainingJobName"], event.detail["TrainingJobStatus"])

@@ -1,0 +1,21 @@
+"""The callback body of spec/ai-factory-api.md, built from the job record and result.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def build(job: dict[str, Any], result: dict[str, Any] | None, model_url: str | None) -> dict[str, Any]:
+    payload = {
+        "status": job["status"],
+        "TrainingEndTime": job.get("ended_at"),
+        "CreationTime": job["created_at"],
+        "job_name": job["job_name"],
+        "model": model_url if job["status"] == "Completed" else None,
+        "task_def": job.get("task_def") or job.get("task"),
+        "creator": job.get("creator"),
+        "log": (result or {}).get("log") or {},
+    }
+    if job.get("failure_reason"):
+        payload["FailureReason"] = job["failure_reason"]
+    return payload

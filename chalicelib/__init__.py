@@ -1,0 +1,1 @@
+"""Everything the API Lambda runs. No torch, numpy or matplotlib here."""

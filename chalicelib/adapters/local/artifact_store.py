@@ -1,0 +1,67 @@
+"""ArtifactStore on a directory laid out like the bucket (`<root>/jobs/<job_id>/...`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+class DirectoryArtifactStore:
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ValueError(f"Artifact key escapes the store: {key!r}")
+        return path
+
+    def job_uri(self, job_id: str) -> str:
+        return str(self.root / "jobs" / job_id)
+
+    def path(self, key: str) -> Path:
+        return self._path(key)
+
+    def get_bytes(self, key: str) -> bytes | None:
+        path = self._path(key)
+        return path.read_bytes() if path.is_file() else None
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        data = self.get_bytes(key)
+        if data is None:
+            return default
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError:
+            return default
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put_bytes(key, json.dumps(value, indent=1).encode())
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix)
+        if not base.exists():
+            return
+        for dirpath, _dirs, files in os.walk(base, followlinks=True):
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield str((Path(dirpath) / name).relative_to(self.root))
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def download_url(self, key: str) -> str | None:
+        return None

@@ -1,0 +1,156 @@
+"""Runs one training job the way SageMaker would, detached from the API process.
+
+`python -m chalicelib.adapters.local.runner <job_dir>`: lays out `/opt/ml`, runs the
+trainer (in-repo, or `docker run` for other images), forwards SIGTERM and kills after
+the grace period, packs `model.tar.gz`, records the final status and reports the state
+change (the local EventBridge rule). Only this process writes the job's final state, so
+an API restart in the middle changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+from chalicelib import timeutil
+from chalicelib.adapters.local.training_platform import REPO_ROOT, docker_command, is_builtin_trainer
+from chalicelib.ports import COMPLETED, FAILED, STOPPED
+
+log = logging.getLogger("aifactory.runner")
+FAILURE_REASON_LIMIT = 1024
+
+
+def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
+    opt_ml = job_dir / "opt_ml"
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(request["hyperparameters"], indent=1))
+    hosts = [f"algo-{i + 1}" for i in range(max(1, int(request.get("instance_count", 1))))]
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": hosts[0], "hosts": hosts, "network_interface_name": "lo"})
+    )
+    artifacts = Path(request["artifact_uri"])
+    channel = opt_ml / "input" / "data" / "config"
+    channel.mkdir(parents=True, exist_ok=True)
+    (channel / "job.json").write_bytes((artifacts / "job.json").read_bytes())
+    data_uri = request.get("data_uri")
+    training = opt_ml / "input" / "data" / "training"
+    if data_uri and not training.exists():
+        training.symlink_to(Path(data_uri).resolve(), target_is_directory=True)
+    checkpoints = artifacts / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    link = opt_ml / "checkpoints"
+    if not link.exists():
+        link.symlink_to(checkpoints, target_is_directory=True)
+    for sub in ("model", "output"):
+        (opt_ml / sub).mkdir(exist_ok=True)
+    return opt_ml
+
+
+def trainer_command(request: dict, job_dir: Path, opt_ml: Path) -> list[str]:
+    if is_builtin_trainer(request["image"]):
+        return [sys.executable, "-m", "trainer"]
+    return docker_command(request["image"], request["training_job_name"], opt_ml, None)
+
+
+def pack_model(opt_ml: Path, request: dict) -> None:
+    """SageMaker uploads /opt/ml/model as `<output path>/<name>/output/model.tar.gz`."""
+    name = request["training_job_name"]
+    target = Path(request["artifact_uri"]) / "output" / name / "output" / "model.tar.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for item in sorted((opt_ml / "model").iterdir()):
+            tar.add(item, arcname=item.name)
+    os.replace(tmp, target)
+
+
+def failure_reason(opt_ml: Path, returncode: int) -> str:
+    failure = opt_ml / "output" / "failure"
+    if failure.exists():
+        return failure.read_text()[:FAILURE_REASON_LIMIT].strip()
+    return f"AlgorithmError: the trainer exited with code {returncode} without a failure report."
+
+
+def run(job_dir: Path) -> int:
+    from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
+
+    from chalicelib import settings
+
+    platform = LocalTrainingPlatform(job_dir.parent.parent, max_concurrent=settings.max_concurrent_jobs(),
+                                     stop_grace_seconds=settings.stop_grace_seconds())
+    name = job_dir.name
+    request = json.loads((job_dir / "request.json").read_text())
+    stop_event = threading.Event()
+    proc: subprocess.Popen | None = None
+
+    def on_sigterm(signum, frame):  # noqa: ARG001
+        stop_event.set()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        opt_ml = prepare_opt_ml(job_dir, request)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORY_API_KEY")}
+        env["AIFACTORY_OPT_ML"] = str(opt_ml)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "containers" / "trainer"), str(REPO_ROOT)])
+        env["PYTHONUNBUFFERED"] = "1"
+        with open(job_dir / "trainer.log", "ab") as out:
+            proc = subprocess.Popen(trainer_command(request, job_dir, opt_ml), stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=str(opt_ml))
+        state = platform.read_state(name)
+        state.update(secondary_status="Training", trainer_pid=proc.pid)
+        if state.get("stop_requested"):
+            stop_event.set()
+            proc.send_signal(signal.SIGTERM)
+        platform.write_state(name, state)
+        while proc.poll() is None:
+            if stop_event.wait(0.5):
+                try:
+                    proc.wait(timeout=platform.stop_grace_seconds)
+                except subprocess.TimeoutExpired:
+                    log.warning("trainer ignored SIGTERM for %ss: killing it", platform.stop_grace_seconds)
+                    proc.kill()
+                    proc.wait()
+        returncode = proc.returncode
+        state = platform.read_state(name)
+        if stop_event.is_set() or state.get("stop_requested"):
+            status, secondary, reason = STOPPED, "Stopped", ""
+        elif returncode == 0:
+            state["secondary_status"] = "Uploading"
+            platform.write_state(name, state)
+            pack_model(opt_ml, request)
+            status, secondary, reason = COMPLETED, "Completed", ""
+        else:
+            status, secondary, reason = FAILED, "Failed", failure_reason(opt_ml, returncode)
+    except Exception as exc:  # noqa: BLE001 - the runner must always settle the job
+        log.exception("runner failed")
+        status, secondary, reason = FAILED, "Failed", f"InternalServerError: {type(exc).__name__}: {exc}"
+        state = platform.read_state(name)
+    state.update(status=status, secondary_status=secondary, failure_reason=reason,
+                 end_time=timeutil.now_str(), exit_code=proc.returncode if proc else None)
+    platform.write_state(name, state)
+    try:
+        platform._notify(name, status)
+    finally:
+        platform.schedule()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    return run(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""TrainingPlatform as child processes: the local stage's SageMaker.
+
+Each training job gets `<home>/training/<name>/` with `request.json`, `state.json` and an
+`opt_ml/` tree in SageMaker's layout. A detached runner process
+(`chalicelib.adapters.local.runner`) owns the trainer process: it survives an API
+restart, enforces the stop grace period, packs `model.tar.gz` and reports the state
+change. Jobs beyond `max_concurrent` wait as `InProgress`/`Starting`, like SageMaker
+waiting for capacity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chalicelib import timeutil
+from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL, TrainingDescription, TrainingRequest
+from chalicelib.settings import TRAINER_REPOSITORIES
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+RUNNER_MODULE = "chalicelib.adapters.local.runner"
+QUEUED = "Starting"
+
+
+def image_repository(image: str) -> str:
+    """`123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger` -> `chappieai-sagemaker`."""
+    name = image.rsplit("/", 1)[-1]
+    return name.split("@", 1)[0].split(":", 1)[0]
+
+
+def is_builtin_trainer(image: str) -> bool:
+    return image_repository(image) in TRAINER_REPOSITORIES
+
+
+def docker_command(image: str, name: str, opt_ml: Path, data_dir: str | None) -> list[str]:
+    """The exact `docker run` the platform makes for an image that is not ours."""
+    command = ["docker", "run", "--rm", "--name", name, "--network", "host", "-v", f"{opt_ml}:/opt/ml"]
+    if data_dir:
+        command += ["-v", f"{data_dir}:/opt/ml/input/data/training:ro"]
+    return command + [image, "train"]
+
+
+def _pid_alive(pid: int | None, marker: str) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False  # a zombie has exited; its parent just has not reaped it
+    return marker in cmdline
+
+
+class LocalTrainingPlatform:
+    def __init__(self, home: Path, max_concurrent: int = 2, python: str | None = None,
+                 docker_enabled=lambda: False, stop_grace_seconds: float = 120.0):
+        self.root = Path(home).resolve() / "training"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_concurrent = max_concurrent
+        self.python = python or sys.executable
+        self.docker_enabled = docker_enabled
+        self.stop_grace_seconds = stop_grace_seconds
+
+    # --- files ---------------------------------------------------------------
+    def job_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        path = self.job_dir(name) / "state.json"
+        if not path.exists():
+            raise NotFound(f"Training job {name} not found.")
+        return json.loads(path.read_text())
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        path = self.job_dir(name) / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        os.replace(tmp, path)
+
+    @contextmanager
+    def _lock(self):
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # --- port ----------------------------------------------------------------
+    def check_image(self, image: str) -> None:
+        if not is_builtin_trainer(image) and not self.docker_enabled():
+            raise Unavailable(
+                f"Image '{image}' is not the AI Factory trainer ({', '.join(TRAINER_REPOSITORIES)}); "
+                "running other images on the local platform needs a Docker engine, and none is reachable."
+            )
+
+    def start(self, request: TrainingRequest) -> None:
+        self.check_image(request.image)
+        job_dir = self.job_dir(request.training_job_name)
+        if job_dir.exists():
+            raise Conflict(f"Training job {request.training_job_name} already exists.")
+        job_dir.mkdir(parents=True)
+        (job_dir / "request.json").write_text(json.dumps(dataclasses.asdict(request), indent=1))
+        self.write_state(request.training_job_name, {
+            "status": IN_PROGRESS, "secondary_status": QUEUED, "failure_reason": "",
+            "creation_time": timeutil.now_str(), "end_time": None, "runner_pid": None,
+            "stop_requested": False, "seq": self._next_seq(),
+        })
+        self.schedule()
+
+    def _next_seq(self) -> int:
+        return sum(1 for _ in self.root.iterdir())
+
+    def describe(self, name: str) -> TrainingDescription:
+        state = self.reconcile_one(name)
+        return TrainingDescription(state["status"], state.get("secondary_status", ""),
+                                   state.get("failure_reason", ""), state.get("creation_time"),
+                                   state.get("end_time"))
+
+    def stop(self, name: str) -> None:
+        with self._lock():
+            state = self.read_state(name)
+            if state["status"] in TERMINAL:
+                raise Conflict(
+                    "An error occurred (ValidationException) when calling the StopTrainingJob operation: "
+                    f"The request was rejected because the training job is in status {state['status']}."
+                )
+            state["stop_requested"] = True
+            if state.get("runner_pid") is None:
+                state.update(status=STOPPED, secondary_status="Stopped", end_time=timeutil.now_str())
+                self.write_state(name, state)
+                queued_stop = True
+            else:
+                state.update(status=STOPPING, secondary_status="Stopping")
+                self.write_state(name, state)
+                queued_stop = False
+                try:
+                    os.kill(state["runner_pid"], signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        if queued_stop:
+            self._notify(name, STOPPED)
+
+    # --- scheduling and recovery ----------------------------------------------
+    def _running(self) -> list[str]:
+        return [p.name for p in self.root.iterdir() if p.is_dir() and self._is_active(p.name)]
+
+    def _is_active(self, name: str) -> bool:
+        try:
+            state = self.read_state(name)
+        except (NotFound, json.JSONDecodeError):
+            return False
+        return state["status"] in (IN_PROGRESS, STOPPING) and state.get("runner_pid") is not None
+
+    def schedule(self) -> list[str]:
+        """Launches queued jobs while fewer than `max_concurrent` run. Safe across processes."""
+        launched = []
+        with self._lock():
+            running = len(self._running())
+            queued = []
+            for path in self.root.iterdir():
+                if not path.is_dir():
+                    continue
+                try:
+                    state = self.read_state(path.name)
+                except (NotFound, json.JSONDecodeError):
+                    continue
+                if state["status"] == IN_PROGRESS and state.get("runner_pid") is None:
+                    queued.append((state.get("seq", 0), state["creation_time"], path.name))
+            for _seq, _created, name in sorted(queued):
+                if running >= self.max_concurrent:
+                    break
+                self._launch(name)
+                running += 1
+                launched.append(name)
+        return launched
+
+    def _launch(self, name: str) -> None:
+        job_dir = self.job_dir(name)
+        log = open(job_dir / "runner.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {k: v for k, v in os.environ.items() if k != "AIFACTORY_API_KEY"}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["AIFACTORY_STOP_GRACE_SECONDS"] = str(self.stop_grace_seconds)
+        proc = subprocess.Popen(
+            [self.python, "-m", RUNNER_MODULE, str(job_dir)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(REPO_ROOT), env=env, start_new_session=True,
+        )
+        log.close()
+        state = self.read_state(name)
+        state.update(runner_pid=proc.pid, secondary_status="Starting", started_time=timeutil.now_str())
+        self.write_state(name, state)
+
+    def reconcile_one(self, name: str) -> dict[str, Any]:
+        """A job whose runner is gone is marked Failed, never left InProgress."""
+        state = self.read_state(name)
+        if state["status"] in (IN_PROGRESS, STOPPING) and state.get("runner_pid"):
+            if not _pid_alive(state["runner_pid"], str(self.job_dir(name))):
+                with self._lock():
+                    state = self.read_state(name)
+                    if state["status"] not in (IN_PROGRESS, STOPPING):
+                        return state
+                    if state.get("stop_requested"):
+                        state.update(status=STOPPED, secondary_status="Stopped")
+                    else:
+                        state.update(status=FAILED, secondary_status="Failed", failure_reason=(
+                            "InternalServerError: the training process ended unexpectedly "
+                            f"(runner pid {state['runner_pid']} is gone)."
+                        ))
+                    state["end_time"] = timeutil.now_str()
+                    self.write_state(name, state)
+                self._notify(name, state["status"])
+        return state
+
+    def recover(self) -> None:
+        """Called when the API starts and periodically: settle dead jobs, launch queued ones."""
+        for path in sorted(self.root.iterdir()):
+            if path.is_dir() and (path / "state.json").exists():
+                try:
+                    self.reconcile_one(path.name)
+                except (NotFound, json.JSONDecodeError):
+                    continue
+        self.schedule()
+
+    def _notify(self, name: str, status: str) -> None:
+        from chalicelib.services import events
+
+        events.on_training_state_change(name, status)
+
+
+__all__ = ["LocalTrainingPlatform", "docker_command", "is_builtin_trainer", "image_repository", "COMPLETED"]

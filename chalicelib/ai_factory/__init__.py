@@ -1,0 +1,1 @@
+"""The AI Factory API surface (spec/ai-factory-api.md)."""

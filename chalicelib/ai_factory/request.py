@@ -1,0 +1,219 @@
+"""Validates a `create_training_job` payload into a plain, secret-free job description.
+
+Every problem names its field with a dotted path (`training_model.resource.InstanceType`)
+so a caller can fix the request without reading our code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import settings
+from chalicelib.errors import ValidationError
+from chalicelib.security import check_outbound_url
+
+TASK_DEFS = ("ml_tagger", "ml_topic")
+DATASET_TYPES = ("fetch",)
+MAX_HYPERPARAMETERS = 100
+MAX_VALUE_LENGTH = 256
+
+_BOOL = ("True", "False", "true", "false", "1", "0")
+
+
+def _int(lo: int, allow_minus_one: bool = False):
+    def check(value: str) -> str | None:
+        try:
+            number = int(value)
+        except ValueError:
+            return f"must be an integer; got '{value}'"
+        if allow_minus_one and number == -1:
+            return None
+        if number < lo:
+            return f"must be an integer >= {lo}{' or -1' if allow_minus_one else ''}; got '{value}'"
+        return None
+
+    return check
+
+
+def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    def check(value: str) -> str | None:
+        try:
+            number = float(value)
+        except ValueError:
+            return f"must be a number; got '{value}'"
+        if math.isnan(number) or number < lo or number > hi or (lo_open and number == lo) or (hi_open and number == hi):
+            return f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}; got '{value}'"
+        return None
+
+    return check
+
+
+def _bool(value: str) -> str | None:
+    return None if value in _BOOL else f"must be True or False; got '{value}'"
+
+
+HYPERPARAMETER_CHECKS = {
+    "process.train.using_gpu": _bool,
+    "process.train.initLearningRate": _float(0, 10, lo_open=True),
+    "process.train.decayLearningSteps": _int(1),
+    "process.train.decayRate": _float(0, 1, lo_open=True),
+    "process.train.saveCheckpointSteps": _int(1),
+    "process.train.keepCheckpointMax": _int(1),
+    "process.train.momentum": _float(0, 1),
+    "process.train.steps": _int(1),
+    "process.train.batchsize": _int(1),
+    "process.eval.using_gpu": _bool,
+    "process.eval.steps": _int(0),
+    "process.eval.batchsize": _int(1),
+    "model.numClasses": _int(1, allow_minus_one=True),
+    "model.vocabSize": _int(1, allow_minus_one=True),
+    "model.embeddingSize": _int(1),
+    "model.nHiddenGate": _int(1),
+    "model.nHiddenTag": _int(1),
+    "model.dropoutRate": _float(0, 1, hi_open=True),
+    "model.add_start_end_words": _bool,
+}
+
+
+@dataclass
+class CreateRequest:
+    task_def: str
+    creator: str
+    image: str
+    hyperparameters: dict[str, str]
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    callback_url: str
+    dataset_url: str
+    pagination: dict[str, int]
+    secret: dict[str, Any] = field(repr=False, default_factory=dict)  # headers: never logged
+
+
+def _object(value: Any, name: str, required: bool = True) -> dict:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(name, "required object" if value is None else f"must be an object; got {type(value).__name__}")
+    return value
+
+
+def _string(value: Any, name: str, max_len: int = 2048) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(name, "required non-empty string" if value in (None, "") else "must be a non-empty string")
+    if len(value) > max_len:
+        raise ValidationError(name, f"must be at most {max_len} characters")
+    return value.strip()
+
+
+def _headers(value: Any, name: str) -> dict[str, str]:
+    headers = _object(value, name, required=False)
+    for key, item in headers.items():
+        if not isinstance(key, str) or not key or not isinstance(item, str):
+            raise ValidationError(name, "must map header names to string values")
+        if "\n" in key or "\r" in key or "\n" in item or "\r" in item:
+            raise ValidationError(name, f"header '{key}' contains a line break")
+    return headers
+
+
+def _integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValidationError(name, f"must be an integer; got {json.dumps(value)}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationError(name, f"must be an integer; got '{value}'") from None
+    if number < lo or (hi is not None and number > hi):
+        raise ValidationError(name, f"must be an integer in [{lo}, {hi if hi is not None else 'Inf'}]; got {number}")
+    return number
+
+
+def check_image(image: str, name: str = "training_model.image") -> str:
+    from chalicelib.adapters.local.training_platform import image_repository
+
+    allowed = settings.allowed_images()
+    if image_repository(image) in allowed or any(image.startswith(a) for a in allowed if "/" in a):
+        return image
+    raise ValidationError(name, f"image '{image}' is not allowed; allowed repositories: {', '.join(allowed)}")
+
+
+def check_resource(resource: dict, base: str) -> tuple[str, int, int]:
+    instance_type = _string(resource.get("InstanceType"), f"{base}.InstanceType", 64)
+    if instance_type not in settings.allowed_instance_types():
+        raise ValidationError(f"{base}.InstanceType", f"'{instance_type}' is not an allowed training instance type")
+    count = _integer(resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.max_instance_count())
+    volume = _integer(resource.get("VolumeSizeInGB", 5), f"{base}.VolumeSizeInGB", 1, 16384)
+    return instance_type, count, volume
+
+
+def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str]:
+    raw = _object(value, name, required=False)
+    if len(raw) > MAX_HYPERPARAMETERS:
+        raise ValidationError(name, f"at most {MAX_HYPERPARAMETERS} entries are allowed")
+    result = {}
+    for key, item in raw.items():
+        field_name = f"{name}.{key}"
+        if isinstance(item, bool):
+            item = str(item)
+        if isinstance(item, (int, float)):
+            item = str(item)
+        if not isinstance(item, str):
+            raise ValidationError(field_name, "must be a string")
+        item = item.strip()
+        if len(key) > MAX_VALUE_LENGTH or len(item) > MAX_VALUE_LENGTH:
+            raise ValidationError(field_name, f"keys and values must be at most {MAX_VALUE_LENGTH} characters")
+        check = HYPERPARAMETER_CHECKS.get(key)
+        problem = check(item) if check else None
+        if problem:
+            raise ValidationError(field_name, problem)
+        if any(secret and secret in item for secret in secrets):
+            raise ValidationError(field_name, "must not contain a header value (secrets never go into hyper-parameters)")
+        result[key] = item
+    return result
+
+
+def parse_create(payload: Any) -> CreateRequest:
+    body = _object(payload, "body")
+    task_def = _string(body.get("task_def"), "task_def", 64)
+    if task_def not in TASK_DEFS:
+        raise ValidationError("task_def", f"unknown task '{task_def}'. Choose one of: {', '.join(TASK_DEFS)}")
+    creator = _string(body.get("creator"), "creator", 256)
+
+    callback = _object(body.get("callback_url"), "callback_url")
+    allow_private = settings.allow_private_urls()
+    callback_url = check_outbound_url("callback_url.url", callback.get("url"), allow_private)
+    callback_headers = _headers(callback.get("headers"), "callback_url.headers")
+
+    dataset = _object(body.get("dataset_endpoint"), "dataset_endpoint")
+    kind = dataset.get("type", "fetch")
+    if kind not in DATASET_TYPES:
+        raise ValidationError("dataset_endpoint.type", f"unknown type '{kind}'. Choose one of: {', '.join(DATASET_TYPES)}")
+    dataset_url = check_outbound_url("dataset_endpoint.url", dataset.get("url"), allow_private)
+    dataset_headers = _headers(dataset.get("headers"), "dataset_endpoint.headers")
+    pagination = _object(dataset.get("pagination"), "dataset_endpoint.pagination", required=False)
+    pages = {
+        "begin_offset": _integer(pagination.get("begin_offset", 0), "dataset_endpoint.pagination.begin_offset", 0),
+        "page_size": _integer(pagination.get("page_size", 100), "dataset_endpoint.pagination.page_size", 1, 100000),
+        "max_pages": _integer(pagination.get("max_pages", 0), "dataset_endpoint.pagination.max_pages", 0),
+    }
+
+    model = _object(body.get("training_model"), "training_model")
+    image = check_image(_string(model.get("image"), "training_model.image", 512))
+    secrets = [v for v in [*callback_headers.values(), *dataset_headers.values()] if len(v) >= 4]
+    hyperparameters = _hyperparameters(model.get("hyperparameters"), "training_model.hyperparameters", secrets)
+    resource = _object(model.get("resource"), "training_model.resource")
+    instance_type, count, volume = check_resource(resource, "training_model.resource")
+    return CreateRequest(
+        task_def=task_def, creator=creator, image=image, hyperparameters=hyperparameters,
+        instance_type=instance_type, instance_count=count, volume_size_gb=volume,
+        callback_url=callback_url, dataset_url=dataset_url, pagination=pages,
+        secret={"callback_headers": callback_headers, "dataset_headers": dataset_headers},
+    )
+
+
+def parse_job_name(payload: Any) -> str:
+    body = _object(payload, "body")
+    return _string(body.get("job_name"), "job_name", 63)

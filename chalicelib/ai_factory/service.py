@@ -1,0 +1,78 @@
+"""create / check / status / stop for the AI Factory API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.ai_factory.request import parse_create, parse_job_name
+from chalicelib.services import jobs
+from chalicelib.wiring import Services
+
+API = "ai_factory"
+
+
+def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[str, str]:
+    req = parse_create(payload)
+    check = getattr(svc.platform, "check_image", None)
+    if check:
+        check(req.image)
+    job_id, job_name = jobs.new_ids()
+    resource = {"InstanceType": req.instance_type, "InstanceCount": req.instance_count,
+                "VolumeSizeInGB": req.volume_size_gb}
+    artifact_uri = svc.artifacts.job_uri(job_id)
+    record = jobs.base_record(
+        job_id, job_name, API, req.task_def, task_def=req.task_def, creator=req.creator, image=req.image,
+        hyperparameters=req.hyperparameters, resource=resource, artifact_uri=artifact_uri,
+        callback={"url": req.callback_url}, dataset={"url": req.dataset_url, "pagination": req.pagination},
+        model_url=f"{public_url}/models/{job_name}" if public_url else None,
+    )
+    job_config = {
+        "format_version": jobs.FORMAT_VERSION, "job_id": job_id, "job_name": job_name, "api": API,
+        "task": req.task_def, "attempt": 1, "hyperparameters": req.hyperparameters,
+        "data": {"type": "fetch", "url": req.dataset_url, "pagination": req.pagination},
+        "artifacts": {"uri": artifact_uri}, "finetune": None,
+    }
+    request = jobs.training_request(record, req.image, req.hyperparameters, None)
+    jobs.launch(svc, record, job_config, req.secret, request)
+    return {"status": "success", "job_name": job_name}
+
+
+def list_training_jobs(svc: Services) -> list[dict[str, str]]:
+    items = []
+    for job in reversed(svc.jobs.list(API)):
+        job = jobs.refresh(svc, job)
+        item = {"TrainingJobStatus": job["status"], "TrainingJobName": job["job_name"],
+                "CreationTime": job["created_at"]}
+        if job.get("ended_at"):
+            item["TrainingEndTime"] = job["ended_at"]
+        items.append(item)
+    return items
+
+
+def training_status(svc: Services, payload: Any) -> dict[str, str]:
+    job = jobs.get_by_name(svc, parse_job_name(payload), API)
+    result = {"status": job["status"]}
+    if job.get("failure_reason"):
+        result["message"] = job["failure_reason"].split("\n\n", 1)[0]
+    return result
+
+
+def stop_training_job(svc: Services, payload: Any) -> dict[str, str]:
+    job = jobs.get_by_name(svc, parse_job_name(payload), API)
+    job = jobs.stop(svc, job)
+    return {"status": "success", "job_name": job["job_name"], "TrainingJobStatus": job["status"]}
+
+
+def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str | None]:
+    """The model.tar.gz of a completed job: (key, bytes when local, presigned URL when on S3)."""
+    from chalicelib.errors import NotFound
+
+    job = jobs.get_by_name(svc, job_name, API)
+    key = f"{job['artifact_key']}/output/{jobs.current_attempt(job)['training_job_name']}/output/model.tar.gz"
+    url = svc.artifacts.download_url(key)
+    if url:
+        return key, None, url
+    data = svc.artifacts.get_bytes(key)
+    if data is None:
+        raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
+    return key, data, None

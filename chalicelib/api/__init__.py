@@ -1,0 +1,1 @@
+"""Route layer: blueprints that read requests, call one service function, return dicts."""

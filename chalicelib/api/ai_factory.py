@@ -1,0 +1,56 @@
+"""AI Factory routes (spec/ai-factory-api.md). Each view reads, calls one service, returns."""
+
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib import settings
+from chalicelib.ai_factory import service
+from chalicelib.api.errors import ai_factory_errors
+from chalicelib.api.request_body import CONTENT_TYPES, read_json
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+
+
+def public_url(request) -> str:
+    if settings.public_url():
+        return settings.public_url()
+    context = request.context or {}
+    domain, stage = context.get("domainName"), context.get("stage")
+    return f"https://{domain}/{stage}" if domain and stage else ""
+
+
+@bp.route("/create_training_job", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@ai_factory_errors
+def create_training_job():
+    request = bp.current_request
+    return service.create_training_job(services(), read_json(request), public_url(request))
+
+
+@bp.route("/check_trained_job", methods=["POST", "GET"], api_key_required=True, content_types=CONTENT_TYPES)
+@ai_factory_errors
+def check_trained_job():
+    return service.list_training_jobs(services())
+
+
+@bp.route("/status", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@ai_factory_errors
+def training_status():
+    return service.training_status(services(), read_json(bp.current_request))
+
+
+@bp.route("/stop_training_job", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@ai_factory_errors
+def stop_training_job():
+    return service.stop_training_job(services(), read_json(bp.current_request))
+
+
+@bp.route("/models/{job_name}", methods=["GET"], api_key_required=True)
+@ai_factory_errors
+def download_model(job_name):
+    key, data, url = service.model_artifact(services(), job_name)
+    if url:
+        return Response(body="", status_code=302, headers={"Location": url})
+    return Response(body=data, status_code=200, headers={
+        "Content-Type": "application/gzip", "Content-Disposition": f'attachment; filename="{job_name}-model.tar.gz"'})

@@ -1,0 +1,47 @@
+"""The one place domain errors become HTTP responses, in each API's own envelope.
+
+AI Factory errors use its spec's `{"status": "error", "message": ...}`; v1.5 errors use
+`{"result": "Error", "message": ...}`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from chalice import Response
+
+from chalicelib.errors import DomainError, ValidationError
+
+log = logging.getLogger("aifactory.api")
+
+
+def ai_factory_error(status: int, message: str) -> Response:
+    return Response({"status": "error", "message": message}, status_code=status)
+
+
+def v15_error(status: int, message: str) -> Response:
+    return Response({"result": "Error", "message": message}, status_code=status)
+
+
+def _handler(envelope):
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except DomainError as exc:
+                return envelope(exc.status_code, exc.message)
+            except Exception:  # noqa: BLE001 - never leak a stack trace to the caller
+                log.exception("unhandled error in %s", view.__name__)
+                return envelope(500, "Internal error; the server log has the details.")
+
+        return wrapper
+
+    return decorator
+
+
+ai_factory_errors = _handler(ai_factory_error)
+v15_errors = _handler(v15_error)
+
+__all__ = ["ai_factory_errors", "v15_errors", "ValidationError", "ai_factory_error", "v15_error"]

@@ -1,0 +1,45 @@
+"""The job-state-change handler: SageMaker Training Job State Change (EventBridge) on AWS,
+the runner's report on the local platform.
+
+It settles the job record and, for AI Factory jobs, sends the callback once per job:
+for every terminal state, so a job that died without a word (capacity error, killed
+container) is still reported.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from callbacks import delivery, payload
+from chalicelib import settings
+from chalicelib.ports import TERMINAL
+from chalicelib.services import jobs
+from chalicelib.wiring import services
+
+log = logging.getLogger("aifactory.events")
+
+
+def on_training_state_change(training_job_name: str, status: str) -> None:
+    svc = services()
+    job = svc.jobs.get_by_name(jobs.job_name_of(training_job_name))
+    if job is None:
+        log.info("state change for unknown training job %s (%s): ignored", training_job_name, status)
+        return
+    if jobs.current_attempt(job)["training_job_name"] != training_job_name:
+        return  # an older attempt's late event
+    job = jobs.refresh(svc, job)
+    if job["status"] in TERMINAL and job["api"] == "ai_factory" and not job.get("callback_sent"):
+        send_callback(svc, job)
+
+
+def send_callback(svc, job: dict) -> None:
+    secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
+    result = svc.artifacts.get_json(f"{job['artifact_key']}/result.json", {}) or {}
+    body = payload.build(job, result, job.get("model_url"))
+    outcome = delivery.deliver(
+        job["callback"]["url"], body, secret.get("callback_headers") or {},
+        idempotency_key=f"{job['job_name']}:{job['status']}",
+        signing_key=settings.callback_signing_key(),
+    )
+    svc.jobs.update(job["job_id"], {"callback_sent": outcome.delivered, "callback_attempts": outcome.attempts,
+                                    "callback_error": outcome.error})

@@ -1,0 +1,165 @@
+"""Job lifecycle on the ports: launch, refresh, stop, restore, clear.
+
+A job is one record plus one or more attempts (SageMaker training jobs). Launching
+writes the secret, job.json and the record before asking the platform; if any step
+fails everything already written is removed, so a rejected request leaves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from chalicelib import settings, timeutil
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.ports import IN_PROGRESS, STOPPED, TERMINAL, TrainingRequest
+from chalicelib.wiring import Services
+
+log = logging.getLogger("aifactory.jobs")
+FORMAT_VERSION = 1
+_ATTEMPT_SUFFIX = re.compile(r"^(?P<name>.+)-r(?P<n>\d+)$")
+
+
+def new_ids(prefix: str = "aif") -> tuple[str, str]:
+    """v1.5 job id `YYYYmmddHHMMSS-<uuid4>` and a SageMaker-valid job name."""
+    now = timeutil.now()
+    unique = uuid.uuid4()
+    return f"{now:%Y%m%d%H%M%S}-{unique}", f"{prefix}-{now:%Y%m%d-%H%M%S}-{unique.hex[:8]}"
+
+
+def artifact_key(job_id: str) -> str:
+    return f"jobs/{job_id}"
+
+
+def attempt_name(job_name: str, attempt: int) -> str:
+    return job_name if attempt == 1 else f"{job_name}-r{attempt}"
+
+
+def job_name_of(training_job_name: str) -> str:
+    match = _ATTEMPT_SUFFIX.match(training_job_name)
+    return match.group("name") if match else training_job_name
+
+
+def current_attempt(job: dict[str, Any]) -> dict[str, Any]:
+    return job["attempts"][-1]
+
+
+def launch(svc: Services, record: dict[str, Any], job_config: dict[str, Any], secret: dict[str, Any] | None,
+           request: TrainingRequest) -> dict[str, Any]:
+    job_id = record["job_id"]
+    key = artifact_key(job_id)
+    secret_ref = None
+    created = False
+    try:
+        if secret:
+            secret_ref = svc.secrets.put(job_id, secret)
+            record["secret_ref"] = secret_ref
+            if job_config.get("data", {}).get("type") == "fetch":
+                job_config["data"]["secret"] = secret_ref
+        svc.artifacts.put_json(f"{key}/job.json", job_config)
+        svc.jobs.create(record)
+        created = True
+        svc.platform.start(request)
+        return record
+    except BaseException:
+        log.exception("launch of %s failed: removing what was written", job_id)
+        if created:
+            svc.jobs.delete(job_id)
+        svc.artifacts.delete_prefix(key)
+        if secret_ref:
+            svc.secrets.delete(secret_ref)
+        raise
+
+
+def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) -> dict[str, Any]:
+    now = timeutil.now_str()
+    return {
+        "job_id": job_id, "job_name": job_name, "api": api, "task": task, "status": IN_PROGRESS,
+        "secondary_status": "Starting", "failure_reason": "", "created_at": now, "ended_at": None,
+        "artifact_key": artifact_key(job_id), "attempts": [{"attempt": 1, "training_job_name": job_name,
+                                                           "created_at": now}],
+        "format_version": FORMAT_VERSION, **fields,
+    }
+
+
+def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+    """Brings the record's status up to date with the current attempt's platform status."""
+    if job["status"] in TERMINAL and job.get("settled"):
+        return job
+    try:
+        description = svc.platform.describe(current_attempt(job)["training_job_name"])
+    except NotFound:
+        return job
+    changes = {"status": description.status, "secondary_status": description.secondary_status,
+               "failure_reason": description.failure_reason}
+    if description.status in TERMINAL:
+        changes["ended_at"] = description.end_time or timeutil.now_str()
+        changes["settled"] = True
+    if all(job.get(k) == v for k, v in changes.items()):
+        return job
+    return svc.jobs.update(job["job_id"], changes)
+
+
+def get(svc: Services, job_id: str, api: str | None = None) -> dict[str, Any]:
+    job = svc.jobs.get(job_id)
+    if job is None or (api and job["api"] != api):
+        raise NotFound("Job not found.")
+    return refresh(svc, job)
+
+
+def get_by_name(svc: Services, job_name: str, api: str | None = None) -> dict[str, Any]:
+    job = svc.jobs.get_by_name(job_name)
+    if job is None or (api and job["api"] != api):
+        raise NotFound(f"Job {job_name} not found.")
+    return refresh(svc, job)
+
+
+def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+    svc.platform.stop(current_attempt(job)["training_job_name"])
+    return refresh(svc, job)
+
+
+def restore(svc: Services, job: dict[str, Any], image: str, hyperparameters: dict[str, str],
+            data_uri: str | None) -> dict[str, Any]:
+    """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints."""
+    if job["status"] != STOPPED:
+        raise Conflict("Job is not stopped.")
+    number = current_attempt(job)["attempt"] + 1
+    name = attempt_name(job["job_name"], number)
+    key = artifact_key(job["job_id"])
+    config = svc.artifacts.get_json(f"{key}/job.json")
+    config["attempt"] = number
+    svc.artifacts.put_json(f"{key}/job.json", config)
+    attempts = [*job["attempts"], {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()}]
+    job = svc.jobs.update(job["job_id"], {"attempts": attempts, "status": IN_PROGRESS, "secondary_status": "Starting",
+                                          "failure_reason": "", "ended_at": None, "settled": False},
+                          expect={"status": STOPPED})
+    try:
+        svc.platform.start(training_request(job, image, hyperparameters, data_uri, name))
+    except BaseException:
+        svc.jobs.update(job["job_id"], {"attempts": attempts[:-1], "status": STOPPED, "settled": True})
+        raise
+    return job
+
+
+def clear(svc: Services, job: dict[str, Any]) -> None:
+    if job["status"] not in TERMINAL:
+        raise Conflict("Job is not stopped.")
+    svc.artifacts.delete_prefix(job["artifact_key"])
+    if job.get("secret_ref"):
+        svc.secrets.delete(job["secret_ref"])
+    svc.jobs.delete(job["job_id"])
+
+
+def training_request(job: dict[str, Any], image: str, hyperparameters: dict[str, str], data_uri: str | None,
+                     training_job_name: str | None = None) -> TrainingRequest:
+    resource = job["resource"]
+    return TrainingRequest(
+        job_id=job["job_id"], training_job_name=training_job_name or job["job_name"], image=image,
+        hyperparameters=hyperparameters, instance_type=resource["InstanceType"],
+        instance_count=resource["InstanceCount"], volume_size_gb=resource["VolumeSizeInGB"],
+        artifact_uri=job["artifact_uri"], data_uri=data_uri, max_runtime_s=settings.max_runtime_seconds(),
+        tags={"aifactory:job_id": job["job_id"], "aifactory:api": job["api"], "aifactory:task": job["task"]},
+    )

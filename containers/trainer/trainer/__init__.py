@@ -1,0 +1,1 @@
+"""AI Factory training container: one entrypoint for text and vision tasks."""

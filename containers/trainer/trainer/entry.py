@@ -1,0 +1,94 @@
+"""The `train` entrypoint: one top-level try/except, as SageMaker expects.
+
+Exit 0 when training finished or was stopped cleanly (SIGTERM); non-zero with
+`/opt/ml/output/failure` written otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from trainer.artifacts import ArtifactWriter
+from trainer.environment import TrainingEnvironment
+from trainer.failure import describe, write_failure
+from trainer.reporting import Reporter
+
+log = logging.getLogger("trainer")
+
+TASK_MODULES = {
+    "ml_tagger": "trainer.text.main",
+    "ml_topic": "trainer.text.main",
+    "classification": "trainer.vision.main",
+    "detection": "trainer.vision.main",
+    "instance_segmentation": "trainer.vision.main",
+}
+
+
+@dataclass
+class RunContext:
+    """What a task's `run` receives: the environment, where to write, and the stop flag."""
+
+    env: TrainingEnvironment
+    writer: ArtifactWriter | None
+    reporter: Reporter
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def should_stop(self) -> bool:
+        return self.stop_event.is_set()
+
+
+def _install_sigterm(stop_event: threading.Event) -> None:
+    def handler(signum, frame):  # noqa: ARG001
+        log.warning("SIGTERM received: saving state and stopping")
+        stop_event.set()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = None
+    reporter = None
+    try:
+        env = TrainingEnvironment.load()
+        writer = ArtifactWriter(env.artifact_uri) if env.is_master else None
+        reporter = Reporter(writer, attempt=int(env.job.get("attempt", 1)))
+        reporter.update(force=True, status="initializing")
+        ctx = RunContext(env, writer, reporter)
+        _install_sigterm(ctx.stop_event)
+        module_name = TASK_MODULES.get(env.task)
+        if module_name is None:
+            raise ValueError(f"Invalid task {env.task!r}. Choose one of: {', '.join(TASK_MODULES)}")
+        importlib.import_module(module_name).run(ctx)
+        status = "stopped" if ctx.should_stop() else "finished"
+        reporter.update(force=True, status=status, eta_hr=0 if status == "finished" else reporter.state["eta_hr"])
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - the one place every failure is reported
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            raise
+        log.exception("training failed")
+        failure_path = env.failure_file if env else _fallback_failure_path()
+        write_failure(failure_path, exc)
+        if reporter is not None:
+            try:
+                reporter.update(force=True, status="exception", exception=describe(exc))
+            except Exception:  # noqa: BLE001 - the failure file is already written
+                log.exception("could not write the exception heartbeat")
+        return 1
+
+
+def _fallback_failure_path():  # noqa: N802
+    import os
+    from pathlib import Path
+
+    base = Path(os.environ.get("AIFACTORY_OPT_ML") or "/opt/ml")
+    return base / "output" / "failure"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Heartbeat, loss history, result and metric lines: what the API reads back.
+
+`progress.json` is the v1.5 monitor payload minus `result`; `losses.json` the loss
+history; `result.json` the held-out evaluation the callback carries. Metric lines on
+stdout use one fixed format so SageMaker metric definitions can scrape them:
+`#metric <name>=<value>;` (see `METRIC_REGEX`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from typing import Any
+
+from trainer.artifacts import ArtifactWriter
+
+METRIC_REGEX = r"#metric {name}=([-+0-9.eE]+);"
+
+
+def now_str() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def emit_metric(name: str, value: float, stream=None) -> None:
+    print(f"#metric {name}={float(value):.6g};", file=stream or sys.stdout, flush=True)
+
+
+class Reporter:
+    """Rank 0 only writes; other ranks get a reporter whose writes do nothing."""
+
+    def __init__(self, writer: ArtifactWriter | None, total_epoch: int = 0, attempt: int = 1,
+                 min_interval: float = 1.0, clock=time.monotonic):
+        self.writer = writer
+        self.clock = clock
+        self.min_interval = min_interval
+        self._last = -1e9
+        self.losses: list[float] = []
+        self.state: dict[str, Any] = {
+            "status": "initializing",
+            "datetime": now_str(),
+            "epoch": 0,
+            "total_epoch": total_epoch,
+            "batch": 0,
+            "total_batch": 0,
+            "avg_loss": -1,
+            "learning_rate": -1,
+            "samples_per_sec": -1,
+            "eta_hr": -1,
+            "exception": None,
+            "attempt": attempt,
+            "devices": [],
+        }
+        if writer is not None:
+            self.losses = list(writer.get_json("losses.json", []) or [])
+
+    @property
+    def enabled(self) -> bool:
+        return self.writer is not None
+
+    def update(self, force: bool = False, **fields: Any) -> None:
+        self.state.update(fields)
+        self.state["datetime"] = now_str()
+        if not self.enabled:
+            return
+        now = self.clock()
+        if force or now - self._last >= self.min_interval:
+            self._last = now
+            self.writer.put_json("progress.json", self.state)
+
+    def add_loss(self, loss: float) -> None:
+        self.losses.append(float(loss))
+        if self.enabled:
+            self.writer.put_json("losses.json", self.losses)
+
+    def set_losses(self, losses: list[float]) -> None:
+        """Truncates the history on resume so a restored job never shows a loss twice."""
+        self.losses = [float(v) for v in losses]
+        if self.enabled:
+            self.writer.put_json("losses.json", self.losses)
+
+    def put_result(self, result: dict[str, Any]) -> None:
+        if self.enabled:
+            self.writer.put_json("result.json", result)
