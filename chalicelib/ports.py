@@ -7,8 +7,9 @@ and Secrets Manager. Services depend only on these protocols.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 # Platform statuses follow SageMaker's TrainingJobStatus; `Pending` is ours (queued).
 PENDING = "Pending"

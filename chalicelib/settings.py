@@ -196,7 +196,7 @@ def reset() -> None:
                    max_instance_count, allowed_images, trainer_image, allow_private_urls, data_roots,
                    max_concurrent_jobs, stop_grace_seconds, table_name, bucket, artifact_prefix,
                    sagemaker_role_arn, spot_training, max_runtime_seconds, docker_enabled,
-                   callback_signing_key):
+                   callback_signing_key, v15_instance_type, callback_attempts, callback_backoff_seconds):
         getter.cache_clear()
 
 
@@ -204,3 +204,19 @@ def reset() -> None:
 def callback_signing_key() -> str:
     """When set, callbacks carry `X-AIFactory-Signature: sha256=<HMAC of the body>`."""
     return _env("AIFACTORY_CALLBACK_SIGNING_KEY")
+
+
+@functools.cache
+def v15_instance_type() -> str:
+    """The instance type v1.5 jobs train on (the v1.5 API has no resource argument)."""
+    return _env("AIFACTORY_V15_INSTANCE_TYPE", "ml.g5.xlarge")
+
+
+@functools.cache
+def callback_attempts() -> int:
+    return int(_env("AIFACTORY_CALLBACK_ATTEMPTS", "6"))
+
+
+@functools.cache
+def callback_backoff_seconds() -> float:
+    return float(_env("AIFACTORY_CALLBACK_BACKOFF_SECONDS", "2"))

@@ -8,7 +8,7 @@ FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def now_str() -> str:
@@ -19,5 +19,5 @@ def fmt(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
     return value.strftime(FORMAT)

@@ -1,7 +1,86 @@
-"""v1.5 routes (spec/v1.5-web-api.md)."""
+"""v1.5 routes (spec/v1.5-web-api.md): form-encoded arguments, `{"result": ...}` bodies."""
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
+
+from chalicelib.api.errors import v15_errors
+from chalicelib.api.request_body import CONTENT_TYPES, read_fields
+from chalicelib.v15 import environment as env_service
+from chalicelib.v15 import service
+from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
+BASE = f"/api/{service.VERSION}"
+TRAIN_JOB = BASE + "/train/{job_id}"
+
+
+@bp.route("/api/version", methods=["GET"], api_key_required=True)
+def version():
+    return Response(body=service.VERSION, status_code=200, headers={"Content-Type": "text/plain"})
+
+
+@bp.route(BASE + "/environment", methods=["GET"], api_key_required=True)
+@v15_errors
+def environment():
+    return env_service.environment(services())
+
+
+@bp.route(BASE + "/devices", methods=["GET"], api_key_required=True)
+@v15_errors
+def devices():
+    return env_service.devices(services())
+
+
+@bp.route(BASE + "/train", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def train():
+    return service.start_training(services(), read_fields(bp.current_request))
+
+
+@bp.route(TRAIN_JOB, methods=["PATCH"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def stop(job_id):
+    return service.stop(services(), job_id)
+
+
+@bp.route(TRAIN_JOB, methods=["PUT"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def restore(job_id):
+    return service.restore(services(), job_id)
+
+
+@bp.route(TRAIN_JOB, methods=["DELETE"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def clear(job_id):
+    return service.clear(services(), job_id)
+
+
+@bp.route(TRAIN_JOB, methods=["GET"], api_key_required=True)
+@v15_errors
+def monitor(job_id):
+    return service.monitor(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/hyper-parameters", methods=["GET"], api_key_required=True)
+@v15_errors
+def hyper_parameters(job_id):
+    return service.hyper_parameters(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/losses", methods=["GET"], api_key_required=True)
+@v15_errors
+def losses(job_id):
+    return service.losses(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/checkpoints", methods=["GET"], api_key_required=True)
+@v15_errors
+def checkpoints(job_id):
+    return service.checkpoints(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/checkpoints/epoch/{epoch}", methods=["GET"], api_key_required=True)
+@v15_errors
+def checkpoint(job_id, epoch):
+    return service.checkpoint(services(), job_id, epoch)

@@ -12,7 +12,7 @@ import logging
 
 from callbacks import delivery, payload
 from chalicelib import settings
-from chalicelib.ports import TERMINAL
+from chalicelib.ports import TERMINAL, ConflictError
 from chalicelib.services import jobs
 from chalicelib.wiring import services
 
@@ -28,18 +28,34 @@ def on_training_state_change(training_job_name: str, status: str) -> None:
     if jobs.current_attempt(job)["training_job_name"] != training_job_name:
         return  # an older attempt's late event
     job = jobs.refresh(svc, job)
-    if job["status"] in TERMINAL and job["api"] == "ai_factory" and not job.get("callback_sent"):
+    if job["status"] in TERMINAL and job["api"] == "ai_factory":
         send_callback(svc, job)
 
 
+def deliver_pending() -> None:
+    """Sends callbacks nobody sent (the runner died, the API restarted): nothing is lost."""
+    svc = services()
+    for job in svc.jobs.list("ai_factory"):
+        if not job.get("callback_claimed"):
+            job = jobs.refresh(svc, job)
+            if job["status"] in TERMINAL:
+                send_callback(svc, job)
+
+
 def send_callback(svc, job: dict) -> None:
+    """Claims the callback with a conditional write first, so it goes out once per job."""
+    try:
+        job = svc.jobs.update(job["job_id"], {"callback_claimed": job["status"]}, expect={"callback_claimed": None})
+    except ConflictError:
+        return
     secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
     result = svc.artifacts.get_json(f"{job['artifact_key']}/result.json", {}) or {}
     body = payload.build(job, result, job.get("model_url"))
     outcome = delivery.deliver(
         job["callback"]["url"], body, secret.get("callback_headers") or {},
         idempotency_key=f"{job['job_name']}:{job['status']}",
-        signing_key=settings.callback_signing_key(),
+        signing_key=settings.callback_signing_key(), attempts=settings.callback_attempts(),
+        backoff=settings.callback_backoff_seconds(),
     )
     svc.jobs.update(job["job_id"], {"callback_sent": outcome.delivered, "callback_attempts": outcome.attempts,
                                     "callback_error": outcome.error})

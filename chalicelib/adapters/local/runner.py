@@ -80,9 +80,8 @@ def failure_reason(opt_ml: Path, returncode: int) -> str:
 
 
 def run(job_dir: Path) -> int:
-    from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
-
     from chalicelib import settings
+    from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 
     platform = LocalTrainingPlatform(job_dir.parent.parent, max_concurrent=settings.max_concurrent_jobs(),
                                      stop_grace_seconds=settings.stop_grace_seconds())

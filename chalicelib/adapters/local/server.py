@@ -18,12 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def sweep_forever(stop: threading.Event, interval: float) -> None:
+    from chalicelib.services import events
     from chalicelib.wiring import services
 
     log = logging.getLogger("aifactory.sweep")
     while not stop.wait(interval):
         try:
             services().platform.recover()
+            events.deliver_pending()
         except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
             log.exception("sweep failed")
 

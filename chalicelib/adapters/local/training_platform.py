@@ -23,7 +23,16 @@ from typing import Any
 
 from chalicelib import timeutil
 from chalicelib.errors import Conflict, NotFound, Unavailable
-from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, TERMINAL, TrainingDescription, TrainingRequest
+from chalicelib.ports import (
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+    TrainingDescription,
+    TrainingRequest,
+)
 from chalicelib.settings import TRAINER_REPOSITORIES
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -144,19 +153,16 @@ class LocalTrainingPlatform:
                 )
             state["stop_requested"] = True
             if state.get("runner_pid") is None:
+                # Never launched: nothing to signal. The sweep reports it like any other end.
                 state.update(status=STOPPED, secondary_status="Stopped", end_time=timeutil.now_str())
                 self.write_state(name, state)
-                queued_stop = True
-            else:
-                state.update(status=STOPPING, secondary_status="Stopping")
-                self.write_state(name, state)
-                queued_stop = False
-                try:
-                    os.kill(state["runner_pid"], signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        if queued_stop:
-            self._notify(name, STOPPED)
+                return
+            state.update(status=STOPPING, secondary_status="Stopping")
+            self.write_state(name, state)
+            try:
+                os.kill(state["runner_pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     # --- scheduling and recovery ----------------------------------------------
     def _running(self) -> list[str]:
@@ -226,7 +232,6 @@ class LocalTrainingPlatform:
                         ))
                     state["end_time"] = timeutil.now_str()
                     self.write_state(name, state)
-                self._notify(name, state["status"])
         return state
 
     def recover(self) -> None:

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         writer = ArtifactWriter(env.artifact_uri) if env.is_master else None
         reporter = Reporter(writer, attempt=int(env.job.get("attempt", 1)))
         reporter.update(force=True, status="initializing")
+        if writer is not None:
+            from trainer.probe import probe
+
+            writer.put_json("environment.json", probe())
         ctx = RunContext(env, writer, reporter)
         _install_sigterm(ctx.stop_event)
         module_name = TASK_MODULES.get(env.task)

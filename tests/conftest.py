@@ -1,0 +1,46 @@
+"""Shared fixtures: the local stage in a temp home, a chalice test client, loopback servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import settings, wiring
+
+LOCAL_ENV = {
+    "AIFACTORY_STAGE": "local",
+    "AIFACTORY_API_KEY": "test-api-key",
+    "AIFACTORY_DOCKER": "0",
+    "AIFACTORY_STOP_GRACE_SECONDS": "30",
+}
+
+
+@pytest.fixture
+def local_stage(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    for name, value in {**LOCAL_ENV, "AIFACTORY_HOME": str(home)}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AIFACTORY_PUBLIC_URL", "AIFACTORY_ALLOWED_IMAGES", "AIFACTORY_ALLOWED_INSTANCE_TYPES",
+                 "AIFACTORY_DATA_ROOTS", "AIFACTORY_MAX_CONCURRENT_JOBS"):
+        monkeypatch.delenv(name, raising=False)
+    settings.reset()
+    wiring.reset()
+    yield home
+    settings.reset()
+    wiring.reset()
+
+
+@pytest.fixture
+def client(local_stage):
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local") as test_client:
+        settings.reset()  # the Client applied the stage's environment variables
+        wiring.reset()
+        yield test_client
+
+
+@pytest.fixture
+def api_headers():
+    return {"x-api-key": LOCAL_ENV["AIFACTORY_API_KEY"], "Content-Type": "application/json"}
