@@ -13,8 +13,9 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger("aifactory.callbacks")
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}

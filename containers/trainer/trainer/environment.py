@@ -34,7 +34,7 @@ class TrainingEnvironment:
     environ: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, base_dir: str | os.PathLike | None = None, environ=None) -> "TrainingEnvironment":
+    def load(cls, base_dir: str | os.PathLike | None = None, environ=None) -> TrainingEnvironment:
         environ = dict(os.environ if environ is None else environ)
         base = Path(base_dir or environ.get("AIFACTORY_OPT_ML") or DEFAULT_BASE)
         config = base / "input" / "config"

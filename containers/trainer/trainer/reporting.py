@@ -19,7 +19,7 @@ METRIC_REGEX = r"#metric {name}=([-+0-9.eE]+);"
 
 
 def now_str() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def emit_metric(name: str, value: float, stream=None) -> None:
