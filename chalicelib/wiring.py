@@ -37,14 +37,14 @@ def _local() -> Services:
 def _aws() -> Services:
     import boto3
 
-    from chalicelib.adapters.aws.artifact_store import S3ArtifactStore
+    from chalicelib.adapters.aws.artifact_store import S3ArtifactStore, make_s3_client
     from chalicelib.adapters.aws.job_store import DynamoJobStore
     from chalicelib.adapters.aws.secret_store import SecretsManagerStore
     from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 
     return Services(
         jobs=DynamoJobStore(boto3.client("dynamodb"), settings.table_name()),
-        artifacts=S3ArtifactStore(boto3.client("s3"), settings.bucket(), settings.artifact_prefix()),
+        artifacts=S3ArtifactStore(make_s3_client(), settings.bucket(), settings.artifact_prefix()),
         platform=SageMakerTrainingPlatform(boto3.client("sagemaker"), settings.sagemaker_role_arn(),
                                            spot=settings.spot_training()),
         secrets=SecretsManagerStore(boto3.client("secretsmanager")),

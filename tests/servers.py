@@ -137,7 +137,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length))
         with server.cond:
-            server.calls.append({"headers": dict(self.headers), "body": body})
+            server.calls.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
             server.cond.notify_all()
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -202,7 +202,7 @@ class ApiServer:
 
     def call(self, method: str, path: str, body=None, form: dict | None = None, key: str | None = None,
              raw: bool = False):
-        headers = {"x-api-key": self.api_key if key is None else key}
+        headers = {"x-api-key": self.api_key if key is None else key, "Accept": "*/*"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

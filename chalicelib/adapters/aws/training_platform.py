@@ -1,0 +1,214 @@
+"""SageMaker training jobs for our trainer image.
+
+One `TrainingRequest` becomes one CreateTrainingJob call laid out the way the trainer
+expects (docs/contracts.md): the resolved job travels as `job.json` in the `config`
+channel, the v1.5 `data_dir` as the `training` channel, checkpoints sync with the job's
+artifact prefix. Nothing is added beyond the request: secrets stay out of
+hyper-parameters, tags and environment because DescribeTrainingJob shows them all.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
+from chalicelib.ports import TrainingDescription, TrainingRequest
+
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+CONFIG_CHANNEL = "config"
+DATA_CHANNEL = "training"
+JOB_FILE = "job.json"
+
+# The trainer prints `#metric <name>=<value>;` (trainer.reporting.emit_metric).
+DEFAULT_METRIC_NAMES = (
+    "train:loss",
+    "train:learning_rate",
+    "train:samples_per_sec",
+    "eval:loss",
+    "eval:accuracy",
+    "eval:f1",
+    "eval:mAP",
+)
+
+
+def default_metric_definitions(names=DEFAULT_METRIC_NAMES) -> list[dict[str, str]]:
+    return [{"Name": name, "Regex": f"#metric {re.escape(name)}=([-+0-9.eE]+);"} for name in names]
+
+
+def model_artifact_key(artifact_prefix_key: str, training_job_name: str) -> str:
+    """Where SageMaker leaves model.tar.gz for S3OutputPath `<artifacts>/output`."""
+    return f"{artifact_prefix_key.strip('/')}/output/{training_job_name}/output/model.tar.gz"
+
+
+def _format_time(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_dt.UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _error_message(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Message", "")
+
+
+def _looks_missing(error: ClientError) -> bool:
+    message = _error_message(error).lower()
+    return "not found" in message or "could not find" in message or "does not exist" in message
+
+
+class SageMakerTrainingPlatform:
+    """ports.TrainingPlatform on SageMaker.
+
+    `spot` turns on managed spot training; SageMaker then waits up to `max_wait_s`
+    (default twice the request's runtime) for capacity, and the trainer resumes from
+    `/opt/ml/checkpoints` after an interruption. `vpc_config` is passed through as
+    SageMaker's VpcConfig (`{"SecurityGroupIds": [...], "Subnets": [...]}`).
+    """
+
+    def __init__(
+        self,
+        sagemaker_client,
+        role_arn: str,
+        *,
+        metric_definitions: list[dict] | None = None,
+        spot: bool = False,
+        vpc_config: dict[str, Any] | None = None,
+        max_wait_s: int | None = None,
+    ):
+        if not role_arn:
+            raise ValueError(
+                "SageMakerTrainingPlatform needs an execution role ARN (AIFACTORY_SAGEMAKER_ROLE_ARN)."
+            )
+        self._sagemaker = sagemaker_client
+        self.role_arn = role_arn
+        self.metric_definitions = (
+            default_metric_definitions() if metric_definitions is None else list(metric_definitions)
+        )
+        self.spot = spot
+        self.vpc_config = vpc_config
+        self.max_wait_s = max_wait_s
+
+    def build_request(self, request: TrainingRequest) -> dict[str, Any]:
+        """The exact CreateTrainingJob parameters (also what tests compare against)."""
+        artifacts = request.artifact_uri.rstrip("/")
+        if not artifacts.startswith("s3://"):
+            raise ValidationError(
+                "artifact_uri", f"SageMaker needs an s3:// artifact location, got '{artifacts}'."
+            )
+        not_strings = sorted(k for k, v in request.hyperparameters.items() if not isinstance(v, str))
+        if not_strings:
+            raise ValueError(
+                f"SageMaker hyper-parameters must be strings; not strings: {', '.join(not_strings)}"
+            )
+
+        channels = [
+            {
+                "ChannelName": CONFIG_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"{artifacts}/{JOB_FILE}",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "ContentType": "application/json",
+            }
+        ]
+        if request.data_uri:
+            if not request.data_uri.startswith("s3://"):
+                raise ValidationError(
+                    "data_dir",
+                    f"SageMaker training reads data from S3; give an s3:// prefix, not '{request.data_uri}'.",
+                )
+            channels.append(
+                {
+                    "ChannelName": DATA_CHANNEL,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": request.data_uri,
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                }
+            )
+
+        stopping: dict[str, int] = {"MaxRuntimeInSeconds": int(request.max_runtime_s)}
+        params: dict[str, Any] = {
+            "TrainingJobName": request.training_job_name,
+            "AlgorithmSpecification": {
+                "TrainingImage": request.image,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": self.metric_definitions,
+            },
+            "RoleArn": self.role_arn,
+            "HyperParameters": dict(request.hyperparameters),
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": f"{artifacts}/output"},
+            "ResourceConfig": {
+                "InstanceType": request.instance_type,
+                "InstanceCount": int(request.instance_count),
+                "VolumeSizeInGB": int(request.volume_size_gb),
+            },
+            "StoppingCondition": stopping,
+            "CheckpointConfig": {"S3Uri": f"{artifacts}/checkpoints", "LocalPath": CHECKPOINT_LOCAL_PATH},
+        }
+        if self.spot:
+            params["EnableManagedSpotTraining"] = True
+            stopping["MaxWaitTimeInSeconds"] = int(self.max_wait_s or 2 * request.max_runtime_s)
+        if self.vpc_config:
+            params["VpcConfig"] = self.vpc_config
+        if request.tags:
+            params["Tags"] = [{"Key": k, "Value": v} for k, v in request.tags.items()]
+        return params
+
+    def start(self, request: TrainingRequest) -> None:
+        params = self.build_request(request)
+        try:
+            self._sagemaker.create_training_job(**params)
+        except ClientError as error:
+            code = _error_code(error)
+            if code == "ResourceInUse":
+                raise Conflict(
+                    f"A training job named '{request.training_job_name}' already exists."
+                ) from error
+            if code == "ResourceLimitExceeded":
+                raise Unavailable(f"SageMaker cannot start the job now: {_error_message(error)}") from error
+            raise
+
+    def describe(self, training_job_name: str) -> TrainingDescription:
+        try:
+            job = self._sagemaker.describe_training_job(TrainingJobName=training_job_name)
+        except ClientError as error:
+            if _error_code(error) in ("ValidationException", "ResourceNotFound"):
+                raise NotFound(f"Training job '{training_job_name}' not found.") from error
+            raise
+        return TrainingDescription(
+            status=job["TrainingJobStatus"],
+            secondary_status=job.get("SecondaryStatus", ""),
+            failure_reason=job.get("FailureReason", ""),
+            creation_time=_format_time(job.get("CreationTime")),
+            end_time=_format_time(job.get("TrainingEndTime")),
+        )
+
+    def stop(self, training_job_name: str) -> None:
+        try:
+            self._sagemaker.stop_training_job(TrainingJobName=training_job_name)
+        except ClientError as error:
+            if _error_code(error) == "ValidationException":
+                if _looks_missing(error):
+                    raise NotFound(f"Training job '{training_job_name}' not found.") from error
+                # The AI Factory API answers with botocore's own text for a finished job.
+                raise Conflict(str(error)) from error
+            raise

@@ -1,0 +1,318 @@
+"""ml_tagger / ml_topic training, shaped like torchvision's reference scripts.
+
+`run(ctx)` = load_data → build model, optimizer, schedule (resuming from the newest step
+checkpoint if the checkpoint directory has one) → step loop with checkpoints every
+`saveCheckpointSteps` → held-out evaluation → final model + result.json. The training
+length is counted in steps (`process.train.steps`), as in the original tf.estimator
+trainer, not in epochs. Only rank 0 writes files; every rank trains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainer.reporting import emit_metric
+from trainer.secrets import read_dataset_headers
+from trainer.text import checkpoints
+from trainer.text.config import TextConfig, as_hyperparameters, parse_hyperparameters
+from trainer.text.data import (
+    IGNORE_INDEX,
+    SPECIALS,
+    StepBatches,
+    TextData,
+    eval_batches,
+    load_records,
+    prepare_data,
+)
+from trainer.text.metrics import callback_log, confusion_matrix, scores
+from trainer.text.models import build_model, model_spec
+
+log = logging.getLogger("trainer.text")
+
+FORMAT_VERSION = 1
+
+
+def pick_device(using_gpu: bool) -> torch.device:
+    """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing."""
+    if using_gpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    if using_gpu:
+        log.info("using_gpu is True but no CUDA device is available: using the CPU")
+    return torch.device("cpu")
+
+
+def describe_devices(device: torch.device) -> list[dict]:
+    if device.type != "cuda":
+        return []
+    return [
+        {
+            "id": i,
+            "name": torch.cuda.get_device_name(i),
+            "memory_in_mb": torch.cuda.get_device_properties(i).total_memory // 2**20,
+        }
+        for i in range(torch.cuda.device_count())
+    ]
+
+
+def load_data(ctx, config: TextConfig, saved_meta: dict | None) -> TextData | None:
+    headers = read_dataset_headers(ctx.env.job)
+    records = load_records(ctx.env.job, ctx.env.task, headers, ctx.should_stop)
+    if ctx.should_stop():
+        return None
+    if not records:
+        raise ValueError(
+            "The dataset endpoint returned no records; check data.url and pagination.begin_offset"
+        )
+    return prepare_data(ctx.env.task, records, config, saved_meta)
+
+
+def model_meta(task: str, spec: dict, data: TextData, config: TextConfig) -> dict:
+    """model.json: what inference needs to rebuild the model and read its outputs."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        "algorithm": spec["architecture"],
+        "model": spec,
+        "vocab": data.encoder.vocab,
+        "classes": data.encoder.classes,
+        "special_tokens": dict(zip(("pad", "unk", "bos", "eos"), SPECIALS, strict=True)),
+        "tokenizer": "whitespace",
+        "hyperparameters": as_hyperparameters(config),
+    }
+
+
+def make_optimizer(model: nn.Module, config: TextConfig):
+    """SGD with momentum; lr = init * decayRate ** (step // decayLearningSteps)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.init_lr, momentum=config.momentum)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: config.decay_rate ** (step // config.decay_steps)
+    )
+    return optimizer, schedule
+
+
+def compute_loss(criterion: nn.Module, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return criterion(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def train_one_step(model, criterion, optimizer, schedule, batch, device, config: TextConfig) -> float:
+    model.train()
+    batch = batch.to(device)
+    loss = compute_loss(criterion, model(batch.ids, batch.lengths), batch.target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.clip_grad_norm:
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def evaluate(model, criterion, data: TextData, config: TextConfig, device: torch.device) -> dict:
+    """Held-out report (see metrics.scores) plus `loss`, over at most `process.eval.steps` batches."""
+    num_outputs = (
+        model.head[-1].out_features if isinstance(model.head, nn.Sequential) else model.head.out_features
+    )
+    home = next(model.parameters()).device
+    model.to(device).eval()
+    matrix = torch.zeros((num_outputs, num_outputs), dtype=torch.long)
+    total_loss, batches = 0.0, 0
+    try:
+        for batch in eval_batches(data.heldout, config.eval_batch_size, config.eval_steps):
+            batch = batch.to(device)
+            logits = model(batch.ids, batch.lengths)
+            if (batch.target != IGNORE_INDEX).any():
+                total_loss += float(compute_loss(criterion, logits, batch.target))
+                batches += 1
+            matrix += confusion_matrix(logits.argmax(-1), batch.target, num_outputs)
+    finally:
+        model.to(home)
+    report = scores(matrix, len(data.encoder.classes))
+    report["loss"] = total_loss / max(1, batches)
+    return report
+
+
+def emit_eval(report: dict) -> None:
+    emit_metric("eval:loss", report["loss"])
+    emit_metric("eval:accuracy", report["accuracy"])
+    for key in ("precision", "recall"):
+        emit_metric(f"eval:{key}", report["avg"][key])
+    emit_metric("eval:f1", report["avg"]["f1-score"])
+
+
+@dataclass
+class Session:
+    """One attempt's moving parts, so the loop and the save points share them."""
+
+    ctx: object
+    config: TextConfig
+    data: TextData
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    meta: dict
+    device: torch.device
+    eval_device: torch.device
+
+    @property
+    def writes(self) -> bool:
+        return self.ctx.env.is_master
+
+    def save(self, step: int, avg_loss: float, with_eval: bool) -> dict | None:
+        report = None
+        metrics = {"avg_loss": avg_loss}
+        if with_eval:
+            report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
+            emit_eval(report)
+            metrics["eval"] = {"loss": report["loss"], "accuracy": report["accuracy"], "avg": report["avg"]}
+        if self.writes:
+            state = {
+                "step": step,
+                "optimizer": self.optimizer.state_dict(),
+                "lr_scheduler": self.schedule.state_dict(),
+                "num_losses": len(self.ctx.reporter.losses),
+                "format_version": FORMAT_VERSION,
+            }
+            checkpoints.save(
+                self.ctx.env.checkpoint_dir, step, self.model, self.meta, state, metrics, self.config.keep_max
+            )
+        return report
+
+
+def train(session: Session, start_step: int) -> tuple[int, float]:
+    """Runs steps until `process.train.steps` or a stop request; returns (step, recent avg loss)."""
+    ctx, config = session.ctx, session.config
+    batches = StepBatches(session.data.train, config.batch_size, config.seed)
+    total_epoch = math.ceil(config.steps / batches.per_epoch)
+    recent: deque[float] = deque(maxlen=100)
+    window: list[float] = []
+    step, samples, started = start_step, 0, time.perf_counter()
+    last_saved = start_step
+    while step < config.steps:
+        if ctx.should_stop():
+            log.warning("Stop requested at step %d: saving a checkpoint", step)
+            if step > last_saved:
+                session.save(step, sum(recent) / max(1, len(recent)), with_eval=False)
+            return step, sum(recent) / max(1, len(recent))
+        batch = batches(step)
+        lr = session.optimizer.param_groups[0]["lr"]
+        loss = train_one_step(
+            session.model,
+            session.criterion,
+            session.optimizer,
+            session.schedule,
+            batch,
+            session.device,
+            config,
+        )
+        if not math.isfinite(loss):
+            raise RuntimeError(
+                f"The training loss became {loss} at step {step + 1}; lower process.train.initLearningRate "
+                f"(now {config.init_lr}) or process.train.clipGradNorm"
+            )
+        step += 1
+        samples += len(batch)
+        recent.append(loss)
+        window.append(loss)
+        if step % config.loss_every == 0:
+            ctx.reporter.add_loss(sum(window) / len(window))
+            emit_metric("train:loss", sum(window) / len(window))
+            emit_metric("train:learning_rate", lr)
+            window.clear()
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        per_step = elapsed / (step - start_step)
+        ctx.reporter.update(
+            status="running",
+            epoch=batches.epoch_of(step - 1) + 1,
+            total_epoch=total_epoch,
+            batch=step,
+            total_batch=config.steps,
+            avg_loss=sum(recent) / len(recent),
+            learning_rate=lr,
+            samples_per_sec=samples / elapsed,
+            eta_hr=(config.steps - step) * per_step / 3600,
+        )
+        if config.save_steps and step % config.save_steps == 0 and step < config.steps:
+            session.save(step, sum(recent) / len(recent), with_eval=True)
+            last_saved = step
+    return step, sum(recent) / max(1, len(recent))
+
+
+def run(ctx) -> None:
+    env = ctx.env
+    task = env.task
+    config = parse_hyperparameters({**(env.job.get("hyperparameters") or {}), **env.hyperparameters})
+    torch.manual_seed(config.seed)
+    device, eval_device = pick_device(config.using_gpu), pick_device(config.eval_using_gpu)
+
+    resume = checkpoints.load_latest(env.checkpoint_dir)
+    if resume is not None and resume.meta.get("task") != task:
+        raise ValueError(f"Checkpoint {resume.path} is for task {resume.meta.get('task')!r}, not {task!r}")
+    data = load_data(ctx, config, resume.meta if resume else None)
+    if data is None:
+        return
+    spec = (
+        resume.meta["model"]
+        if resume
+        else model_spec(
+            task, len(data.encoder.vocab), max(config.num_classes, len(data.encoder.classes)), config
+        )
+    )
+    model = build_model(spec)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    optimizer, schedule = make_optimizer(model, config)
+    start_step = 0
+    if resume is not None:
+        model.load_state_dict(resume.weights)
+        model.to(device)
+        optimizer.load_state_dict(resume.state["optimizer"])
+        schedule.load_state_dict(resume.state["lr_scheduler"])
+        start_step = int(resume.state["step"])
+        ctx.reporter.set_losses(ctx.reporter.losses[: int(resume.state["num_losses"])])
+        log.info("Resuming from checkpoint %s at step %d", resume.path, start_step)
+    model.to(device)
+    session = Session(
+        ctx,
+        config,
+        data,
+        model,
+        criterion,
+        optimizer,
+        schedule,
+        model_meta(task, spec, data, config),
+        device,
+        eval_device,
+    )
+    ctx.reporter.update(
+        force=True,
+        status="initialized",
+        batch=start_step,
+        total_batch=config.steps,
+        learning_rate=optimizer.param_groups[0]["lr"],
+        devices=describe_devices(device),
+    )
+
+    step, avg_loss = train(session, start_step)
+    if ctx.should_stop():
+        return
+    report = session.save(step, avg_loss, with_eval=True) if step > start_step else None
+    if report is None:  # resumed from a checkpoint that had already reached the last step
+        report = evaluate(model, criterion, data, config, eval_device)
+        emit_eval(report)
+    if session.writes:
+        checkpoints.write_model(env.model_dir, model, session.meta)
+        result = {"log": callback_log(report)}
+        (env.model_dir / checkpoints.METRICS_FILE).write_text(
+            json.dumps({"step": step, "avg_loss": avg_loss, **result}, indent=1)
+        )
+        ctx.reporter.put_result(result)
+    log.info("Finished at step %d: held-out weighted F1 %.4f", step, report["avg"]["f1-score"])
