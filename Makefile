@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean venv
+.PHONY: run test lint format bench clean venv examples
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_fetcher.py
+
+examples: $(STAMP)
+	for task in classification detection instance_segmentation; do \
+	  PYTHONPATH=containers/trainer $(BIN)/python -m trainer.vision.synthetic --task $$task \
+	    --out examples/$$task --num-images 60 --image-size 64; done
 
 clean:
 	rm -rf $(VENV) .aifactory .pytest_cache .ruff_cache
