@@ -58,23 +58,25 @@ def docker_command(image: str, name: str, opt_ml: Path, data_dir: str | None) ->
     return command + [image, "train"]
 
 
-def _pid_alive(pid: int | None, marker: str) -> bool:
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (ticks since boot): with the pid, it names one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int | None, start_time: str | None) -> bool:
+    """Alive, not a zombie, and not a later process that reused the pid."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
     except OSError:
-        return True
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False  # a zombie has exited; its parent just has not reaped it
-    return marker in cmdline
+        return False
+    if stat[0] == "Z":
+        return False  # it has exited; its parent just has not reaped it
+    return start_time is None or stat[19] == start_time
 
 
 class LocalTrainingPlatform:
@@ -211,14 +213,15 @@ class LocalTrainingPlatform:
         )
         log.close()
         state = self.read_state(name)
-        state.update(runner_pid=proc.pid, secondary_status="Starting", started_time=timeutil.now_str())
+        state.update(runner_pid=proc.pid, runner_start=process_start_time(proc.pid), secondary_status="Starting",
+                     started_time=timeutil.now_str())
         self.write_state(name, state)
 
     def reconcile_one(self, name: str) -> dict[str, Any]:
         """A job whose runner is gone is marked Failed, never left InProgress."""
         state = self.read_state(name)
         if state["status"] in (IN_PROGRESS, STOPPING) and state.get("runner_pid"):
-            if not _pid_alive(state["runner_pid"], str(self.job_dir(name))):
+            if not _pid_alive(state["runner_pid"], state.get("runner_start")):
                 with self._lock():
                     state = self.read_state(name)
                     if state["status"] not in (IN_PROGRESS, STOPPING):

@@ -1,0 +1,107 @@
+"""The local TrainingPlatform: SageMaker's statuses, the queue, stop, dead runners, Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from chalicelib.adapters.local.training_platform import (
+    LocalTrainingPlatform,
+    docker_command,
+    image_repository,
+)
+from chalicelib.errors import Conflict, Unavailable
+from chalicelib.ports import TrainingRequest
+
+
+def request(tmp_path, name, task="no_such_task", image="aifactory-trainer:latest", **hp):
+    artifacts = tmp_path / "artifacts" / name
+    artifacts.mkdir(parents=True)
+    (artifacts / "job.json").write_text(json.dumps({
+        "job_id": name, "job_name": name, "task": task, "attempt": 1, "hyperparameters": hp,
+        "artifacts": {"uri": str(artifacts)}, "data": {"type": "none"}}))
+    return TrainingRequest(job_id=name, training_job_name=name, image=image, hyperparameters={},
+                           instance_type="ml.m5.large", instance_count=1, volume_size_gb=1,
+                           artifact_uri=str(artifacts))
+
+
+def wait_terminal(platform, name, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        description = platform.describe(name)
+        if description.status in ("Completed", "Failed", "Stopped"):
+            return description
+        time.sleep(0.2)
+    raise AssertionError(f"{name} did not end")
+
+
+@pytest.fixture
+def platform(local_stage):
+    return LocalTrainingPlatform(local_stage, max_concurrent=1, stop_grace_seconds=5)
+
+
+def test_image_repository_ignores_registry_and_tag():
+    assert image_repository("123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger") == \
+        "chappieai-sagemaker"
+    assert image_repository("aifactory-trainer@sha256:abc") == "aifactory-trainer"
+
+
+def test_docker_command_mounts_opt_ml_and_runs_train(tmp_path):
+    assert docker_command("my/img:1", "job-1", tmp_path / "opt_ml", "/data/set") == [
+        "docker", "run", "--rm", "--name", "job-1", "--network", "host", "-v", f"{tmp_path}/opt_ml:/opt/ml",
+        "-v", "/data/set:/opt/ml/input/data/training:ro", "my/img:1", "train"]
+
+
+def test_foreign_image_without_docker_is_unavailable(platform, tmp_path):
+    with pytest.raises(Unavailable, match="needs a Docker engine"):
+        platform.start(request(tmp_path, "foreign", image="someone/else:1"))
+
+
+def test_failed_trainer_reports_its_failure_file(platform, tmp_path):
+    platform.start(request(tmp_path, "bad-task"))
+    description = wait_terminal(platform, "bad-task")
+    assert description.status == "Failed"
+    assert description.failure_reason.startswith("E03 ValueError: Invalid task 'no_such_task'")
+    assert description.creation_time <= description.end_time
+
+
+def test_jobs_beyond_the_limit_wait_in_the_queue(platform, tmp_path):
+    platform.start(request(tmp_path, "first"))
+    platform.start(request(tmp_path, "second"))
+    state = platform.read_state("second")
+    assert (state["status"], state["secondary_status"], state["runner_pid"]) == ("InProgress", "Starting", None)
+    assert wait_terminal(platform, "first").status == "Failed"
+    assert wait_terminal(platform, "second").status == "Failed"  # launched when the first ended
+
+
+def test_stopping_a_queued_job_never_launches_it(platform, tmp_path):
+    platform.start(request(tmp_path, "runs"))
+    platform.start(request(tmp_path, "queued"))
+    platform.stop("queued")
+    assert platform.describe("queued").status == "Stopped"
+    wait_terminal(platform, "runs")
+    assert platform.read_state("queued")["runner_pid"] is None
+    with pytest.raises(Conflict, match="in status Stopped"):
+        platform.stop("queued")
+
+
+def test_a_job_whose_runner_died_is_marked_failed(platform, tmp_path):
+    platform.start(request(tmp_path, "killed"))
+    state = platform.read_state("killed")
+    os.killpg(state["runner_pid"], signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.waitpid(state["runner_pid"], os.WNOHANG)  # reap it: it is our child in tests
+        except ChildProcessError:
+            pass
+        description = platform.describe("killed")
+        if description.status == "Failed":
+            break
+        time.sleep(0.1)
+    assert description.status == "Failed"
+    assert "ended unexpectedly" in description.failure_reason
