@@ -1,0 +1,158 @@
+"""`checkpoints/epoch-<N>/` directories: written atomically, pruned, and read back for resume.
+
+Weights are safetensors (loading a pickle from storage runs code); `train_state.pt` holds
+only plain tensors and containers so it loads with `torch.load(weights_only=True)`. A
+pruned checkpoint keeps its metrics and plots and loses `model.safetensors` and
+`train_state.pt`: the API reports `is_available` from the weights file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.flop_counter import FlopCounterMode
+
+WEIGHTS = "model.safetensors"
+MODEL_JSON = "model.json"
+METRICS = "metrics.json"
+SUMMARY = "summary.json"
+TRAIN_STATE = "train_state.pt"
+TRAIN_STATE_VERSION = 1
+_EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+
+
+def epoch_dir(root: Path, epoch: int) -> Path:
+    return Path(root) / f"epoch-{epoch}"
+
+
+def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
+    """(epoch, directory) of every complete checkpoint, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _EPOCH_DIR.match(child.name)
+        if match and child.is_dir() and (child / METRICS).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def latest_resumable(root: Path) -> tuple[int, Path] | None:
+    """The newest checkpoint that still has weights and train state, or None."""
+    for epoch, path in reversed(list_checkpoints(root)):
+        if (path / WEIGHTS).is_file() and (path / TRAIN_STATE).is_file():
+            return epoch, path
+    return None
+
+
+def state_dict_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, unshared copies: what safetensors accepts."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> None:
+    save_file(state_dict_tensors(model), str(path), metadata=metadata or {"format": "pt"})
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def write_checkpoint(
+    root: Path, epoch: int, files: dict[str, bytes], model: torch.nn.Module, train_state: dict | None
+) -> Path:
+    """Writes `epoch-<epoch>/` in a temporary sibling and renames it into place."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".epoch-{epoch}.tmp-"))
+    try:
+        save_weights(tmp / WEIGHTS, model)
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        if train_state is not None:
+            torch.save(train_state, tmp / TRAIN_STATE)
+        final = epoch_dir(root, epoch)
+        if final.exists():  # a re-run of the same epoch (e.g. after a crash) replaces it whole
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def json_bytes(value) -> bytes:
+    return json.dumps(value, indent=1, allow_nan=False).encode()
+
+
+def prune(root: Path, max_num_checkpoints: int) -> list[int]:
+    """Drops weights and train state of all but the newest `max_num_checkpoints`; returns pruned epochs."""
+    available = [(e, p) for e, p in list_checkpoints(root) if (p / WEIGHTS).is_file()]
+    pruned = []
+    for epoch, path in available[: max(0, len(available) - max(1, int(max_num_checkpoints)))]:
+        for name in (WEIGHTS, TRAIN_STATE):
+            (path / name).unlink(missing_ok=True)
+        pruned.append(epoch)
+    return pruned
+
+
+def make_train_state(epoch: int, optimizer, num_losses: int, scaler=None) -> dict:
+    state = {
+        "format_version": TRAIN_STATE_VERSION,
+        "epoch": epoch,
+        "num_losses": num_losses,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def load_train_state(path: Path) -> dict:
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if state.get("format_version") != TRAIN_STATE_VERSION:
+        raise ValueError(f"Unsupported train state format in {path}; start a new job instead of resuming")
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    if torch.cuda.is_available() and state.get("cuda_rng"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def human(value: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3f}{unit}"
+    return f"{value:.0f}"
+
+
+def summarize(model: torch.nn.Module, task: str, size: tuple[int, int], device=None) -> dict:
+    """`summary.json`: FLOPs of one eval forward at `size` (H, W), parameter count, state-dict keys."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    image = torch.rand(3, *size, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(image.unsqueeze(0) if task == "classification" else [image])
+    model.train(was_training)
+    return {
+        "flops": human(counter.get_total_flops()),
+        "params": human(sum(p.numel() for p in model.parameters())),
+        "param_keys": list(model.state_dict().keys()),
+    }

@@ -1,0 +1,194 @@
+"""One training epoch and one evaluation pass, shaped like torchvision's references.
+
+Classification models take a stacked batch and return logits (cross-entropy here);
+R-CNN models take lists of images and targets and return their loss dict in train mode
+and detections in eval mode. AMP runs on CUDA only (bf16 where supported, otherwise fp16
+with a GradScaler).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainer.vision import metrics as vision_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochResult:
+    avg_loss: float
+    num_batches: int
+    num_samples: int
+    seconds: float
+    stopped: bool
+
+
+@dataclass
+class Evaluation:
+    metrics: dict
+    probs: torch.Tensor | None = None  # classification only: (N, C) softmax scores
+    targets: torch.Tensor | None = None  # classification only: (N,) labels
+
+
+def select_device(visible_devices) -> torch.device:
+    """visible_devices None: first GPU if any, else CPU; []: CPU; [ids]: the first listed GPU."""
+    if visible_devices is not None and len(visible_devices) == 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        if visible_devices:
+            raise ValueError(
+                f"visible_devices {list(visible_devices)} asks for GPUs but no CUDA device is available; "
+                "use [] for CPU or None for automatic"
+            )
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    ids = list(range(count)) if visible_devices is None else [int(i) for i in visible_devices]
+    bad = [i for i in ids if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"Invalid visible_devices {bad}. Choose ids in [0, {count})")
+    return torch.device("cuda", ids[0])
+
+
+def amp_setup(device: torch.device):
+    """(autocast dtype or None, GradScaler or None) for `device`."""
+    if device.type != "cuda":
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def _to_device(images, targets, device, task: str):
+    if task == "classification":
+        return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    images = [img.as_subclass(torch.Tensor).to(device, non_blocking=True) for img in images]
+    moved = []
+    for target in targets:
+        moved.append(
+            {
+                k: (v.as_subclass(torch.Tensor).to(device, non_blocking=True) if torch.is_tensor(v) else v)
+                for k, v in target.items()
+            }
+        )
+    return images, moved
+
+
+def _compute_loss(model: nn.Module, images, targets, task: str) -> torch.Tensor:
+    if task == "classification":
+        return nn.functional.cross_entropy(model(images), targets)
+    loss_dict = model(images, targets)
+    return sum(loss_dict.values())
+
+
+def clip_gradients(model: nn.Module, clip) -> None:
+    if not clip:
+        return
+    base, max_value = clip[0], float(clip[1])
+    params = [p for p in model.parameters() if p.grad is not None]
+    if base == "value":
+        torch.nn.utils.clip_grad_value_(params, max_value)
+    elif base == "norm":
+        torch.nn.utils.clip_grad_norm_(params, max_value)
+    else:
+        raise ValueError(f"Invalid clip_grad_base_and_max base {base!r}. Choose one of: value, norm")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_loader,
+    device: torch.device,
+    epoch: int,
+    task: str,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    clip_grad_base_and_max=None,
+    on_batch: Callable[[int, float, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EpochResult:
+    """Trains one epoch; `on_batch(batch_index_1_based, loss, batch_size)` after every batch.
+
+    Returns early (stopped=True) when `should_stop()` turns true; the partial epoch is
+    then discarded by the caller, which resumes from the last completed checkpoint.
+    """
+    model.train()
+    total_loss, batches, samples = 0.0, 0, 0
+    start = time.monotonic()
+    for images, targets in data_loader:
+        images, targets = _to_device(images, targets, device, task)
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+        with autocast:
+            loss = _compute_loss(model, images, targets, task)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RuntimeError(
+                f"Loss is {value} at epoch {epoch}, batch {batches + 1}: training diverged; "
+                "lower learning_rate or set clip_grad_base_and_max"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            clip_gradients(model, clip_grad_base_and_max)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            clip_gradients(model, clip_grad_base_and_max)
+            optimizer.step()
+        batch_size = len(images)
+        total_loss += value
+        batches += 1
+        samples += batch_size
+        if on_batch is not None:
+            on_batch(batches, value, batch_size)
+        if should_stop is not None and should_stop():
+            return EpochResult(total_loss / batches, batches, samples, time.monotonic() - start, True)
+    avg = total_loss / batches if batches else float("nan")
+    return EpochResult(avg, batches, samples, time.monotonic() - start, False)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, data_loader, device: torch.device, task: str, amp_dtype=None):
+    """(outputs, targets) over the loader: softmax rows and labels, or detection dicts and targets."""
+    model.eval()
+    outputs, targets_all = [], []
+    for images, targets in data_loader:
+        images, targets = _to_device(images, targets, device, task)
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+        with autocast:
+            out = model(images)
+        if task == "classification":
+            outputs.append(out.float().softmax(dim=1).cpu())
+            targets_all.append(targets.cpu())
+        else:
+            outputs.extend(
+                {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in o.items()} for o in out
+            )
+            targets_all.extend(
+                {k: v.cpu() if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
+            )
+    return outputs, targets_all
+
+
+def evaluate(
+    model: nn.Module, data_loader, device: torch.device, task: str, class_names: list[str], amp_dtype=None
+) -> Evaluation:
+    outputs, targets = predict(model, data_loader, device, task, amp_dtype)
+    if task == "classification":
+        probs = torch.cat(outputs) if outputs else torch.zeros(0, len(class_names))
+        labels = torch.cat(targets) if targets else torch.zeros(0, dtype=torch.long)
+        return Evaluation(vision_metrics.classification_metrics(probs, labels, class_names), probs, labels)
+    if task == "detection":
+        return Evaluation(vision_metrics.detection_metrics(outputs, targets, class_names))
+    return Evaluation(vision_metrics.segmentation_metrics(outputs, targets, class_names))

@@ -1,0 +1,478 @@
+"""`run(ctx)` for classification, detection and instance segmentation.
+
+Data -> model -> (resume | finetune) -> epochs with heartbeats -> checkpoint every
+`num_epochs_to_validate` epochs and at the last -> best checkpoint into the model dir.
+
+Resume: the newest `epoch-<N>/` that still has weights and `train_state.pt` is the
+resume point; training continues at N+1 (a partly trained epoch is discarded, never
+half-counted) and the loss history is cut back to what epoch N had recorded. The
+learning-rate schedule is replayed from the current `step_lr_sizes`/`step_lr_gamma`, so
+overriding them (or `num_epochs_to_finish`) on restore takes effect.
+
+Distributed: under torchrun (WORLD_SIZE > 1) or on several SageMaker hosts (one process
+per host), DDP over NCCL/gloo; rank 0 alone evaluates, checkpoints and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from trainer.artifacts import ArtifactWriter
+from trainer.reporting import emit_metric
+from trainer.vision import checkpoint as ckpt
+from trainer.vision import data as vision_data
+from trainer.vision import engine, plots
+from trainer.vision.metrics import headline
+from trainer.vision.models import build_model, describe_model, input_size
+
+log = logging.getLogger(__name__)
+
+TASK_DEFAULTS = {
+    "classification": {
+        "batch_size": 8,
+        "learning_rate": 0.008,
+        "step_lr_sizes": [6, 8],
+        "num_epochs_to_finish": 10,
+        "needs_freeze_bn": False,
+    },
+    "detection": {
+        "batch_size": 2,
+        "learning_rate": 0.002,
+        "step_lr_sizes": [10, 14],
+        "num_epochs_to_finish": 16,
+        "needs_freeze_bn": True,
+    },
+    "instance_segmentation": {
+        "batch_size": 1,
+        "learning_rate": 0.001,
+        "step_lr_sizes": [20, 28],
+        "num_epochs_to_finish": 32,
+        "needs_freeze_bn": True,
+    },
+}
+COMMON_DEFAULTS = {
+    "momentum": 0.9,
+    "weight_decay": 0.0005,
+    "step_lr_gamma": 0.1,
+    "clip_grad_base_and_max": None,
+    "num_batches_to_display": 20,
+    "num_epochs_to_validate": 1,
+    "max_num_checkpoints": 5,
+    "num_workers": 2,
+    "visible_devices": None,
+}
+DEVICE_REFRESH_SECONDS = 10.0
+
+
+def resolve_hyperparameters(task: str, job_hp: dict) -> dict:
+    """The job's typed v1.5 arguments over the spec defaults, checked again (the API already did)."""
+    hp = {**COMMON_DEFAULTS, **TASK_DEFAULTS[task], **(job_hp or {})}
+    if hp.get("task", task) != task:
+        raise ValueError(f"Hyper-parameter task {hp['task']!r} does not match the job's task {task!r}")
+
+    def need(key, ok, rule):
+        if not ok(hp[key]):
+            raise ValueError(f"Invalid {key} {hp[key]!r}. {rule}")
+
+    need("batch_size", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
+    need("learning_rate", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
+    need("momentum", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
+    need("weight_decay", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
+    need("step_lr_gamma", lambda v: 0 <= float(v) <= 1, "Use a number in [0, 1]")
+    need("num_epochs_to_finish", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
+    need("num_epochs_to_validate", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
+    need("num_batches_to_display", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
+    need("max_num_checkpoints", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
+    need("num_workers", lambda v: isinstance(v, int) and v >= 0, "Use an integer >= 0")
+    need(
+        "step_lr_sizes",
+        lambda v: (
+            isinstance(v, list | tuple) and len(v) <= 5 and all(isinstance(s, int) and s >= 0 for s in v)
+        ),
+        "Use a list of at most 5 epoch numbers >= 0",
+    )
+    need(
+        "clip_grad_base_and_max",
+        lambda v: (
+            v is None
+            or (isinstance(v, list | tuple) and len(v) == 2 and v[0] in ("value", "norm") and float(v[1]) > 0)
+        ),
+        'Use None or ["value" | "norm", max > 0]',
+    )
+    need(
+        "visible_devices",
+        lambda v: (
+            v is None or (isinstance(v, list | tuple) and all(isinstance(i, int) and i >= 0 for i in v))
+        ),
+        "Use None, [] or a list of GPU ids",
+    )
+    return hp
+
+
+# --- distribution and devices -----------------------------------------------------------------
+
+
+def setup_distributed(env) -> tuple[int, int, int]:
+    """(rank, world_size, local_rank); initialises the process group when there is more than one."""
+    environ = env.environ
+    if int(environ.get("WORLD_SIZE", "1")) > 1:
+        rank, world, local = (
+            int(environ["RANK"]),
+            int(environ["WORLD_SIZE"]),
+            int(environ.get("LOCAL_RANK", 0)),
+        )
+    elif len(env.hosts) > 1:
+        rank, world, local = env.node_rank, len(env.hosts), 0
+        os.environ.setdefault("MASTER_ADDR", env.hosts[0])
+        os.environ.setdefault("MASTER_PORT", environ.get("MASTER_PORT", "29500"))
+    else:
+        return 0, 1, 0
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend, init_method="env://", rank=rank, world_size=world)
+    return rank, world, local
+
+
+class DeviceMonitor:
+    """v1.5 `devices` entries from NVML, refreshed at most every few seconds."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._cache: list[dict] = []
+        self._at = -1e9
+        self._nvml = None
+        if device.type == "cuda":
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                self._nvml = pynvml
+            except Exception:  # noqa: BLE001 - monitoring must never stop training
+                log.warning("NVML unavailable: devices will be reported empty")
+
+    def snapshot(self) -> list[dict]:
+        if self._nvml is None:
+            return []
+        now = time.monotonic()
+        if now - self._at < DEVICE_REFRESH_SECONDS:
+            return self._cache
+        self._at = now
+        nv = self._nvml
+        try:
+            index = self.device.index or 0
+            handle = nv.nvmlDeviceGetHandleByIndex(index)
+            mem = nv.nvmlDeviceGetMemoryInfo(handle)
+            name = nv.nvmlDeviceGetName(handle)
+            self._cache = [
+                {
+                    "id": index,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "utilization_in_percent": nv.nvmlDeviceGetUtilizationRates(handle).gpu,
+                    "memory_total_in_mb": mem.total // 2**20,
+                    "memory_used_in_mb": mem.used // 2**20,
+                    "memory_free_in_mb": mem.free // 2**20,
+                    "power_limit_in_watt": nv.nvmlDeviceGetPowerManagementLimit(handle) / 1000,
+                    "power_usage_in_watt": nv.nvmlDeviceGetPowerUsage(handle) / 1000,
+                }
+            ]
+        except Exception:  # noqa: BLE001
+            log.debug("NVML query failed", exc_info=True)
+        return self._cache
+
+
+# --- weights: resume and finetune -----------------------------------------------------------
+
+
+def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Loads every tensor whose name and shape match; returns the names left at their fresh init."""
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(k for k in own if k not in matched)
+    unrelated = [k for k in skipped if k not in state and not k.endswith("num_batches_tracked")]
+    if len(unrelated) > len(own) // 2:
+        raise ValueError(
+            f"The weights of {source} do not fit this model ({len(unrelated)} of {len(own)} tensors missing); "
+            "finetune from a job with the same algorithm and backbone"
+        )
+    model.load_state_dict(matched, strict=False)
+    return skipped
+
+
+def load_finetune(model: torch.nn.Module, finetune: dict, task: str, hp: dict) -> None:
+    uri, epoch = finetune["checkpoint_uri"], int(finetune["epoch"])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = ArtifactWriter(uri).download_dir(f"checkpoints/epoch-{epoch}", Path(tmp))
+        weights = path / ckpt.WEIGHTS
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"Checkpoint epoch {epoch} of {uri} has no weights (pruned by max_num_checkpoints); "
+                "choose an available epoch"
+            )
+        source_json = (
+            json.loads((path / ckpt.MODEL_JSON).read_text()) if (path / ckpt.MODEL_JSON).is_file() else {}
+        )
+        for key in ("task", "algorithm"):
+            if source_json.get(key) not in (None, task if key == "task" else hp.get("algorithm")):
+                raise ValueError(
+                    f"Cannot finetune {hp.get('algorithm')} ({task}) from a {source_json[key]} checkpoint; "
+                    f"use the same {key}"
+                )
+        skipped = load_matching(model, ckpt.load_weights(weights), f"{uri} epoch {epoch}")
+    log.info("finetuning from %s epoch %d; re-initialised: %s", uri, epoch, skipped[:10])
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+class Progress:
+    """Turns batch callbacks into heartbeats and loss points."""
+
+    def __init__(self, ctx, hp, total_epoch, total_batch, world_size, optimizer, monitor):
+        self.ctx, self.reporter = ctx, ctx.reporter
+        self.display = int(hp["num_batches_to_display"])
+        self.total_epoch, self.total_batch, self.world = total_epoch, total_batch, world_size
+        self.optimizer, self.monitor = optimizer, monitor
+        self.samples_per_sec = -1.0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.sum, self.window, self.samples = epoch, 0.0, [], 0
+        self.started = time.monotonic()
+
+    def on_batch(self, batch: int, loss: float, batch_size: int) -> None:
+        self.sum += loss
+        self.samples += batch_size
+        self.window.append(loss)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.samples_per_sec = self.samples * self.world / elapsed
+        remaining = (self.total_batch - batch) + self.total_batch * (self.total_epoch - self.epoch)
+        eta_hr = remaining * (elapsed / batch) / 3600
+        if len(self.window) >= self.display:
+            point = sum(self.window) / len(self.window)
+            self.window = []
+            self.reporter.add_loss(point)
+            if self.reporter.enabled:
+                emit_metric("train_loss", point)
+        self.reporter.update(
+            status="running",
+            epoch=self.epoch,
+            batch=batch,
+            avg_loss=self.sum / batch,
+            learning_rate=self.optimizer.param_groups[0]["lr"],
+            samples_per_sec=self.samples_per_sec,
+            eta_hr=eta_hr,
+            devices=self.monitor.snapshot(),
+        )
+
+
+def _loaders(train_ds, val_ds, task, hp, device, world, rank):
+    collate = vision_data.classification_collate if task == "classification" else vision_data.collate_fn
+    bs, workers = int(hp["batch_size"]), int(hp["num_workers"])
+    pin = device.type == "cuda"
+    sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True) if world > 1 else None
+    per_rank = len(train_ds) // world if world > 1 else len(train_ds)
+    # A lone last sample would make BatchNorm see a batch of one (fatal for some nets): drop it.
+    drop_last = bs > 1 and per_rank % bs == 1
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=bs,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        drop_last=drop_last,
+        persistent_workers=workers > 0,
+    )
+    val_loader = DataLoader(
+        val_ds, batch_size=bs, shuffle=False, num_workers=workers, collate_fn=collate, pin_memory=pin
+    )
+    return train_loader, val_loader
+
+
+def _checkpoint_files(model_json, record, summary, evaluation, task, class_names) -> dict[str, bytes]:
+    files = {
+        ckpt.MODEL_JSON: ckpt.json_bytes(model_json),
+        ckpt.METRICS: ckpt.json_bytes(record),
+        ckpt.SUMMARY: ckpt.json_bytes(summary),
+        "metric.jpg": plots.metric_plot(record["metrics"], task),
+    }
+    if task == "classification":
+        from trainer.vision.metrics import confusion_matrix, precision_recall_vs_threshold
+
+        c = len(class_names)
+        files["confusion_matrix.jpg"] = plots.confusion_matrix_plot(
+            confusion_matrix(evaluation.probs, evaluation.targets, c), class_names
+        )
+        files["threshold.jpg"] = plots.threshold_plot(
+            *precision_recall_vs_threshold(evaluation.probs, evaluation.targets, c), class_names
+        )
+    return files
+
+
+def best_checkpoint(root: Path, task: str) -> tuple[int, Path, dict] | None:
+    """The available checkpoint with the highest accuracy / mean AP (the earliest on ties)."""
+    best = None
+    for epoch, path in ckpt.list_checkpoints(root):
+        if not (path / ckpt.WEIGHTS).is_file():
+            continue
+        record = json.loads((path / ckpt.METRICS).read_text())
+        score = headline(task, record["metrics"])
+        if best is None or score > best[0]:
+            best = (score, epoch, path, record)
+    return None if best is None else best[1:]
+
+
+def export_best(ctx, task: str) -> None:
+    found = best_checkpoint(ctx.env.checkpoint_dir, task)
+    if found is None:
+        return
+    epoch, path, record = found
+    model_dir = ctx.env.model_dir
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name in (ckpt.WEIGHTS, ckpt.MODEL_JSON, ckpt.METRICS, ckpt.SUMMARY):
+        if (path / name).is_file():
+            (model_dir / name).write_bytes((path / name).read_bytes())
+    ctx.reporter.put_result({"best_epoch": epoch, "metrics": record["metrics"]})
+
+
+def run(ctx) -> None:
+    env = ctx.env
+    task = env.task
+    hp = resolve_hyperparameters(task, env.job.get("hyperparameters") or {})
+    rank, world, local_rank = setup_distributed(env)
+    device = engine.select_device(hp["visible_devices"])
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    is_master = rank == 0 and ctx.writer is not None
+
+    train_ds, val_ds = vision_data.load_data(env.channel_dir("training"), task, hp)
+    if len(val_ds) == 0:
+        raise ValueError("The validation split lists no images; add image names to splits/val.txt")
+    class_names = list(train_ds.class_names)
+    model = build_model(task, hp, len(class_names)).to(device)
+    model_json = describe_model(task, hp, class_names)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params,
+        lr=float(hp["learning_rate"]),
+        momentum=float(hp["momentum"]),
+        weight_decay=float(hp["weight_decay"]),
+    )
+    amp_dtype, scaler = engine.amp_setup(device)
+
+    start_epoch = 1
+    resume = ckpt.latest_resumable(env.checkpoint_dir)
+    if resume is not None:
+        done, path = resume
+        state = ckpt.load_train_state(path / ckpt.TRAIN_STATE)
+        model.load_state_dict(ckpt.load_weights(path / ckpt.WEIGHTS))
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng(state)
+        ctx.reporter.set_losses(ctx.reporter.losses[: int(state["num_losses"])])
+        start_epoch = done + 1
+        log.info("resuming after epoch %d from %s", done, path)
+    else:
+        ctx.reporter.set_losses([])
+        if env.job.get("finetune"):
+            load_finetune(model, env.job["finetune"], task, hp)
+    for group in optimizer.param_groups:  # replay the schedule from the (possibly overridden) settings
+        group["lr"] = float(hp["learning_rate"])
+        group.pop("initial_lr", None)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(hp["step_lr_sizes"]), gamma=float(hp["step_lr_gamma"])
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch - 1):
+            scheduler.step()
+
+    train_loader, val_loader = _loaders(train_ds, val_ds, task, hp, device, world, rank)
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    total_epoch = int(hp["num_epochs_to_finish"])
+    total_batch = len(train_loader)
+    ctx.reporter.update(
+        force=True,
+        status="initialized",
+        total_epoch=total_epoch,
+        total_batch=total_batch,
+        epoch=start_epoch - 1,
+        batch=0,
+    )
+    if is_master and start_epoch == 1:
+        ctx.writer.put_bytes(
+            "plots/model-graph.jpg", plots.model_graph_plot(model, hp.get("algorithm", task)), "image/jpeg"
+        )
+    progress = Progress(ctx, hp, total_epoch, total_batch, world, optimizer, DeviceMonitor(device))
+    summary = None
+    every = int(hp["num_epochs_to_validate"])
+
+    for epoch in range(start_epoch, total_epoch + 1):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        progress.start_epoch(epoch)
+        result = engine.train_one_epoch(
+            train_model,
+            optimizer,
+            train_loader,
+            device,
+            epoch,
+            task,
+            amp_dtype=amp_dtype,
+            scaler=scaler,
+            clip_grad_base_and_max=hp["clip_grad_base_and_max"],
+            on_batch=progress.on_batch,
+            should_stop=ctx.should_stop,
+        )
+        if result.stopped:
+            log.info("stop requested during epoch %d: resuming will restart it", epoch)
+            break
+        scheduler.step()
+        if is_master:
+            emit_metric("epoch", epoch)
+            emit_metric("epoch_loss", result.avg_loss)
+            ctx.writer.put_bytes(
+                "plots/loss.jpg", plots.loss_plot(ctx.reporter.losses, progress.display), "image/jpeg"
+            )
+        if epoch % every == 0 or epoch == total_epoch:
+            if is_master:
+                evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)
+                if summary is None:
+                    summary = ckpt.summarize(model, task, input_size(task, hp), device)
+                record = {
+                    "epoch": epoch,
+                    "avg_loss": round(result.avg_loss, 6),
+                    "metrics": evaluation.metrics,
+                }
+                state = ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler)
+                files = _checkpoint_files(model_json, record, summary, evaluation, task, class_names)
+                ckpt.write_checkpoint(env.checkpoint_dir, epoch, files, model, state)
+                ckpt.prune(env.checkpoint_dir, int(hp["max_num_checkpoints"]))
+                emit_metric(
+                    "val_accuracy" if task == "classification" else "val_mean_ap",
+                    headline(task, evaluation.metrics),
+                )
+            if world > 1:
+                torch.distributed.barrier()
+        if ctx.should_stop():
+            break
+
+    if is_master:
+        export_best(ctx, task)
+    if world > 1:
+        torch.distributed.destroy_process_group()

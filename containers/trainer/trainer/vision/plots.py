@@ -1,0 +1,117 @@
+"""JPEG plots the API serves as they are (the Lambda never renders anything).
+
+Each function returns JPEG bytes and uses its own matplotlib Figure (no pyplot state),
+so plotting is safe from any thread and leaks nothing between calls.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+MAX_GRAPH_LINES = 70
+
+
+def _jpeg(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="jpg", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def loss_plot(losses: list[float], num_batches_to_display: int = 1) -> bytes:
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    steps = [(i + 1) * num_batches_to_display for i in range(len(losses))]
+    ax.plot(steps, losses, color="tab:blue", linewidth=1.2)
+    ax.set_xlabel("batch")
+    ax.set_ylabel("loss")
+    ax.set_title("Training loss")
+    ax.grid(alpha=0.3)
+    return _jpeg(fig)
+
+
+def metric_plot(metrics: dict, task: str) -> bytes:
+    """Grouped bars of the per-class metrics of a checkpoint ("mean" first)."""
+    specific = metrics["specific"]
+    categories = specific["categories"]
+    series = {k: v for k, v in specific.items() if k != "categories"}
+    fig = Figure(figsize=(max(6, 1.2 * len(categories) * max(1, len(series)) / 2), 4.5))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [c + i * width for c in range(len(categories))]
+        ax.bar(xs, [max(v, 0) for v in values], width=width, label=name)
+    ax.set_xticks([c + width * (len(series) - 1) / 2 for c in range(len(categories))])
+    ax.set_xticklabels(categories, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize="small")
+    title = f"accuracy {metrics['overall'].get('accuracy')}" if task == "classification" else "per class"
+    ax.set_title(title)
+    return _jpeg(fig)
+
+
+def confusion_matrix_plot(matrix, class_names: list[str]) -> bytes:
+    size = max(4, 0.6 * len(class_names) + 2)
+    fig = Figure(figsize=(size, size))
+    ax = fig.add_subplot()
+    data = matrix.tolist() if hasattr(matrix, "tolist") else matrix
+    ax.imshow(data, cmap="Blues")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max((max(row) for row in data), default=0)
+    for r, row in enumerate(data):
+        for c, value in enumerate(row):
+            ax.text(
+                c,
+                r,
+                str(int(value)),
+                ha="center",
+                va="center",
+                color="white" if value > peak / 2 else "black",
+            )
+    ax.set_title("Confusion matrix")
+    return _jpeg(fig)
+
+
+def threshold_plot(thresholds, precision, recall, class_names: list[str]) -> bytes:
+    """Precision and recall versus the score threshold, one panel per class."""
+    n = len(class_names)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig = Figure(figsize=(4 * cols, 3 * rows))
+    xs = thresholds.tolist()
+    for k, name in enumerate(class_names):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.plot(xs, precision[k].tolist(), label="precision")
+        ax.plot(xs, recall[k].tolist(), label="recall")
+        ax.set_title(name)
+        ax.set_xlabel("threshold")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return _jpeg(fig)
+
+
+def model_graph_plot(model, title: str) -> bytes:
+    """The module tree two levels deep with parameter counts, as text."""
+    lines = []
+    for name, module in model.named_modules():
+        depth = name.count(".") + 1 if name else 0
+        if depth > 2:
+            continue
+        params = sum(p.numel() for p in module.parameters())
+        label = name or title
+        lines.append(f"{'  ' * depth}{label}: {type(module).__name__} ({params:,} params)")
+    if len(lines) > MAX_GRAPH_LINES:
+        hidden = len(lines) - MAX_GRAPH_LINES
+        lines = lines[:MAX_GRAPH_LINES] + [f"... {hidden} more modules"]
+    fig = Figure(figsize=(9, 0.2 * len(lines) + 0.6))
+    fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=8, va="top")
+    return _jpeg(fig)
