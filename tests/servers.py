@@ -200,6 +200,17 @@ class ApiServer:
     def __exit__(self, *exc):
         self.stop()
 
+    def kill_jobs(self) -> None:
+        """Runners are detached on purpose (they outlive the API); a test must not leave them behind."""
+        for state_file in self.home.glob("training/*/state.json"):
+            state = json.loads(state_file.read_text())
+            for pid in (state.get("runner_pid"), state.get("trainer_pid")):
+                if pid:
+                    try:
+                        os.killpg(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+
     def call(self, method: str, path: str, body=None, form: dict | None = None, key: str | None = None,
              raw: bool = False):
         headers = {"x-api-key": self.api_key if key is None else key, "Accept": "*/*"}

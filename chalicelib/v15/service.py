@@ -148,9 +148,10 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
         "exception": None,
     }
     status = job["status"]
-    if status == IN_PROGRESS:
+    if status in (IN_PROGRESS, STOPPING):
+        # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.
         body["status"] = progress.get("status") if progress.get("status") in ("initialized", "running") else "initializing"
-    elif status in (STOPPING, STOPPED):
+    elif status == STOPPED:
         body["status"] = "stopped"
     elif status == COMPLETED:
         body["status"] = "finished"

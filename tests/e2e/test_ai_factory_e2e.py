@@ -20,6 +20,7 @@ def api(tmp_path):
     server = ApiServer(tmp_path / "home", extra_env={"AIFACTORY_CALLBACK_BACKOFF_SECONDS": "0.2"})
     with server:
         yield server
+    server.kill_jobs()
 
 
 def wait_status(api, name, wanted, timeout=180):
@@ -129,6 +130,7 @@ def test_job_survives_an_api_restart(tmp_path):
             call = callback.wait(1)[0]
             assert call["body"]["status"] == "Completed"
             assert len(callback.calls) == 1
+    api.kill_jobs()
 
 
 def test_transient_dataset_failures_are_retried(api):
