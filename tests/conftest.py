@@ -14,6 +14,16 @@ LOCAL_ENV = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Settings are cached per process: no test sees another's environment."""
+    settings.reset()
+    wiring.reset()
+    yield
+    settings.reset()
+    wiring.reset()
+
+
 @pytest.fixture
 def local_stage(tmp_path, monkeypatch):
     home = tmp_path / "home"
