@@ -115,7 +115,32 @@ def resolve_hyperparameters(task: str, job_hp: dict) -> dict:
         ),
         "Use None, [] or a list of GPU ids",
     )
-    return hp
+    return from_scratch_adjustments(task, hp)
+
+
+def from_scratch_adjustments(task: str, hp: dict) -> dict:
+    """Freezing keeps pretrained features; with no pretrained weights there is nothing to keep.
+
+    Frozen random levels never learn, so a job that trains from scratch trains every level.
+    For the R-CNN tasks (whose spec default is needs_freeze_bn=True) BatchNorm stays live too:
+    frozen BatchNorm from scratch holds the initial statistics (mean 0, variance 1), so the
+    deep backbone runs without normalisation and diverges (Mask R-CNN's ResNet-50 reached a
+    NaN loss within 5 batches at the spec's defaults). A classifier keeps an explicit
+    needs_freeze_bn=True (its default is False): on tiny data sets it learns faster that way.
+    model.json records what was built.
+    """
+    pretrained = hp.get("pretrained" if task == "classification" else "backbone_pretrained", False)
+    if pretrained:
+        return hp
+    levels_key = "num_frozen_levels" if task == "classification" else "backbone_num_frozen_levels"
+    changes = {levels_key: 0}
+    if task != "classification":
+        changes["needs_freeze_bn"] = False
+    overridden = {k: hp.get(k) for k, v in changes.items() if hp.get(k) != v}
+    if overridden:
+        log.warning("training from scratch: %s keep(s) every level and BatchNorm trainable (was %s)",
+                    ", ".join(overridden), overridden)
+    return {**hp, **changes}
 
 
 # --- distribution and devices -----------------------------------------------------------------
