@@ -13,6 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from trainer import launcher
 from trainer.artifacts import ArtifactWriter
 from trainer.environment import TrainingEnvironment
 from trainer.failure import describe, write_failure
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         module_name = TASK_MODULES.get(env.task)
         if module_name is None:
             raise ValueError(f"Invalid task {env.task!r}. Choose one of: {', '.join(TASK_MODULES)}")
+        if launcher.should_launch(env):
+            return launcher.launch(env, ctx.stop_event)  # the workers report for themselves
         importlib.import_module(module_name).run(ctx)
         status = "stopped" if ctx.should_stop() else "finished"
         reporter.update(force=True, status=status, eta_hr=0 if status == "finished" else reporter.state["eta_hr"])

@@ -375,7 +375,8 @@ def run(ctx) -> None:
     rank, world, local_rank = setup_distributed(env)
     device = engine.select_device(hp["visible_devices"])
     if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        ids = hp["visible_devices"] or list(range(torch.cuda.device_count()))
+        device = torch.device("cuda", ids[local_rank % len(ids)])
     if device.type == "cuda":
         torch.cuda.set_device(device)
     is_master = rank == 0 and ctx.writer is not None

@@ -1,0 +1,53 @@
+"""One process per GPU: re-runs the trainer under torchrun when a vision job uses several.
+
+SageMaker starts one `train` process per host; the PyTorch toolkit's answer to several GPUs
+is torchrun, and so is ours. Workers see the same `/opt/ml`; rank 0 alone writes artifacts.
+`AIFACTORY_NPROC_PER_NODE` overrides the count (CPU workers use gloo), which is how the
+distributed path is tested on a machine without GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from trainer.environment import TrainingEnvironment
+
+DISTRIBUTED_TASKS = ("classification", "detection", "instance_segmentation")
+LAUNCHED = "AIFACTORY_LAUNCHED"
+
+
+def processes_per_host(env: TrainingEnvironment) -> int:
+    override = env.environ.get("AIFACTORY_NPROC_PER_NODE")
+    if override:
+        return max(1, int(override))
+    visible = (env.job.get("hyperparameters") or {}).get("visible_devices")
+    if visible is not None:
+        return max(1, len(visible))
+    return max(1, env.num_gpus)
+
+
+def should_launch(env: TrainingEnvironment) -> bool:
+    return not env.environ.get(LAUNCHED) and env.task in DISTRIBUTED_TASKS and processes_per_host(env) > 1
+
+
+def command(env: TrainingEnvironment, nproc: int) -> list[str]:
+    master = env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1"
+    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={len(env.hosts)}",
+            f"--node_rank={env.node_rank}", f"--nproc_per_node={nproc}", f"--master_addr={master}",
+            f"--master_port={env.environ.get('MASTER_PORT', '29500')}", "-m", "trainer"]
+
+
+def launch(env: TrainingEnvironment, stop_event: threading.Event) -> int:
+    """Runs the workers; a stop (SIGTERM) is passed on to torchrun, which passes it to them."""
+    child_env = {**os.environ, LAUNCHED: "1"}
+    proc = subprocess.Popen(command(env, processes_per_host(env)), env=child_env)
+    forwarded = False
+    while proc.poll() is None:
+        if stop_event.wait(0.5) and not forwarded:
+            proc.send_signal(signal.SIGTERM)
+            forwarded = True
+    return proc.returncode
