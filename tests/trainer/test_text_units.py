@@ -11,27 +11,9 @@ from trainer.text.main import make_optimizer
 from trainer.text.metrics import callback_log, confusion_matrix, scores
 from trainer.text.models import build_model, model_spec
 
-SPEC_EXAMPLE = {
-    "process.train.using_gpu": "True",
-    "process.train.initLearningRate": "0.2",
-    "process.train.decayLearningSteps": "500",
-    "process.train.decayRate": "0.95",
-    "process.train.saveCheckpointSteps": "200",
-    "process.train.keepCheckpointMax": "3",
-    "process.train.momentum": "0.9",
-    "process.train.steps": "400",
-    "process.train.batchsize": "128",
-    "process.eval.using_gpu": "True",
-    "process.eval.steps": "100",
-    "process.eval.batchsize": "15",
-    "model.numClasses": "-1",
-    "model.vocabSize": "-1",
-    "model.embeddingSize": "50",
-    "model.nHiddenGate": "50",
-    "model.nHiddenTag": "50",
-    "model.dropoutRate": "0.2",
-    "model.add_start_end_words": "True",
-}
+from tests.builders import SPEC_HYPERPARAMETERS
+
+SPEC_EXAMPLE = SPEC_HYPERPARAMETERS
 
 
 def test_spec_example_parses_and_round_trips():
