@@ -69,14 +69,14 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         "attempt": 1, "hyperparameters": hyperparameters, "data": {"type": "data_dir", "channel": "training"},
         "artifacts": {"uri": artifact_uri}, "finetune": finetune,
     }
-    if resolved["resume"]:
-        _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], jobs.artifact_key(job_id))
     request = jobs.training_request(record, record["image"], params.to_sagemaker_hyperparameters(hyperparameters),
                                     data_dir)
     try:
+        if resolved["resume"]:
+            _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], jobs.artifact_key(job_id))
         jobs.launch(svc, record, job_config, None, request)
     except BaseException:
-        svc.artifacts.delete_prefix(jobs.artifact_key(job_id))
+        svc.artifacts.delete_prefix(jobs.artifact_key(job_id))  # the copied resume point, if any
         raise
     return {"result": "OK", "job_id": job_id}
 
