@@ -257,8 +257,11 @@ def test_corrupt_image_shows_exception_e04(api, tmp_path):
     ({"resume_job_id_and_epoch": '("no-such-job", 1)'}, "resume_job_id_and_epoch"),
 ])
 def test_bad_train_requests_are_rejected_over_http(api, form, field):
+    jobs_dir = api.home / "artifacts" / "jobs"
+    before = set(jobs_dir.iterdir()) if jobs_dir.exists() else set()
     status, body = api.call("POST", f"{V}/train", form=form)
     assert status == 400 and body["result"] == "Error" and f"'{field}'" in body["message"], body
+    assert (set(jobs_dir.iterdir()) if jobs_dir.exists() else set()) == before  # nothing half-made
 
 
 def test_unknown_job_routes_say_job_not_found(api):
