@@ -16,7 +16,7 @@ V = "/api/v1.5.0"
 TINY_CLASSIFICATION = {"task": "classification", "algorithm": "resnet18", "pretrained": "False",
                        "batch_size": "8", "image_resized_width": "32", "image_resized_height": "32",
                        "num_workers": "0", "learning_rate": "0.01", "num_batches_to_display": "2",
-                       "aug_hflip_prob": "0.5"}
+                       "aug_hflip_prob": "0.5", "needs_freeze_bn": "True"}  # learns the colour cue fastest
 TINY_DETECTION = {"task": "detection", "algorithm": "faster_rcnn", "backbone": "resnet18",
                   "backbone_pretrained": "False", "batch_size": "2", "image_min_side": "64", "image_max_side": "96",
                   "anchor_sizes": "[16, 32, 64]", "num_epochs_to_finish": "2", "num_workers": "0",

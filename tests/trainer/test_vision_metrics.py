@@ -109,3 +109,15 @@ def test_threshold_curves_align_with_thresholds():
     )
     assert thresholds.shape == (11,) and precision.shape == recall.shape == (2, 11)
     assert recall[0, 0] == 1.0 and recall[0, -1] == 0.0
+
+
+def test_segmentation_with_no_predictions_scores_zero_not_a_crash():
+    from trainer.vision.metrics import segmentation_metrics
+
+    masks = torch.zeros(1, 8, 8, dtype=torch.uint8)
+    masks[0, 2:6, 2:6] = 1
+    preds = [{"masks": torch.zeros(0, 1, 8, 8), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
+    targets = [{"masks": masks, "labels": torch.tensor([1])}]
+    specific = segmentation_metrics(preds, targets, ["background", "red", "green"])["specific"]
+    assert specific["categories"] == ["mean", "red", "green"]
+    assert specific["aps"][1:] == [0.0, -1]  # red has ground truth and no prediction; green has none

@@ -449,20 +449,24 @@ def _finish(task: str) -> list[v2.Transform]:
 
 
 def build_train_transforms(task: str, hp: dict) -> v2.Compose:
+    """Resizes first, on uint8 (the data loader's main cost on a GPU machine, see
+    docs/benchmarks.md), then augments at the size the model sees; a second resize restores
+    that size after an op that changed it (crop, scale) and is free otherwise."""
     cfg = resolve_aug(hp)
+    sizing = _sizing(hp, task)
     return v2.Compose(
-        [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), AugmentPolicy(build_ops(cfg), cfg.strategy)]
-        + _sizing(hp, task)
+        [v2.ToImage(), *sizing, v2.ToDtype(torch.float32, scale=True), AugmentPolicy(build_ops(cfg), cfg.strategy)]
+        + sizing
         + _finish(task)
     )
 
 
 def build_eval_transforms(task: str, hp: dict) -> v2.Compose:
-    steps: list[v2.Transform] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    steps: list[v2.Transform] = [v2.ToImage()]
     if task == "classification":
         ratio = float(hp.get("eval_center_crop_ratio", 1.0))
         steps += [CenterCropRatio(ratio)] if ratio != 1.0 else []
-    return v2.Compose(steps + _sizing(hp, task) + _finish(task))
+    return v2.Compose(steps + _sizing(hp, task) + _finish(task))  # _finish converts to float
 
 
 def find_policy(pipeline: v2.Compose) -> AugmentPolicy:

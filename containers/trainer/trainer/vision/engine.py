@@ -129,12 +129,6 @@ def train_one_epoch(
         autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         with autocast:
             loss = _compute_loss(model, images, targets, task)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise RuntimeError(
-                f"Loss is {value} at epoch {epoch}, batch {batches + 1}: training diverged; "
-                "lower learning_rate or set clip_grad_base_and_max"
-            )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -146,6 +140,14 @@ def train_one_epoch(
             loss.backward()
             clip_gradients(model, clip_grad_base_and_max)
             optimizer.step()
+        # Read the loss once the whole step is queued: reading it before backward would make
+        # the host wait for the forward pass before it could queue the backward kernels.
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RuntimeError(
+                f"Loss is {value} at epoch {epoch}, batch {batches + 1}: training diverged; "
+                "lower learning_rate or set clip_grad_base_and_max"
+            )
         batch_size = len(images)
         total_loss += value
         batches += 1

@@ -110,6 +110,10 @@ def precision_recall_vs_threshold(
 def _average_precisions(map_metric: MeanAveragePrecision, num_classes: int) -> list[float]:
     """AP per foreground class 1..num_classes-1 (index 0 is background)."""
     result = map_metric.compute()
+    if "map_per_class" not in result:
+        # torchmetrics leaves the per-class keys out when nothing at all was predicted (seen with
+        # iou_type="segm"): every class then has AP 0; callers mark classes without ground truth.
+        return [0.0] * (num_classes - 1)
     classes = result["classes"].reshape(-1).tolist()
     values = result["map_per_class"].reshape(-1).tolist()
     found = dict(zip(classes, values, strict=False)) if len(values) == len(classes) else {}
