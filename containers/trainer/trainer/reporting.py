@@ -68,6 +68,10 @@ class Reporter:
             self._last = now
             self.writer.put_json("progress.json", self.state)
 
+    def due(self) -> bool:
+        """Whether an update now would be written (rank 0, and `min_interval` has passed)."""
+        return self.enabled and self.clock() - self._last >= self.min_interval
+
     def add_loss(self, loss: float) -> None:
         self.losses.append(float(loss))
         if self.enabled:

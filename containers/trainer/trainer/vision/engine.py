@@ -116,13 +116,14 @@ def train_one_epoch(
     on_batch: Callable[[int, float, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> EpochResult:
-    """Trains one epoch; `on_batch(batch_index_1_based, loss, batch_size)` after every batch.
+    """Trains one epoch; `on_batch(batch_index_1_based, loss, batch_size)` after every batch
+    (`loss` is a 0-dim tensor on the device; `finite_loss` reads it).
 
     Returns early (stopped=True) when `should_stop()` turns true; the partial epoch is
     then discarded by the caller, which resumes from the last completed checkpoint.
     """
     model.train()
-    total_loss, batches, samples = 0.0, 0, 0
+    total_loss, batches, samples = torch.zeros((), device=device), 0, 0
     start = time.monotonic()
     for images, targets in data_loader:
         images, targets = _to_device(images, targets, device, task)
@@ -140,14 +141,9 @@ def train_one_epoch(
             loss.backward()
             clip_gradients(model, clip_grad_base_and_max)
             optimizer.step()
-        # Read the loss once the whole step is queued: reading it before backward would make
-        # the host wait for the forward pass before it could queue the backward kernels.
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise RuntimeError(
-                f"Loss is {value} at epoch {epoch}, batch {batches + 1}: training diverged; "
-                "lower learning_rate or set clip_grad_base_and_max"
-            )
+        # The loss stays on the device: reading it every batch would make the host wait for the
+        # GPU before it loads the next batch. `on_batch` reads it when it reports.
+        value = loss.detach().float()
         batch_size = len(images)
         total_loss += value
         batches += 1
@@ -155,9 +151,21 @@ def train_one_epoch(
         if on_batch is not None:
             on_batch(batches, value, batch_size)
         if should_stop is not None and should_stop():
-            return EpochResult(total_loss / batches, batches, samples, time.monotonic() - start, True)
-    avg = total_loss / batches if batches else float("nan")
+            return EpochResult(finite_loss(total_loss, epoch, batches) / batches, batches, samples,
+                               time.monotonic() - start, True)
+    avg = finite_loss(total_loss, epoch, batches) / batches if batches else float("nan")
     return EpochResult(avg, batches, samples, time.monotonic() - start, False)
+
+
+def finite_loss(value, epoch: int, batch: int) -> float:
+    """The loss as a float (a device sync); a NaN or infinite loss fails the job with advice."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise RuntimeError(
+            f"Loss is {number} at epoch {epoch}, batch {batch}: training diverged; "
+            "lower learning_rate or set clip_grad_base_and_max"
+        )
+    return number
 
 
 @torch.inference_mode()

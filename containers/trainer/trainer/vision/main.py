@@ -271,28 +271,30 @@ class Progress:
         self.epoch, self.sum, self.window, self.samples = epoch, 0.0, [], 0
         self.started = time.monotonic()
 
-    def on_batch(self, batch: int, loss: float, batch_size: int) -> None:
-        self.sum += loss
+    def on_batch(self, batch: int, loss, batch_size: int) -> None:
+        """`loss` may live on the GPU: it is read (a sync) only for a loss point or a heartbeat."""
+        self.sum = self.sum + loss
         self.samples += batch_size
         self.window.append(loss)
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        self.samples_per_sec = self.samples * self.world / elapsed
-        remaining = (self.total_batch - batch) + self.total_batch * (self.total_epoch - self.epoch)
-        eta_hr = remaining * (elapsed / batch) / 3600
         if len(self.window) >= self.display:
-            point = sum(self.window) / len(self.window)
+            point = engine.finite_loss(sum(self.window), self.epoch, batch) / len(self.window)
             self.window = []
             self.reporter.add_loss(point)
             if self.reporter.enabled:
                 emit_metric("train_loss", point)
+        if not (batch == self.total_batch or self.reporter.due()):
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        self.samples_per_sec = self.samples * self.world / elapsed
+        remaining = (self.total_batch - batch) + self.total_batch * (self.total_epoch - self.epoch)
         self.reporter.update(
             status="running",
             epoch=self.epoch,
             batch=batch,
-            avg_loss=self.sum / batch,
+            avg_loss=engine.finite_loss(self.sum, self.epoch, batch) / batch,
             learning_rate=self.optimizer.param_groups[0]["lr"],
             samples_per_sec=self.samples_per_sec,
-            eta_hr=eta_hr,
+            eta_hr=remaining * (elapsed / batch) / 3600,
             devices=self.monitor.snapshot(),
         )
 
