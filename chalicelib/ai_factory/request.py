@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib import settings
 from chalicelib.errors import ValidationError
+from chalicelib.images import image_repository
 from chalicelib.security import check_outbound_url
 
 TASK_DEFS = ("ml_tagger", "ml_topic")
@@ -132,8 +133,6 @@ def _integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
 
 
 def check_image(image: str, name: str = "training_model.image") -> str:
-    from chalicelib.adapters.local.training_platform import image_repository
-
     allowed = settings.allowed_images()
     if image_repository(image) in allowed or any(image.startswith(a) for a in allowed if "/" in a):
         return image

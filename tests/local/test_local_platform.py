@@ -12,9 +12,9 @@ import pytest
 from chalicelib.adapters.local.training_platform import (
     LocalTrainingPlatform,
     docker_command,
-    image_repository,
 )
 from chalicelib.errors import Conflict, Unavailable
+from chalicelib.images import image_repository
 from chalicelib.ports import TrainingRequest
 
 

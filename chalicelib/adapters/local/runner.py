@@ -20,7 +20,8 @@ import threading
 from pathlib import Path
 
 from chalicelib import timeutil
-from chalicelib.adapters.local.training_platform import REPO_ROOT, docker_command, is_builtin_trainer
+from chalicelib.adapters.local.training_platform import REPO_ROOT, docker_command
+from chalicelib.images import is_builtin_trainer
 from chalicelib.ports import COMPLETED, FAILED, STOPPED
 
 log = logging.getLogger("aifactory.runner")

@@ -23,8 +23,8 @@ from typing import Any
 
 from chalicelib import timeutil
 from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.images import is_builtin_trainer
 from chalicelib.ports import (
-    COMPLETED,
     FAILED,
     IN_PROGRESS,
     STOPPED,
@@ -38,16 +38,6 @@ from chalicelib.settings import TRAINER_REPOSITORIES
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RUNNER_MODULE = "chalicelib.adapters.local.runner"
 QUEUED = "Starting"
-
-
-def image_repository(image: str) -> str:
-    """`123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger` -> `chappieai-sagemaker`."""
-    name = image.rsplit("/", 1)[-1]
-    return name.split("@", 1)[0].split(":", 1)[0]
-
-
-def is_builtin_trainer(image: str) -> bool:
-    return image_repository(image) in TRAINER_REPOSITORIES
 
 
 def docker_command(image: str, name: str, opt_ml: Path, data_dir: str | None) -> list[str]:
@@ -253,4 +243,3 @@ class LocalTrainingPlatform:
         events.on_training_state_change(name, status)
 
 
-__all__ = ["LocalTrainingPlatform", "docker_command", "is_builtin_trainer", "image_repository", "COMPLETED"]
