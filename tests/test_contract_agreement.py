@@ -1,0 +1,20 @@
+"""The API (Lambda, no torch) and the trainer (container) each list the v1.5 choices; they must agree."""
+
+from __future__ import annotations
+
+from trainer.vision import models
+
+from chalicelib.v15 import params
+
+
+def test_classification_algorithms_agree():
+    assert set(params.ALGORITHMS["classification"]) == set(models.CLASSIFICATION_ALGORITHMS)
+
+
+def test_detection_backbones_agree():
+    assert set(params.DETECTION_BACKBONES) == set(models.DETECTION_BACKBONES)
+
+
+def test_detection_and_segmentation_algorithms_agree():
+    for task in ("detection", "instance_segmentation"):
+        assert set(params.ALGORITHMS[task]) == set(models.ALGORITHMS[task])
