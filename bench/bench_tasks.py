@@ -21,10 +21,19 @@ from trainer.vision import synthetic
 
 TASKS = {
     "classification": {"algorithm": "resnet50", "pretrained": False, "batch_size": 32},
-    "detection": {"algorithm": "fpn", "backbone": "resnet50", "backbone_pretrained": False, "batch_size": 8,
-                  "anchor_sizes": [32]},
-    "instance_segmentation": {"algorithm": "mask_rcnn", "backbone_pretrained": False, "batch_size": 8,
-                              "learning_rate": 0.001},
+    "detection": {
+        "algorithm": "fpn",
+        "backbone": "resnet50",
+        "backbone_pretrained": False,
+        "batch_size": 8,
+        "anchor_sizes": [32],
+    },
+    "instance_segmentation": {
+        "algorithm": "mask_rcnn",
+        "backbone_pretrained": False,
+        "batch_size": 8,
+        "learning_rate": 0.001,
+    },
 }
 
 
@@ -37,16 +46,36 @@ def run_task(root: Path, task: str, args) -> dict:
     (base / "input" / "data" / "training").symlink_to(data)
     (artifacts / "checkpoints").mkdir(parents=True)
     (base / "checkpoints").symlink_to(artifacts / "checkpoints")
-    hp = {"task": task, "num_epochs_to_finish": args.epochs, "num_workers": args.workers, "learning_rate": 0.005,
-          "num_batches_to_display": 5, "image_resized_width": size if task == "classification" else -1,
-          "image_resized_height": size if task == "classification" else -1, "image_min_side": size,
-          "image_max_side": size, **TASKS[task]}  # per-task values (e.g. Mask R-CNN's lower rate) win
-    (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hp.items()}))
-    (base / "input" / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1",
-                                                                                "hosts": ["algo-1"]}))
-    job = {"format_version": 1, "job_id": task, "job_name": task, "api": "v1.5", "task": task, "attempt": 1,
-           "hyperparameters": hp, "data": {"type": "data_dir", "channel": "training"},
-           "artifacts": {"uri": str(artifacts)}, "finetune": None}
+    hp = {
+        "task": task,
+        "num_epochs_to_finish": args.epochs,
+        "num_workers": args.workers,
+        "learning_rate": 0.005,
+        "num_batches_to_display": 5,
+        "image_resized_width": size if task == "classification" else -1,
+        "image_resized_height": size if task == "classification" else -1,
+        "image_min_side": size,
+        "image_max_side": size,
+        **TASKS[task],
+    }  # per-task values (e.g. Mask R-CNN's lower rate) win
+    (base / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({k: str(v) for k, v in hp.items()})
+    )
+    (base / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    job = {
+        "format_version": 1,
+        "job_id": task,
+        "job_name": task,
+        "api": "v1.5",
+        "task": task,
+        "attempt": 1,
+        "hyperparameters": hp,
+        "data": {"type": "data_dir", "channel": "training"},
+        "artifacts": {"uri": str(artifacts)},
+        "finetune": None,
+    }
     (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
     os.environ["AIFACTORY_OPT_ML"] = str(base)
     start = time.perf_counter()
@@ -59,9 +88,16 @@ def run_task(root: Path, task: str, args) -> dict:
     if last.exists():
         specific = json.loads(last.read_text())["metrics"]
         metrics = specific["overall"].get("accuracy", specific["specific"].get("aps", [None])[0])
-    return {"task": task, "exit": code, "status": progress["status"], "samples_per_sec": progress["samples_per_sec"],
-            "wall_s": wall, "headline": metrics, "device": (progress.get("devices") or [{}])[0].get("name", "cpu"),
-            "failure": failure.read_text()[:300] if failure.exists() else ""}
+    return {
+        "task": task,
+        "exit": code,
+        "status": progress["status"],
+        "samples_per_sec": progress["samples_per_sec"],
+        "wall_s": wall,
+        "headline": metrics,
+        "device": (progress.get("devices") or [{}])[0].get("name", "cpu"),
+        "failure": failure.read_text()[:300] if failure.exists() else "",
+    }
 
 
 def main() -> None:
@@ -76,10 +112,13 @@ def main() -> None:
     print("\n| task | model | device | status | samples/s | wall s | accuracy / mean AP |")
     print("|---|---|---|---|---:|---:|---:|")
     for row in rows:
-        model = TASKS[row["task"]]["algorithm"] + ("/" + TASKS[row["task"]].get("backbone", "resnet50")
-                                                  if row["task"] != "classification" else "")
-        print(f"| {row['task']} | {model} | {row['device']} | {row['status']} | {row['samples_per_sec']:.1f} | "
-              f"{row['wall_s']:.1f} | {row['headline']} |")
+        model = TASKS[row["task"]]["algorithm"] + (
+            "/" + TASKS[row["task"]].get("backbone", "resnet50") if row["task"] != "classification" else ""
+        )
+        print(
+            f"| {row['task']} | {model} | {row['device']} | {row['status']} | {row['samples_per_sec']:.1f} | "
+            f"{row['wall_s']:.1f} | {row['headline']} |"
+        )
         if row["failure"]:
             print(f"  failure: {row['failure']}")
 

@@ -24,9 +24,15 @@ from trainer.vision.data import VisionDataset  # noqa: E402
 def float_first(hp: dict) -> v2.Compose:
     cfg = augment.resolve_aug(hp)
     size = hp["image_resized_width"], hp["image_resized_height"]
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                       augment.AugmentPolicy(augment.build_ops(cfg), cfg.strategy), augment.ResizeSides(*size),
-                       v2.ToDtype(torch.float32, scale=True)])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            augment.AugmentPolicy(augment.build_ops(cfg), cfg.strategy),
+            augment.ResizeSides(*size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
 
 
 def main() -> None:
@@ -37,11 +43,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one DataLoader worker's view
-    root = synthetic.generate(Path(tempfile.mkdtemp()), "classification", num_images=args.images,
-                              image_size=args.image_size, num_classes=3)
+    root = synthetic.generate(
+        Path(tempfile.mkdtemp()),
+        "classification",
+        num_images=args.images,
+        image_size=args.image_size,
+        num_classes=3,
+    )
     hp = {"image_resized_width": args.resize, "image_resized_height": args.resize}
-    pipelines = {"float first (before)": float_first(hp),
-                 "uint8 resize first (ours)": augment.build_train_transforms("classification", hp)}
+    pipelines = {
+        "float first (before)": float_first(hp),
+        "uint8 resize first (ours)": augment.build_train_transforms("classification", hp),
+    }
     times: dict[str, list[float]] = {name: [] for name in pipelines}
     for _ in range(args.rounds):
         for name, pipeline in pipelines.items():

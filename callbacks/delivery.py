@@ -33,13 +33,25 @@ def sign(body: bytes, key: str) -> str:
     return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
 
 
-def deliver(url: str, payload: dict[str, Any], headers: dict[str, str] | None = None, *,
-            idempotency_key: str, signing_key: str = "", attempts: int = 6, backoff: float = 1.0,
-            max_backoff: float = 30.0, timeout: float = 15.0,
-            sleep: Callable[[float], None] = time.sleep) -> DeliveryResult:
+def deliver(
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    *,
+    idempotency_key: str,
+    signing_key: str = "",
+    attempts: int = 6,
+    backoff: float = 1.0,
+    max_backoff: float = 30.0,
+    timeout: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DeliveryResult:
     body = json.dumps(payload).encode()
-    base = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key,
-            "User-Agent": "ai-factory-callbacks/1"}
+    base = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": idempotency_key,
+        "User-Agent": "ai-factory-callbacks/1",
+    }
     if signing_key:
         base["X-AIFactory-Signature"] = sign(body, signing_key)
     all_headers = {**base, **(headers or {})}
@@ -50,7 +62,9 @@ def deliver(url: str, payload: dict[str, Any], headers: dict[str, str] | None = 
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status = response.status
-                log.info("callback %s delivered to %s (HTTP %s, attempt %d)", idempotency_key, url, status, attempt)
+                log.info(
+                    "callback %s delivered to %s (HTTP %s, attempt %d)", idempotency_key, url, status, attempt
+                )
                 return DeliveryResult(True, attempt, status)
         except urllib.error.HTTPError as exc:
             status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
@@ -58,7 +72,9 @@ def deliver(url: str, payload: dict[str, Any], headers: dict[str, str] | None = 
                 break
         except (urllib.error.URLError, OSError) as exc:
             status, error = None, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-        log.warning("callback %s to %s failed (%s), attempt %d of %d", idempotency_key, url, error, attempt, attempts)
+        log.warning(
+            "callback %s to %s failed (%s), attempt %d of %d", idempotency_key, url, error, attempt, attempts
+        )
         if attempt < attempts:
             sleep(min(max_backoff, backoff * 2 ** (attempt - 1)))
     return DeliveryResult(False, attempt, status, error)

@@ -40,7 +40,9 @@ def check_outbound_url(field: str, url: object, allow_private: bool) -> str:
         if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
             raise ValidationError(field, f"points to a forbidden address ({address})")
         if (address.is_loopback or address.is_private) and not allow_private:
-            raise ValidationError(field, f"points to a private or loopback address ({address}), not allowed here")
+            raise ValidationError(
+                field, f"points to a private or loopback address ({address}), not allowed here"
+            )
     return url
 
 
@@ -51,7 +53,9 @@ def check_data_location(field: str, location: str, *, local: bool, roots: tuple[
     location = location.strip()
     if location.startswith("s3://"):
         if local:
-            raise ValidationError(field, "s3:// locations need an aws stage; the local stage reads local paths")
+            raise ValidationError(
+                field, "s3:// locations need an aws stage; the local stage reads local paths"
+            )
         if not any(location.startswith(root) for root in roots if root.startswith("s3://")):
             raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
         return location

@@ -18,7 +18,17 @@ SAGEMAKER_TRAINING_INSTANCE_TYPES = tuple(
         "m4": ["xlarge", "2xlarge", "4xlarge", "10xlarge", "16xlarge"],
         "m5": ["large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge"],
         "m5d": ["large", "xlarge", "2xlarge", "4xlarge", "12xlarge", "24xlarge"],
-        "m6i": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "32xlarge"],
+        "m6i": [
+            "large",
+            "xlarge",
+            "2xlarge",
+            "4xlarge",
+            "8xlarge",
+            "12xlarge",
+            "16xlarge",
+            "24xlarge",
+            "32xlarge",
+        ],
         "c4": ["xlarge", "2xlarge", "4xlarge", "8xlarge"],
         "c5": ["xlarge", "2xlarge", "4xlarge", "9xlarge", "18xlarge"],
         "c5n": ["xlarge", "2xlarge", "4xlarge", "9xlarge", "18xlarge"],
@@ -192,11 +202,32 @@ def docker_enabled() -> bool:
 
 
 def reset() -> None:
-    for getter in (stage, home, api_key, check_api_key, public_url, allowed_instance_types,
-                   max_instance_count, allowed_images, trainer_image, allow_private_urls, data_roots,
-                   max_concurrent_jobs, stop_grace_seconds, table_name, bucket, artifact_prefix,
-                   sagemaker_role_arn, spot_training, max_runtime_seconds, docker_enabled,
-                   callback_signing_key, v15_instance_type, callback_attempts, callback_backoff_seconds):
+    for getter in (
+        stage,
+        home,
+        api_key,
+        check_api_key,
+        public_url,
+        allowed_instance_types,
+        max_instance_count,
+        allowed_images,
+        trainer_image,
+        allow_private_urls,
+        data_roots,
+        max_concurrent_jobs,
+        stop_grace_seconds,
+        table_name,
+        bucket,
+        artifact_prefix,
+        sagemaker_role_arn,
+        spot_training,
+        max_runtime_seconds,
+        docker_enabled,
+        callback_signing_key,
+        v15_instance_type,
+        callback_attempts,
+        callback_backoff_seconds,
+    ):
         getter.cache_clear()
 
 

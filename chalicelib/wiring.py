@@ -27,9 +27,12 @@ def _local() -> Services:
     return Services(
         jobs=SqliteJobStore(home / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(home / "artifacts"),
-        platform=LocalTrainingPlatform(home, max_concurrent=settings.max_concurrent_jobs(),
-                                       docker_enabled=settings.docker_enabled,
-                                       stop_grace_seconds=settings.stop_grace_seconds()),
+        platform=LocalTrainingPlatform(
+            home,
+            max_concurrent=settings.max_concurrent_jobs(),
+            docker_enabled=settings.docker_enabled,
+            stop_grace_seconds=settings.stop_grace_seconds(),
+        ),
         secrets=FileSecretStore(home / "secrets"),
     )
 
@@ -45,8 +48,9 @@ def _aws() -> Services:
     return Services(
         jobs=DynamoJobStore(boto3.client("dynamodb"), settings.table_name()),
         artifacts=S3ArtifactStore(make_s3_client(), settings.bucket(), settings.artifact_prefix()),
-        platform=SageMakerTrainingPlatform(boto3.client("sagemaker"), settings.sagemaker_role_arn(),
-                                           spot=settings.spot_training()),
+        platform=SageMakerTrainingPlatform(
+            boto3.client("sagemaker"), settings.sagemaker_role_arn(), spot=settings.spot_training()
+        ),
         secrets=SecretsManagerStore(boto3.client("secretsmanager")),
     )
 

@@ -28,12 +28,19 @@ CALLBACK_SECRET = "callback-secret-91c2"
 DATASET_SECRET = "dataset-secret-7f3a"
 
 
-def create_payload(callback="http://127.0.0.1:9/callback", dataset="http://127.0.0.1:9/fetch",
-                   hyperparameters=None, page_size=100, **overrides) -> dict:
+def create_payload(
+    callback="http://127.0.0.1:9/callback",
+    dataset="http://127.0.0.1:9/fetch",
+    hyperparameters=None,
+    page_size=100,
+    **overrides,
+) -> dict:
     payload = {
         "callback_url": {"url": callback, "headers": {"x-api-key": CALLBACK_SECRET}},
         "dataset_endpoint": {
-            "type": "fetch", "url": dataset, "headers": {"x-api-key": DATASET_SECRET},
+            "type": "fetch",
+            "url": dataset,
+            "headers": {"x-api-key": DATASET_SECRET},
             "pagination": {"begin_offset": 0, "page_size": page_size, "max_pages": 0},
         },
         "training_model": {
@@ -57,7 +64,7 @@ def set_path(payload: dict, dotted: str, value) -> None:
     parts = dotted.split(".")
     if "hyperparameters" in parts:
         index = parts.index("hyperparameters")
-        parts = parts[: index + 1] + [".".join(parts[index + 1:])] if index + 1 < len(parts) else parts
+        parts = parts[: index + 1] + [".".join(parts[index + 1 :])] if index + 1 < len(parts) else parts
     node = payload
     for part in parts[:-1]:
         node = node.setdefault(part, {})
@@ -71,7 +78,17 @@ DELETE = _DELETE
 
 
 def fast_tagger_hyperparameters(steps: int = 60, **extra: str) -> dict:
-    return {**SPEC_HYPERPARAMETERS, "process.train.steps": str(steps), "process.train.batchsize": "16",
-            "process.train.initLearningRate": "0.5", "process.train.saveCheckpointSteps": "20",
-            "process.train.decayLearningSteps": "50", "process.eval.steps": "20", "process.eval.batchsize": "32",
-            "model.embeddingSize": "16", "model.nHiddenGate": "16", "model.nHiddenTag": "16", **extra}
+    return {
+        **SPEC_HYPERPARAMETERS,
+        "process.train.steps": str(steps),
+        "process.train.batchsize": "16",
+        "process.train.initLearningRate": "0.5",
+        "process.train.saveCheckpointSteps": "20",
+        "process.train.decayLearningSteps": "50",
+        "process.eval.steps": "20",
+        "process.eval.batchsize": "32",
+        "model.embeddingSize": "16",
+        "model.nHiddenGate": "16",
+        "model.nHiddenTag": "16",
+        **extra,
+    }

@@ -29,8 +29,13 @@ def local_stage(tmp_path, monkeypatch):
     home = tmp_path / "home"
     for name, value in {**LOCAL_ENV, "AIFACTORY_HOME": str(home)}.items():
         monkeypatch.setenv(name, value)
-    for name in ("AIFACTORY_PUBLIC_URL", "AIFACTORY_ALLOWED_IMAGES", "AIFACTORY_ALLOWED_INSTANCE_TYPES",
-                 "AIFACTORY_DATA_ROOTS", "AIFACTORY_MAX_CONCURRENT_JOBS"):
+    for name in (
+        "AIFACTORY_PUBLIC_URL",
+        "AIFACTORY_ALLOWED_IMAGES",
+        "AIFACTORY_ALLOWED_INSTANCE_TYPES",
+        "AIFACTORY_DATA_ROOTS",
+        "AIFACTORY_MAX_CONCURRENT_JOBS",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings.reset()
     wiring.reset()

@@ -23,7 +23,18 @@ TAG_WORDS = {
     "O": ["the", "a", "to", "of", "and", "is", "on", "for", "with", "at"],
     "B-LOC": ["paris", "hanoi", "tokyo", "berlin", "lima", "oslo", "cairo", "delhi", "rome", "quito"],
     "B-PER": ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"],
-    "B-ORG": ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "cyberdyne"],
+    "B-ORG": [
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+        "hooli",
+        "stark",
+        "wayne",
+        "wonka",
+        "tyrell",
+        "cyberdyne",
+    ],
 }
 TOPIC_WORDS = {
     "sports": ["goal", "match", "team", "score", "league", "coach", "player", "win"],
@@ -92,7 +103,7 @@ class _DatasetHandler(BaseHTTPRequestHandler):
             return self._reply(failure, {"message": "failure injected by the test"})
         if server.delay:
             time.sleep(server.delay)
-        self._reply(200, {"data": server.records[offset: offset + limit]})
+        self._reply(200, {"data": server.records[offset : offset + limit]})
 
     def _reply(self, status, payload):
         data = json.dumps(payload).encode()
@@ -109,8 +120,16 @@ class DatasetServer(_Server):
     `transient` fails the first N requests with 503; `fail_offsets` fails those offsets always.
     """
 
-    def __init__(self, records, header_value="dataset-secret-7f3a", header_name="x-api-key",
-                 transient=0, fail_offsets=(), fail_status=500, delay=0.0):
+    def __init__(
+        self,
+        records,
+        header_value="dataset-secret-7f3a",
+        header_name="x-api-key",
+        transient=0,
+        fail_offsets=(),
+        fail_status=500,
+        delay=0.0,
+    ):
         super().__init__(_DatasetHandler)
         self.records = records
         self.header_name, self.header_value = header_name, header_value
@@ -165,17 +184,35 @@ class ApiServer:
         self.home, self.api_key = home, api_key
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "AIFACTORY_STAGE": "local", "AIFACTORY_HOME": str(home),
-                    "AIFACTORY_API_KEY": api_key, "AIFACTORY_DOCKER": "0", "AIFACTORY_STOP_GRACE_SECONDS": "30",
-                    **(extra_env or {})}
+        self.env = {
+            **os.environ,
+            "AIFACTORY_STAGE": "local",
+            "AIFACTORY_HOME": str(home),
+            "AIFACTORY_API_KEY": api_key,
+            "AIFACTORY_DOCKER": "0",
+            "AIFACTORY_STOP_GRACE_SECONDS": "30",
+            **(extra_env or {}),
+        }
         self.env.pop("AIFACTORY_PUBLIC_URL", None)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ApiServer:
         log = open(self.home.parent / f"api-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "chalicelib.adapters.local.server", "--port",
-                                      str(self.port), "--sweep-interval", "0.5"], cwd=REPO, env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.adapters.local.server",
+                "--port",
+                str(self.port),
+                "--sweep-interval",
+                "0.5",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -211,8 +248,15 @@ class ApiServer:
                     except (ProcessLookupError, PermissionError):
                         pass
 
-    def call(self, method: str, path: str, body=None, form: dict | None = None, key: str | None = None,
-             raw: bool = False):
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        form: dict | None = None,
+        key: str | None = None,
+        raw: bool = False,
+    ):
         headers = {"x-api-key": self.api_key if key is None else key, "Accept": "*/*"}
         data = None
         if body is not None:

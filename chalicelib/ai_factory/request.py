@@ -45,7 +45,13 @@ def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
             number = float(value)
         except ValueError:
             return f"must be a number; got '{value}'"
-        if math.isnan(number) or number < lo or number > hi or (lo_open and number == lo) or (hi_open and number == hi):
+        if (
+            math.isnan(number)
+            or number < lo
+            or number > hi
+            or (lo_open and number == lo)
+            or (hi_open and number == hi)
+        ):
             return f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}; got '{value}'"
         return None
 
@@ -98,13 +104,17 @@ def _object(value: Any, name: str, required: bool = True) -> dict:
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
-        raise ValidationError(name, "required object" if value is None else f"must be an object; got {type(value).__name__}")
+        raise ValidationError(
+            name, "required object" if value is None else f"must be an object; got {type(value).__name__}"
+        )
     return value
 
 
 def _string(value: Any, name: str, max_len: int = 2048) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError(name, "required non-empty string" if value in (None, "") else "must be a non-empty string")
+        raise ValidationError(
+            name, "required non-empty string" if value in (None, "") else "must be a non-empty string"
+        )
     if len(value) > max_len:
         raise ValidationError(name, f"must be at most {max_len} characters")
     return value.strip()
@@ -128,7 +138,9 @@ def _integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
     except ValueError:
         raise ValidationError(name, f"must be an integer; got '{value}'") from None
     if number < lo or (hi is not None and number > hi):
-        raise ValidationError(name, f"must be an integer in [{lo}, {hi if hi is not None else 'Inf'}]; got {number}")
+        raise ValidationError(
+            name, f"must be an integer in [{lo}, {hi if hi is not None else 'Inf'}]; got {number}"
+        )
     return number
 
 
@@ -142,8 +154,12 @@ def check_image(image: str, name: str = "training_model.image") -> str:
 def check_resource(resource: dict, base: str) -> tuple[str, int, int]:
     instance_type = _string(resource.get("InstanceType"), f"{base}.InstanceType", 64)
     if instance_type not in settings.allowed_instance_types():
-        raise ValidationError(f"{base}.InstanceType", f"'{instance_type}' is not an allowed training instance type")
-    count = _integer(resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.max_instance_count())
+        raise ValidationError(
+            f"{base}.InstanceType", f"'{instance_type}' is not an allowed training instance type"
+        )
+    count = _integer(
+        resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.max_instance_count()
+    )
     volume = _integer(resource.get("VolumeSizeInGB", 5), f"{base}.VolumeSizeInGB", 1, 16384)
     return instance_type, count, volume
 
@@ -163,13 +179,17 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
             raise ValidationError(field_name, "must be a string")
         item = item.strip()
         if len(key) > MAX_VALUE_LENGTH or len(item) > MAX_VALUE_LENGTH:
-            raise ValidationError(field_name, f"keys and values must be at most {MAX_VALUE_LENGTH} characters")
+            raise ValidationError(
+                field_name, f"keys and values must be at most {MAX_VALUE_LENGTH} characters"
+            )
         check = HYPERPARAMETER_CHECKS.get(key)
         problem = check(item) if check else None
         if problem:
             raise ValidationError(field_name, problem)
         if any(secret and secret in item for secret in secrets):
-            raise ValidationError(field_name, "must not contain a header value (secrets never go into hyper-parameters)")
+            raise ValidationError(
+                field_name, "must not contain a header value (secrets never go into hyper-parameters)"
+            )
         result[key] = item
     return result
 
@@ -189,26 +209,41 @@ def parse_create(payload: Any) -> CreateRequest:
     dataset = _object(body.get("dataset_endpoint"), "dataset_endpoint")
     kind = dataset.get("type", "fetch")
     if kind not in DATASET_TYPES:
-        raise ValidationError("dataset_endpoint.type", f"unknown type '{kind}'. Choose one of: {', '.join(DATASET_TYPES)}")
+        raise ValidationError(
+            "dataset_endpoint.type", f"unknown type '{kind}'. Choose one of: {', '.join(DATASET_TYPES)}"
+        )
     dataset_url = check_outbound_url("dataset_endpoint.url", dataset.get("url"), allow_private)
     dataset_headers = _headers(dataset.get("headers"), "dataset_endpoint.headers")
     pagination = _object(dataset.get("pagination"), "dataset_endpoint.pagination", required=False)
     pages = {
-        "begin_offset": _integer(pagination.get("begin_offset", 0), "dataset_endpoint.pagination.begin_offset", 0),
-        "page_size": _integer(pagination.get("page_size", 100), "dataset_endpoint.pagination.page_size", 1, 100000),
+        "begin_offset": _integer(
+            pagination.get("begin_offset", 0), "dataset_endpoint.pagination.begin_offset", 0
+        ),
+        "page_size": _integer(
+            pagination.get("page_size", 100), "dataset_endpoint.pagination.page_size", 1, 100000
+        ),
         "max_pages": _integer(pagination.get("max_pages", 0), "dataset_endpoint.pagination.max_pages", 0),
     }
 
     model = _object(body.get("training_model"), "training_model")
     image = check_image(_string(model.get("image"), "training_model.image", 512))
     secrets = [v for v in [*callback_headers.values(), *dataset_headers.values()] if len(v) >= 4]
-    hyperparameters = _hyperparameters(model.get("hyperparameters"), "training_model.hyperparameters", secrets)
+    hyperparameters = _hyperparameters(
+        model.get("hyperparameters"), "training_model.hyperparameters", secrets
+    )
     resource = _object(model.get("resource"), "training_model.resource")
     instance_type, count, volume = check_resource(resource, "training_model.resource")
     return CreateRequest(
-        task_def=task_def, creator=creator, image=image, hyperparameters=hyperparameters,
-        instance_type=instance_type, instance_count=count, volume_size_gb=volume,
-        callback_url=callback_url, dataset_url=dataset_url, pagination=pages,
+        task_def=task_def,
+        creator=creator,
+        image=image,
+        hyperparameters=hyperparameters,
+        instance_type=instance_type,
+        instance_count=count,
+        volume_size_gb=volume,
+        callback_url=callback_url,
+        dataset_url=dataset_url,
+        pagination=pages,
         secret={"callback_headers": callback_headers, "dataset_headers": dataset_headers},
     )
 

@@ -17,20 +17,38 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
     if check:
         check(req.image)
     job_id, job_name = jobs.new_ids()
-    resource = {"InstanceType": req.instance_type, "InstanceCount": req.instance_count,
-                "VolumeSizeInGB": req.volume_size_gb}
+    resource = {
+        "InstanceType": req.instance_type,
+        "InstanceCount": req.instance_count,
+        "VolumeSizeInGB": req.volume_size_gb,
+    }
     artifact_uri = svc.artifacts.job_uri(job_id)
     record = jobs.base_record(
-        job_id, job_name, API, req.task_def, task_def=req.task_def, creator=req.creator, image=req.image,
-        hyperparameters=req.hyperparameters, resource=resource, artifact_uri=artifact_uri,
-        callback={"url": req.callback_url}, dataset={"url": req.dataset_url, "pagination": req.pagination},
+        job_id,
+        job_name,
+        API,
+        req.task_def,
+        task_def=req.task_def,
+        creator=req.creator,
+        image=req.image,
+        hyperparameters=req.hyperparameters,
+        resource=resource,
+        artifact_uri=artifact_uri,
+        callback={"url": req.callback_url},
+        dataset={"url": req.dataset_url, "pagination": req.pagination},
         model_url=f"{public_url}/models/{job_name}" if public_url else None,
     )
     job_config = {
-        "format_version": jobs.FORMAT_VERSION, "job_id": job_id, "job_name": job_name, "api": API,
-        "task": req.task_def, "attempt": 1, "hyperparameters": req.hyperparameters,
+        "format_version": jobs.FORMAT_VERSION,
+        "job_id": job_id,
+        "job_name": job_name,
+        "api": API,
+        "task": req.task_def,
+        "attempt": 1,
+        "hyperparameters": req.hyperparameters,
         "data": {"type": "fetch", "url": req.dataset_url, "pagination": req.pagination},
-        "artifacts": {"uri": artifact_uri}, "finetune": None,
+        "artifacts": {"uri": artifact_uri},
+        "finetune": None,
     }
     request = jobs.training_request(record, req.image, req.hyperparameters, None)
     jobs.launch(svc, record, job_config, req.secret, request)
@@ -41,8 +59,11 @@ def list_training_jobs(svc: Services) -> list[dict[str, str]]:
     items = []
     for job in reversed(svc.jobs.list(API)):
         job = jobs.refresh(svc, job)
-        item = {"TrainingJobStatus": job["status"], "TrainingJobName": job["job_name"],
-                "CreationTime": job["created_at"]}
+        item = {
+            "TrainingJobStatus": job["status"],
+            "TrainingJobName": job["job_name"],
+            "CreationTime": job["created_at"],
+        }
         if job.get("ended_at"):
             item["TrainingEndTime"] = job["ended_at"]
         items.append(item)

@@ -52,5 +52,11 @@ def download_model(job_name):
     key, data, url = service.model_artifact(services(), job_name)
     if url:
         return Response(body="", status_code=302, headers={"Location": url})
-    return Response(body=data, status_code=200, headers={
-        "Content-Type": "application/gzip", "Content-Disposition": f'attachment; filename="{job_name}-model.tar.gz"'})
+    return Response(
+        body=data,
+        status_code=200,
+        headers={
+            "Content-Type": "application/gzip",
+            "Content-Disposition": f'attachment; filename="{job_name}-model.tar.gz"',
+        },
+    )

@@ -53,8 +53,11 @@ def read_json(request) -> Any:
         return _json(raw)  # curl -d '{...}' sends JSON labelled as a form
     if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         fields = read_fields(request)
-        if len(fields) == 1 and next(iter(fields.values())).lstrip().startswith("{") and \
-                next(iter(fields)) not in ("job_name", "creator", "task_def"):
+        if (
+            len(fields) == 1
+            and next(iter(fields.values())).lstrip().startswith("{")
+            and next(iter(fields)) not in ("job_name", "creator", "task_def")
+        ):
             return _json(next(iter(fields.values())).encode())
         return {k: _maybe_json(v) for k, v in fields.items()}
     if not raw.strip():

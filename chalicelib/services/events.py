@@ -45,17 +45,28 @@ def deliver_pending() -> None:
 def send_callback(svc, job: dict) -> None:
     """Claims the callback with a conditional write first, so it goes out once per job."""
     try:
-        job = svc.jobs.update(job["job_id"], {"callback_claimed": job["status"]}, expect={"callback_claimed": None})
+        job = svc.jobs.update(
+            job["job_id"], {"callback_claimed": job["status"]}, expect={"callback_claimed": None}
+        )
     except ConflictError:
         return
     secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
     result = svc.artifacts.get_json(f"{job['artifact_key']}/result.json", {}) or {}
     body = payload.build(job, result, job.get("model_url"))
     outcome = delivery.deliver(
-        job["callback"]["url"], body, secret.get("callback_headers") or {},
+        job["callback"]["url"],
+        body,
+        secret.get("callback_headers") or {},
         idempotency_key=f"{job['job_name']}:{job['status']}",
-        signing_key=settings.callback_signing_key(), attempts=settings.callback_attempts(),
+        signing_key=settings.callback_signing_key(),
+        attempts=settings.callback_attempts(),
         backoff=settings.callback_backoff_seconds(),
     )
-    svc.jobs.update(job["job_id"], {"callback_sent": outcome.delivered, "callback_attempts": outcome.attempts,
-                                    "callback_error": outcome.error})
+    svc.jobs.update(
+        job["job_id"],
+        {
+            "callback_sent": outcome.delivered,
+            "callback_attempts": outcome.attempts,
+            "callback_error": outcome.error,
+        },
+    )

@@ -46,8 +46,13 @@ def current_attempt(job: dict[str, Any]) -> dict[str, Any]:
     return job["attempts"][-1]
 
 
-def launch(svc: Services, record: dict[str, Any], job_config: dict[str, Any], secret: dict[str, Any] | None,
-           request: TrainingRequest) -> dict[str, Any]:
+def launch(
+    svc: Services,
+    record: dict[str, Any],
+    job_config: dict[str, Any],
+    secret: dict[str, Any] | None,
+    request: TrainingRequest,
+) -> dict[str, Any]:
     job_id = record["job_id"]
     key = artifact_key(job_id)
     secret_ref = None
@@ -76,11 +81,19 @@ def launch(svc: Services, record: dict[str, Any], job_config: dict[str, Any], se
 def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) -> dict[str, Any]:
     now = timeutil.now_str()
     return {
-        "job_id": job_id, "job_name": job_name, "api": api, "task": task, "status": IN_PROGRESS,
-        "secondary_status": "Starting", "failure_reason": "", "created_at": now, "ended_at": None,
-        "artifact_key": artifact_key(job_id), "attempts": [{"attempt": 1, "training_job_name": job_name,
-                                                           "created_at": now}],
-        "format_version": FORMAT_VERSION, **fields,
+        "job_id": job_id,
+        "job_name": job_name,
+        "api": api,
+        "task": task,
+        "status": IN_PROGRESS,
+        "secondary_status": "Starting",
+        "failure_reason": "",
+        "created_at": now,
+        "ended_at": None,
+        "artifact_key": artifact_key(job_id),
+        "attempts": [{"attempt": 1, "training_job_name": job_name, "created_at": now}],
+        "format_version": FORMAT_VERSION,
+        **fields,
     }
 
 
@@ -92,8 +105,11 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         description = svc.platform.describe(current_attempt(job)["training_job_name"])
     except NotFound:
         return job
-    changes = {"status": description.status, "secondary_status": description.secondary_status,
-               "failure_reason": description.failure_reason}
+    changes = {
+        "status": description.status,
+        "secondary_status": description.secondary_status,
+        "failure_reason": description.failure_reason,
+    }
     if description.status in TERMINAL:
         changes["ended_at"] = description.end_time or timeutil.now_str()
         changes["settled"] = True
@@ -121,8 +137,9 @@ def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     return refresh(svc, job)
 
 
-def restore(svc: Services, job: dict[str, Any], image: str, hyperparameters: dict[str, str],
-            data_uri: str | None) -> dict[str, Any]:
+def restore(
+    svc: Services, job: dict[str, Any], image: str, hyperparameters: dict[str, str], data_uri: str | None
+) -> dict[str, Any]:
     """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints."""
     if job["status"] != STOPPED:
         raise Conflict("Job is not stopped.")
@@ -132,10 +149,22 @@ def restore(svc: Services, job: dict[str, Any], image: str, hyperparameters: dic
     config = svc.artifacts.get_json(f"{key}/job.json")
     config["attempt"] = number
     svc.artifacts.put_json(f"{key}/job.json", config)
-    attempts = [*job["attempts"], {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()}]
-    job = svc.jobs.update(job["job_id"], {"attempts": attempts, "status": IN_PROGRESS, "secondary_status": "Starting",
-                                          "failure_reason": "", "ended_at": None, "settled": False},
-                          expect={"status": STOPPED})
+    attempts = [
+        *job["attempts"],
+        {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
+    ]
+    job = svc.jobs.update(
+        job["job_id"],
+        {
+            "attempts": attempts,
+            "status": IN_PROGRESS,
+            "secondary_status": "Starting",
+            "failure_reason": "",
+            "ended_at": None,
+            "settled": False,
+        },
+        expect={"status": STOPPED},
+    )
     try:
         svc.platform.start(training_request(job, image, hyperparameters, data_uri, name))
     except BaseException:
@@ -153,13 +182,24 @@ def clear(svc: Services, job: dict[str, Any]) -> None:
     svc.jobs.delete(job["job_id"])
 
 
-def training_request(job: dict[str, Any], image: str, hyperparameters: dict[str, str], data_uri: str | None,
-                     training_job_name: str | None = None) -> TrainingRequest:
+def training_request(
+    job: dict[str, Any],
+    image: str,
+    hyperparameters: dict[str, str],
+    data_uri: str | None,
+    training_job_name: str | None = None,
+) -> TrainingRequest:
     resource = job["resource"]
     return TrainingRequest(
-        job_id=job["job_id"], training_job_name=training_job_name or job["job_name"], image=image,
-        hyperparameters=hyperparameters, instance_type=resource["InstanceType"],
-        instance_count=resource["InstanceCount"], volume_size_gb=resource["VolumeSizeInGB"],
-        artifact_uri=job["artifact_uri"], data_uri=data_uri, max_runtime_s=settings.max_runtime_seconds(),
+        job_id=job["job_id"],
+        training_job_name=training_job_name or job["job_name"],
+        image=image,
+        hyperparameters=hyperparameters,
+        instance_type=resource["InstanceType"],
+        instance_count=resource["InstanceCount"],
+        volume_size_gb=resource["VolumeSizeInGB"],
+        artifact_uri=job["artifact_uri"],
+        data_uri=data_uri,
+        max_runtime_s=settings.max_runtime_seconds(),
         tags={"aifactory:job_id": job["job_id"], "aifactory:api": job["api"], "aifactory:task": job["task"]},
     )

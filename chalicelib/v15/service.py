@@ -51,26 +51,45 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         field = "resume_job_id_and_epoch" if kind == params.RESUME else "finetune_job_id_and_epoch"
         source_job = _source_job(svc, field, source_id, epoch)
     resolved = params.resolve_train_args(form, source_job)
-    data_dir = check_data_location("data_dir", resolved["data_dir"], local=settings.is_local(),
-                                   roots=settings.data_roots())
+    data_dir = check_data_location(
+        "data_dir", resolved["data_dir"], local=settings.is_local(), roots=settings.data_roots()
+    )
     task = resolved["task"]
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")
     artifact_uri = svc.artifacts.job_uri(job_id)
     resource = {"InstanceType": settings.v15_instance_type(), **DEFAULT_RESOURCE}
-    record = jobs.base_record(job_id, job_name, API, task, data_dir=data_dir, hyperparameters=hyperparameters,
-                              resource=resource, artifact_uri=artifact_uri, image=settings.trainer_image(),
-                              resume=resolved["resume"], finetune=resolved["finetune"])
+    record = jobs.base_record(
+        job_id,
+        job_name,
+        API,
+        task,
+        data_dir=data_dir,
+        hyperparameters=hyperparameters,
+        resource=resource,
+        artifact_uri=artifact_uri,
+        image=settings.trainer_image(),
+        resume=resolved["resume"],
+        finetune=resolved["finetune"],
+    )
     finetune = None
     if resolved["finetune"]:
         finetune = {"checkpoint_uri": source_job["artifact_uri"], "epoch": resolved["finetune"]["epoch"]}
     job_config = {
-        "format_version": jobs.FORMAT_VERSION, "job_id": job_id, "job_name": job_name, "api": API, "task": task,
-        "attempt": 1, "hyperparameters": hyperparameters, "data": {"type": "data_dir", "channel": "training"},
-        "artifacts": {"uri": artifact_uri}, "finetune": finetune,
+        "format_version": jobs.FORMAT_VERSION,
+        "job_id": job_id,
+        "job_name": job_name,
+        "api": API,
+        "task": task,
+        "attempt": 1,
+        "hyperparameters": hyperparameters,
+        "data": {"type": "data_dir", "channel": "training"},
+        "artifacts": {"uri": artifact_uri},
+        "finetune": finetune,
     }
-    request = jobs.training_request(record, record["image"], params.to_sagemaker_hyperparameters(hyperparameters),
-                                    data_dir)
+    request = jobs.training_request(
+        record, record["image"], params.to_sagemaker_hyperparameters(hyperparameters), data_dir
+    )
     try:
         if resolved["resume"]:
             _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], jobs.artifact_key(job_id))
@@ -89,7 +108,9 @@ def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target
         if match and int(match.group(1)) <= epoch:
             if int(match.group(1)) < epoch and match.group(2) in ("model.safetensors", "train_state.pt"):
                 continue  # earlier epochs come along as history, not as resume points
-            svc.artifacts.put_bytes(target_key + key[len(source["artifact_key"]):], svc.artifacts.get_bytes(key))
+            svc.artifacts.put_bytes(
+                target_key + key[len(source["artifact_key"]) :], svc.artifacts.get_bytes(key)
+            )
     losses = svc.artifacts.get_bytes(f"{source['artifact_key']}/losses.json")
     if losses is not None:
         svc.artifacts.put_bytes(f"{target_key}/losses.json", losses)
@@ -109,8 +130,9 @@ def stop(svc: Services, job_id: str) -> dict[str, str]:
 
 def restore(svc: Services, job_id: str) -> dict[str, str]:
     job = _job(svc, job_id)
-    jobs.restore(svc, job, job["image"], params.to_sagemaker_hyperparameters(job["hyperparameters"]),
-                 job["data_dir"])
+    jobs.restore(
+        svc, job, job["image"], params.to_sagemaker_hyperparameters(job["hyperparameters"]), job["data_dir"]
+    )
     return {"result": "OK"}
 
 
@@ -128,8 +150,12 @@ def _failure_exception(reason: str) -> dict[str, str]:
     if match:
         head, _, trace = match.group(3).partition("\n\n")
         return {"code": match.group(1), "type": match.group(2), "message": head, "traceback": trace}
-    return {"code": "E00", "type": "PlatformError", "message": reason or "The training job failed.",
-            "traceback": ""}
+    return {
+        "code": "E00",
+        "type": "PlatformError",
+        "message": reason or "The training job failed.",
+        "traceback": "",
+    }
 
 
 def monitor(svc: Services, job_id: str) -> dict[str, Any]:
@@ -137,20 +163,30 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
     progress = svc.artifacts.get_json(f"{job['artifact_key']}/progress.json", {}) or {}
     attempt = jobs.current_attempt(job)["attempt"]
     if progress.get("attempt", 1) != attempt:
-        progress = {k: v for k, v in progress.items() if k in ("epoch", "total_epoch", "batch", "total_batch")}
+        progress = {
+            k: v for k, v in progress.items() if k in ("epoch", "total_epoch", "batch", "total_batch")
+        }
     total_epoch = job["hyperparameters"].get("num_epochs_to_finish", 0)
     body = {
-        "result": "OK", "status": "initializing", "datetime": progress.get("datetime") or timeutil.now_str(),
-        "epoch": progress.get("epoch", 0), "total_epoch": progress.get("total_epoch") or total_epoch,
-        "batch": progress.get("batch", 0), "total_batch": progress.get("total_batch", 0),
-        "avg_loss": progress.get("avg_loss", -1), "learning_rate": progress.get("learning_rate", -1),
-        "samples_per_sec": progress.get("samples_per_sec", -1), "eta_hr": progress.get("eta_hr", -1),
+        "result": "OK",
+        "status": "initializing",
+        "datetime": progress.get("datetime") or timeutil.now_str(),
+        "epoch": progress.get("epoch", 0),
+        "total_epoch": progress.get("total_epoch") or total_epoch,
+        "batch": progress.get("batch", 0),
+        "total_batch": progress.get("total_batch", 0),
+        "avg_loss": progress.get("avg_loss", -1),
+        "learning_rate": progress.get("learning_rate", -1),
+        "samples_per_sec": progress.get("samples_per_sec", -1),
+        "eta_hr": progress.get("eta_hr", -1),
         "exception": None,
     }
     status = job["status"]
     if status in (IN_PROGRESS, STOPPING):
         # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.
-        body["status"] = progress.get("status") if progress.get("status") in ("initialized", "running") else "initializing"
+        body["status"] = (
+            progress.get("status") if progress.get("status") in ("initialized", "running") else "initializing"
+        )
     elif status == STOPPED:
         body["status"] = "stopped"
     elif status == COMPLETED:
@@ -164,7 +200,10 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
 
 def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
     job = _job(svc, job_id)
-    return {"result": "OK", "hyper-parameters": params.hyperparameters_view(job["task"], job["hyperparameters"])}
+    return {
+        "result": "OK",
+        "hyper-parameters": params.hyperparameters_view(job["task"], job["hyperparameters"]),
+    }
 
 
 def losses(svc: Services, job_id: str) -> dict[str, Any]:
@@ -193,9 +232,15 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
         data = svc.artifacts.get_json(f"{job['artifact_key']}/checkpoints/epoch-{epoch}/metrics.json", None)
         if not data:
             continue
-        found.append({"epoch": epoch, "avg_loss": data.get("avg_loss", -1), "metrics": data.get("metrics", {}),
-                      "is_available": int("model.safetensors" in files[epoch]),
-                      "score": _score(job["task"], data.get("metrics", {}))})
+        found.append(
+            {
+                "epoch": epoch,
+                "avg_loss": data.get("avg_loss", -1),
+                "metrics": data.get("metrics", {}),
+                "is_available": int("model.safetensors" in files[epoch]),
+                "score": _score(job["task"], data.get("metrics", {})),
+            }
+        )
     if found:
         best = max(found, key=lambda c: (c["score"], -c["epoch"]))
         for item in found:
@@ -206,9 +251,19 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
 def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
     job = _job(svc, job_id)
     metric_name = "accuracy" if job["task"] == "classification" else "mean_ap"
-    return {"result": "OK", "checkpoints": [
-        {"epoch": c["epoch"], "avg_loss": c["avg_loss"], metric_name: c["score"], "is_best": c["is_best"],
-         "is_available": c["is_available"]} for c in _scan_checkpoints(svc, job)]}
+    return {
+        "result": "OK",
+        "checkpoints": [
+            {
+                "epoch": c["epoch"],
+                "avg_loss": c["avg_loss"],
+                metric_name: c["score"],
+                "is_best": c["is_best"],
+                "is_available": c["is_available"],
+            }
+            for c in _scan_checkpoints(svc, job)
+        ],
+    }
 
 
 def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
@@ -220,8 +275,15 @@ def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
     for item in _scan_checkpoints(svc, job):
         if item["epoch"] == number:
             plot = svc.artifacts.get_bytes(f"{job['artifact_key']}/checkpoints/epoch-{number}/metric.jpg")
-            return {"result": "OK", "checkpoint": {
-                "epoch": number, "avg_loss": item["avg_loss"], "metrics": item["metrics"],
-                "base64_metric_plot": base64.b64encode(plot).decode() if plot else None,
-                "is_best": item["is_best"], "is_available": item["is_available"]}}
+            return {
+                "result": "OK",
+                "checkpoint": {
+                    "epoch": number,
+                    "avg_loss": item["avg_loss"],
+                    "metrics": item["metrics"],
+                    "base64_metric_plot": base64.b64encode(plot).decode() if plot else None,
+                    "is_best": item["is_best"],
+                    "is_available": item["is_available"],
+                },
+            }
     raise NotFound(f"Checkpoint of epoch {number} not found.")

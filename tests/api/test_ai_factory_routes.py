@@ -47,15 +47,27 @@ BAD_INPUTS = [
     ({"callback_url": DELETE}, "callback_url", "required object"),
     ({"callback_url": "http://x"}, "callback_url", "must be an object"),
     ({"callback_url.url": "ftp://127.0.0.1/cb"}, "callback_url.url", "http or https"),
-    ({"callback_url.url": "http://169.254.169.254/latest/meta-data"}, "callback_url.url", "forbidden address"),
+    (
+        {"callback_url.url": "http://169.254.169.254/latest/meta-data"},
+        "callback_url.url",
+        "forbidden address",
+    ),
     ({"callback_url.headers": {"x-api-key": 5}}, "callback_url.headers", "string values"),
     ({"dataset_endpoint.type": "s3"}, "dataset_endpoint.type", "unknown type 's3'"),
     ({"dataset_endpoint.url": "not a url"}, "dataset_endpoint.url", "http or https"),
     ({"dataset_endpoint.pagination.page_size": 0}, "dataset_endpoint.pagination.page_size", "[1, 100000]"),
-    ({"dataset_endpoint.pagination.begin_offset": -1}, "dataset_endpoint.pagination.begin_offset", "[0, Inf]"),
+    (
+        {"dataset_endpoint.pagination.begin_offset": -1},
+        "dataset_endpoint.pagination.begin_offset",
+        "[0, Inf]",
+    ),
     ({"dataset_endpoint.pagination.max_pages": "many"}, "dataset_endpoint.pagination.max_pages", "integer"),
     ({"training_model.image": "docker.io/evil/miner:latest"}, "training_model.image", "not allowed"),
-    ({"training_model.resource.InstanceType": "ml.x99.huge"}, "training_model.resource.InstanceType", "not an allowed"),
+    (
+        {"training_model.resource.InstanceType": "ml.x99.huge"},
+        "training_model.resource.InstanceType",
+        "not an allowed",
+    ),
     ({"training_model.resource.InstanceCount": 0}, "training_model.resource.InstanceCount", "integer in [1,"),
     ({"training_model.resource.VolumeSizeInGB": "big"}, "training_model.resource.VolumeSizeInGB", "integer"),
     ({"training_model.hyperparameters.process.train.steps": "-5"}, "process.train.steps", ">= 1"),
@@ -64,12 +76,18 @@ BAD_INPUTS = [
     ({"training_model.hyperparameters.model.dropoutRate": "1.5"}, "model.dropoutRate", "[0, 1)"),
     ({"training_model.hyperparameters.model.numClasses": "-3"}, "model.numClasses", "or -1"),
     ({"training_model.hyperparameters.process.train.using_gpu": "maybe"}, "using_gpu", "True or False"),
-    ({"training_model.hyperparameters.note": DATASET_SECRET}, "hyperparameters.note", "must not contain a header"),
+    (
+        {"training_model.hyperparameters.note": DATASET_SECRET},
+        "hyperparameters.note",
+        "must not contain a header",
+    ),
     ({"training_model.resource": DELETE}, "training_model.resource", "required object"),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "field", "problem"), BAD_INPUTS, ids=[b[1] + ":" + b[2] for b in BAD_INPUTS])
+@pytest.mark.parametrize(
+    ("overrides", "field", "problem"), BAD_INPUTS, ids=[b[1] + ":" + b[2] for b in BAD_INPUTS]
+)
 def test_bad_input_is_rejected_naming_the_field(client, api_headers, local_stage, overrides, field, problem):
     response = post(client, "/create_training_job", create_payload(**overrides), api_headers)
     assert response.status_code == 400, response.json_body
@@ -79,7 +97,9 @@ def test_bad_input_is_rejected_naming_the_field(client, api_headers, local_stage
     assert_nothing_created(client, api_headers, local_stage)
 
 
-def test_foreign_image_without_docker_engine_gets_a_clear_error(client, api_headers, local_stage, monkeypatch):
+def test_foreign_image_without_docker_engine_gets_a_clear_error(
+    client, api_headers, local_stage, monkeypatch
+):
     monkeypatch.setenv("AIFACTORY_ALLOWED_IMAGES", "chappieai-sagemaker,my-team/custom-trainer")
     from chalicelib import settings
 
@@ -133,7 +153,9 @@ def test_created_job_is_listed_and_queued_then_stopped(client, api_headers, loca
 
 
 def test_form_encoded_json_body_is_accepted(client, local_stage):
-    response = client.http.post("/status", headers={"x-api-key": "test-api-key",
-                                                    "Content-Type": "application/x-www-form-urlencoded"},
-                                body='{"job_name": "nope"}')
+    response = client.http.post(
+        "/status",
+        headers={"x-api-key": "test-api-key", "Content-Type": "application/x-www-form-urlencoded"},
+        body='{"job_name": "nope"}',
+    )
     assert response.status_code == 404

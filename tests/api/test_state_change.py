@@ -26,19 +26,27 @@ def mark(name: str, status: str, reason: str = "") -> None:
 
     platform = services().platform
     state = platform.read_state(name)
-    state.update(status=status, secondary_status=status, failure_reason=reason, end_time="2030-01-01 00:00:00")
+    state.update(
+        status=status, secondary_status=status, failure_reason=reason, end_time="2030-01-01 00:00:00"
+    )
     platform.write_state(name, state)
 
 
 def test_capacity_failure_is_reported_by_the_state_change_event(client, api_headers, queued_only):
     with CallbackServer() as callback:
-        created = client.http.post("/create_training_job", headers=api_headers,
-                                   body=json.dumps(create_payload(callback=callback.url)))
+        created = client.http.post(
+            "/create_training_job",
+            headers=api_headers,
+            body=json.dumps(create_payload(callback=callback.url)),
+        )
         name = created.json_body["job_name"]
         mark(name, "Failed", "CapacityError: Unable to provision requested ML compute capacity.")
         event = client.events.generate_cw_event(
-            source="aws.sagemaker", detail_type="SageMaker Training Job State Change", resources=[],
-            detail={"TrainingJobName": name, "TrainingJobStatus": "Failed"})
+            source="aws.sagemaker",
+            detail_type="SageMaker Training Job State Change",
+            resources=[],
+            detail={"TrainingJobName": name, "TrainingJobStatus": "Failed"},
+        )
         client.lambda_.invoke("training_state_changed", event)
         client.lambda_.invoke("training_state_changed", event)  # EventBridge may deliver twice
         calls = callback.wait(1)
@@ -54,8 +62,11 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
     from chalicelib.services import events
 
     with CallbackServer() as callback:
-        created = client.http.post("/create_training_job", headers=api_headers,
-                                   body=json.dumps(create_payload(callback=callback.url)))
+        created = client.http.post(
+            "/create_training_job",
+            headers=api_headers,
+            body=json.dumps(create_payload(callback=callback.url)),
+        )
         name = created.json_body["job_name"]
         events.deliver_pending()
         assert callback.calls == []  # still running: nothing to report
@@ -68,6 +79,9 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
 
 def test_event_for_an_unknown_job_is_ignored(client, queued_only):
     event = client.events.generate_cw_event(
-        source="aws.sagemaker", detail_type="SageMaker Training Job State Change", resources=[],
-        detail={"TrainingJobName": "not-ours", "TrainingJobStatus": "Completed"})
+        source="aws.sagemaker",
+        detail_type="SageMaker Training Job State Change",
+        resources=[],
+        detail={"TrainingJobName": "not-ours", "TrainingJobStatus": "Completed"},
+    )
     client.lambda_.invoke("training_state_changed", event)

@@ -16,12 +16,24 @@ def aws_services(tmp_path, monkeypatch):
     settings.reset()
     jobs, artifacts = SqliteJobStore(tmp_path / "jobs.db"), DirectoryArtifactStore(tmp_path / "artifacts")
     for job_id, status in (("old", "Completed"), ("live", "InProgress")):
-        jobs.create({"job_id": job_id, "job_name": job_id, "api": "v1.5", "status": status,
-                     "created_at": f"2026-01-0{1 if job_id == 'old' else 2} 00:00:00", "artifact_key": f"jobs/{job_id}"})
-    artifacts.put_json("jobs/old/environment.json", {"software": {"python_version": "3.11.9", "cuda_version": "12.8",
-                                                                  "cudnn_version": "91002"}})
-    artifacts.put_json("jobs/live/progress.json", {"devices": [{"id": 0, "name": "NVIDIA A10G",
-                                                                "utilization_in_percent": 93}]})
+        jobs.create(
+            {
+                "job_id": job_id,
+                "job_name": job_id,
+                "api": "v1.5",
+                "status": status,
+                "created_at": f"2026-01-0{1 if job_id == 'old' else 2} 00:00:00",
+                "artifact_key": f"jobs/{job_id}",
+            }
+        )
+    artifacts.put_json(
+        "jobs/old/environment.json",
+        {"software": {"python_version": "3.11.9", "cuda_version": "12.8", "cudnn_version": "91002"}},
+    )
+    artifacts.put_json(
+        "jobs/live/progress.json",
+        {"devices": [{"id": 0, "name": "NVIDIA A10G", "utilization_in_percent": 93}]},
+    )
     return Services(jobs=jobs, artifacts=artifacts, platform=None, secrets=None)
 
 
@@ -29,10 +41,16 @@ def test_aws_environment_reports_instance_gpus_and_recorded_versions(tmp_path, m
     body = environment.environment(aws_services(tmp_path, monkeypatch))
     devices = body["environment"]["hardware"]["devices"]
     assert [d["id"] for d in devices] == [0, 1, 2, 3] and devices[0]["name"] == "NVIDIA A10G"
-    assert body["environment"]["software"] == {"python_version": "3.11.9", "cuda_version": "12.8",
-                                               "cudnn_version": "91002"}
+    assert body["environment"]["software"] == {
+        "python_version": "3.11.9",
+        "cuda_version": "12.8",
+        "cudnn_version": "91002",
+    }
 
 
 def test_aws_devices_come_from_running_jobs_heartbeats(tmp_path, monkeypatch):
     body = environment.devices(aws_services(tmp_path, monkeypatch))
-    assert body == {"result": "OK", "devices": [{"id": 0, "name": "NVIDIA A10G", "utilization_in_percent": 93}]}
+    assert body == {
+        "result": "OK",
+        "devices": [{"id": 0, "name": "NVIDIA A10G", "utilization_in_percent": 93}],
+    }

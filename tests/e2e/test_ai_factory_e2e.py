@@ -45,8 +45,9 @@ def wait_progress(api, name, wanted="running", timeout=120):
 
 
 def create(api, callback, dataset, **kwargs):
-    status, body = api.call("POST", "/create_training_job",
-                            create_payload(callback=callback.url, dataset=dataset.url, **kwargs))
+    status, body = api.call(
+        "POST", "/create_training_job", create_payload(callback=callback.url, dataset=dataset.url, **kwargs)
+    )
     assert status == 200, body
     assert body["status"] == "success"
     return body["job_name"]
@@ -93,8 +94,9 @@ def test_tagger_job_reports_held_out_metrics_to_the_callback(api):
 
 def test_topic_job_completes_with_metrics(api):
     with DatasetServer(topic_records(300)) as dataset, CallbackServer() as callback:
-        name = create(api, callback, dataset, task_def="ml_topic",
-                      hyperparameters=fast_tagger_hyperparameters(steps=60))
+        name = create(
+            api, callback, dataset, task_def="ml_topic", hyperparameters=fast_tagger_hyperparameters(steps=60)
+        )
         assert wait_status(api, name, ("Completed", "Failed")) == "Completed"
         body = callback.wait(1)[0]["body"]
     assert body["task_def"] == "ml_topic"
@@ -141,8 +143,10 @@ def test_transient_dataset_failures_are_retried(api):
 
 
 def test_permanent_dataset_failure_fails_the_job_with_a_clear_reason(api):
-    with DatasetServer(tagging_records(300), fail_offsets={100}, fail_status=403) as dataset, \
-            CallbackServer() as callback:
+    with (
+        DatasetServer(tagging_records(300), fail_offsets={100}, fail_status=403) as dataset,
+        CallbackServer() as callback,
+    ):
         name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=40))
         assert wait_status(api, name, ("Completed", "Failed")) == "Failed"
         body = callback.wait(1)[0]["body"]

@@ -13,20 +13,50 @@ from tests.servers import ApiServer
 
 pytestmark = pytest.mark.e2e
 V = "/api/v1.5.0"
-TINY_CLASSIFICATION = {"task": "classification", "algorithm": "resnet18", "pretrained": "False",
-                       "batch_size": "8", "image_resized_width": "32", "image_resized_height": "32",
-                       "num_workers": "0", "learning_rate": "0.01", "num_batches_to_display": "2",
-                       "aug_hflip_prob": "0.5", "needs_freeze_bn": "True"}  # learns the colour cue fastest
-TINY_DETECTION = {"task": "detection", "algorithm": "faster_rcnn", "backbone": "resnet18",
-                  "backbone_pretrained": "False", "batch_size": "2", "image_min_side": "64", "image_max_side": "96",
-                  "anchor_sizes": "[16, 32, 64]", "num_epochs_to_finish": "2", "num_workers": "0",
-                  "train_rpn_pre_nms_top_n": "200", "train_rpn_post_nms_top_n": "50",
-                  "eval_rpn_pre_nms_top_n": "100", "eval_rpn_post_nms_top_n": "50",
-                  "num_batches_to_display": "2"}
-TINY_SEGMENTATION = {"task": "instance_segmentation", "algorithm": "mask_rcnn", "backbone_pretrained": "False",
-                     "batch_size": "2", "image_min_side": "64", "image_max_side": "96", "num_epochs_to_finish": "1",
-                     "num_workers": "0", "train_rpn_pre_nms_top_n": "200", "train_rpn_post_nms_top_n": "50",
-                     "eval_rpn_pre_nms_top_n": "100", "eval_rpn_post_nms_top_n": "50"}
+TINY_CLASSIFICATION = {
+    "task": "classification",
+    "algorithm": "resnet18",
+    "pretrained": "False",
+    "batch_size": "8",
+    "image_resized_width": "32",
+    "image_resized_height": "32",
+    "num_workers": "0",
+    "learning_rate": "0.01",
+    "num_batches_to_display": "2",
+    "aug_hflip_prob": "0.5",
+    "needs_freeze_bn": "True",
+}  # learns the colour cue fastest
+TINY_DETECTION = {
+    "task": "detection",
+    "algorithm": "faster_rcnn",
+    "backbone": "resnet18",
+    "backbone_pretrained": "False",
+    "batch_size": "2",
+    "image_min_side": "64",
+    "image_max_side": "96",
+    "anchor_sizes": "[16, 32, 64]",
+    "num_epochs_to_finish": "2",
+    "num_workers": "0",
+    "train_rpn_pre_nms_top_n": "200",
+    "train_rpn_post_nms_top_n": "50",
+    "eval_rpn_pre_nms_top_n": "100",
+    "eval_rpn_post_nms_top_n": "50",
+    "num_batches_to_display": "2",
+}
+TINY_SEGMENTATION = {
+    "task": "instance_segmentation",
+    "algorithm": "mask_rcnn",
+    "backbone_pretrained": "False",
+    "batch_size": "2",
+    "image_min_side": "64",
+    "image_max_side": "96",
+    "num_epochs_to_finish": "1",
+    "num_workers": "0",
+    "train_rpn_pre_nms_top_n": "200",
+    "train_rpn_post_nms_top_n": "50",
+    "eval_rpn_pre_nms_top_n": "100",
+    "eval_rpn_post_nms_top_n": "50",
+}
 
 
 def generate(root: Path, task: str, **kwargs) -> str:
@@ -47,7 +77,9 @@ def api(tmp_path_factory):
 def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     return {
-        "classification": generate(root / "cls", "classification", num_images=60, image_size=32, num_classes=3),
+        "classification": generate(
+            root / "cls", "classification", num_images=60, image_size=32, num_classes=3
+        ),
         "detection": generate(root / "det", "detection", num_images=8, image_size=64),
         "instance_segmentation": generate(root / "seg", "instance_segmentation", num_images=6, image_size=64),
     }
@@ -87,8 +119,15 @@ def checkpoints(api, job_id) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def finished_classification(api, datasets):
-    job_id = train(api, {**TINY_CLASSIFICATION, "data_dir": datasets["classification"], "num_epochs_to_finish": "4",
-                         "max_num_checkpoints": "2"})
+    job_id = train(
+        api,
+        {
+            **TINY_CLASSIFICATION,
+            "data_dir": datasets["classification"],
+            "num_epochs_to_finish": "4",
+            "max_num_checkpoints": "2",
+        },
+    )
     wait_for(api, job_id, ("finished",))
     return job_id
 
@@ -121,8 +160,20 @@ def test_classification_job_finishes_and_learns(api, finished_classification):
     assert best["is_best"] == 1 and best["accuracy"] >= 0.7  # 3 classes: chance is 0.33
     status, detail = api.call("GET", f"{V}/train/{job_id}/checkpoints/epoch/4")
     checkpoint = detail["checkpoint"]
-    assert set(checkpoint) == {"epoch", "avg_loss", "metrics", "base64_metric_plot", "is_best", "is_available"}
-    assert set(checkpoint["metrics"]["overall"]) == {"accuracy", "avg_recall", "avg_precision", "avg_f1_score"}
+    assert set(checkpoint) == {
+        "epoch",
+        "avg_loss",
+        "metrics",
+        "base64_metric_plot",
+        "is_best",
+        "is_available",
+    }
+    assert set(checkpoint["metrics"]["overall"]) == {
+        "accuracy",
+        "avg_recall",
+        "avg_precision",
+        "avg_f1_score",
+    }
     specific = checkpoint["metrics"]["specific"]
     assert specific["categories"][0] == "mean" and len(specific["categories"]) == 4
     assert all(len(specific[k]) == 4 for k in ("aucs", "sensitivities", "specificities"))
@@ -131,9 +182,22 @@ def test_classification_job_finishes_and_learns(api, finished_classification):
     assert losses["result"] == "OK" and len(losses["losses"]) >= 4
     status, hp = api.call("GET", f"{V}/train/{job_id}/hyper-parameters")
     assert list(hp["hyper-parameters"]) == [
-        "image_resized_width", "image_resized_height", "image_min_side", "image_max_side", "batch_size",
-        "learning_rate", "momentum", "weight_decay", "step_lr_sizes", "step_lr_gamma", "num_epochs_to_validate",
-        "num_epochs_to_finish", "pretrained", "num_frozen_levels", "eval_center_crop_ratio"]
+        "image_resized_width",
+        "image_resized_height",
+        "image_min_side",
+        "image_max_side",
+        "batch_size",
+        "learning_rate",
+        "momentum",
+        "weight_decay",
+        "step_lr_sizes",
+        "step_lr_gamma",
+        "num_epochs_to_validate",
+        "num_epochs_to_finish",
+        "pretrained",
+        "num_frozen_levels",
+        "eval_center_crop_ratio",
+    ]
     assert hp["hyper-parameters"]["batch_size"] == 8 and hp["hyper-parameters"]["pretrained"] is False
 
 
@@ -162,7 +226,9 @@ def test_instance_segmentation_job_finishes_with_mask_ap(api, datasets):
 
 
 def test_stop_then_restore_resumes_without_retraining_an_epoch(api, datasets):
-    job_id = train(api, {**TINY_CLASSIFICATION, "data_dir": datasets["classification"], "num_epochs_to_finish": "40"})
+    job_id = train(
+        api, {**TINY_CLASSIFICATION, "data_dir": datasets["classification"], "num_epochs_to_finish": "40"}
+    )
     wait_for(api, job_id, ("running",), condition=lambda b: b["epoch"] >= 3)
     status, body = api.call("PATCH", f"{V}/train/{job_id}")
     assert (status, body) == (200, {"result": "OK"})
@@ -197,9 +263,15 @@ def test_restore_of_a_job_that_is_not_stopped_is_refused(api, finished_classific
 
 
 def test_finetune_from_another_jobs_checkpoint(api, datasets, finished_classification):
-    job_id = train(api, {"finetune_job_id_and_epoch": f'("{finished_classification}", 4)',
-                         "data_dir": datasets["classification"], "learning_rate": "0.001",
-                         "num_epochs_to_finish": "1"})
+    job_id = train(
+        api,
+        {
+            "finetune_job_id_and_epoch": f'("{finished_classification}", 4)',
+            "data_dir": datasets["classification"],
+            "learning_rate": "0.001",
+            "num_epochs_to_finish": "1",
+        },
+    )
     wait_for(api, job_id, ("finished",))
     found = checkpoints(api, job_id)
     assert [c["epoch"] for c in found] == [1]
@@ -209,23 +281,30 @@ def test_finetune_from_another_jobs_checkpoint(api, datasets, finished_classific
 
 
 def test_resume_from_an_epoch_continues_the_epoch_count(api, finished_classification):
-    job_id = train(api, {"resume_job_id_and_epoch": f'("{finished_classification}", 4)',
-                         "num_epochs_to_finish": "5"})
+    job_id = train(
+        api, {"resume_job_id_and_epoch": f'("{finished_classification}", 4)', "num_epochs_to_finish": "5"}
+    )
     wait_for(api, job_id, ("finished",))
     found = checkpoints(api, job_id)
     assert [c["epoch"] for c in found] == [1, 2, 3, 4, 5]  # the source's history, then epoch 5
     assert [c["is_available"] for c in found] == [0, 0, 0, 1, 1]
     source_dir = api.home / "artifacts" / "jobs" / finished_classification / "checkpoints"
     own_dir = api.home / "artifacts" / "jobs" / job_id / "checkpoints"
-    assert (own_dir / "epoch-4" / "model.safetensors").read_bytes() == \
-        (source_dir / "epoch-4" / "model.safetensors").read_bytes()  # resumed from it, not retrained
-    status, body = api.call("POST", f"{V}/train", form={
-        "resume_job_id_and_epoch": f'("{finished_classification}", 4)', "learning_rate": "0.5"})
+    assert (own_dir / "epoch-4" / "model.safetensors").read_bytes() == (
+        source_dir / "epoch-4" / "model.safetensors"
+    ).read_bytes()  # resumed from it, not retrained
+    status, body = api.call(
+        "POST",
+        f"{V}/train",
+        form={"resume_job_id_and_epoch": f'("{finished_classification}", 4)', "learning_rate": "0.5"},
+    )
     assert status == 400 and "'learning_rate'" in body["message"] and "resuming" in body["message"]
 
 
 def test_clear_removes_a_finished_job(api, datasets):
-    job_id = train(api, {**TINY_CLASSIFICATION, "data_dir": datasets["classification"], "num_epochs_to_finish": "1"})
+    job_id = train(
+        api, {**TINY_CLASSIFICATION, "data_dir": datasets["classification"], "num_epochs_to_finish": "1"}
+    )
     status, body = api.call("DELETE", f"{V}/train/{job_id}")
     assert body == {"result": "Error", "message": "Job is not stopped."}
     wait_for(api, job_id, ("finished",))
@@ -248,14 +327,20 @@ def test_corrupt_image_shows_exception_e04(api, tmp_path):
     assert body["exception"]["traceback"].startswith("Traceback")
 
 
-@pytest.mark.parametrize(("form", "field"), [
-    ({"task": "classification", "data_dir": "/no/such/dir", "algorithm": "resnet18"}, "data_dir"),
-    ({"task": "classification", "algorithm": "resnet18"}, "data_dir"),
-    ({"task": "segmentation", "data_dir": "/tmp", "algorithm": "resnet18"}, "task"),
-    ({"task": "classification", "data_dir": "/tmp", "algorithm": "vgg16"}, "algorithm"),
-    ({"task": "classification", "data_dir": "/tmp", "algorithm": "resnet18", "batch_size": "0"}, "batch_size"),
-    ({"resume_job_id_and_epoch": '("no-such-job", 1)'}, "resume_job_id_and_epoch"),
-])
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"task": "classification", "data_dir": "/no/such/dir", "algorithm": "resnet18"}, "data_dir"),
+        ({"task": "classification", "algorithm": "resnet18"}, "data_dir"),
+        ({"task": "segmentation", "data_dir": "/tmp", "algorithm": "resnet18"}, "task"),
+        ({"task": "classification", "data_dir": "/tmp", "algorithm": "vgg16"}, "algorithm"),
+        (
+            {"task": "classification", "data_dir": "/tmp", "algorithm": "resnet18", "batch_size": "0"},
+            "batch_size",
+        ),
+        ({"resume_job_id_and_epoch": '("no-such-job", 1)'}, "resume_job_id_and_epoch"),
+    ],
+)
 def test_bad_train_requests_are_rejected_over_http(api, form, field):
     jobs_dir = api.home / "artifacts" / "jobs"
     before = set(jobs_dir.iterdir()) if jobs_dir.exists() else set()
@@ -270,4 +355,7 @@ def test_unknown_job_routes_say_job_not_found(api):
         assert (status, body) == (404, {"result": "Error", "message": "Job not found."}), path
     assert api.call("PUT", f"{V}/train/nope")[1] == {"result": "Error", "message": "Job not found."}
     assert api.call("DELETE", f"{V}/train/nope")[1] == {"result": "Error", "message": "Job not found."}
-    assert api.call("PATCH", f"{V}/train/nope")[1] == {"result": "Error", "message": "Job is not under tracking."}
+    assert api.call("PATCH", f"{V}/train/nope")[1] == {
+        "result": "Error",
+        "message": "Job is not under tracking.",
+    }

@@ -21,12 +21,29 @@ from chalicelib.ports import TrainingRequest
 def request(tmp_path, name, task="no_such_task", image="aifactory-trainer:latest", **hp):
     artifacts = tmp_path / "artifacts" / name
     artifacts.mkdir(parents=True)
-    (artifacts / "job.json").write_text(json.dumps({
-        "job_id": name, "job_name": name, "task": task, "attempt": 1, "hyperparameters": hp,
-        "artifacts": {"uri": str(artifacts)}, "data": {"type": "none"}}))
-    return TrainingRequest(job_id=name, training_job_name=name, image=image, hyperparameters={},
-                           instance_type="ml.m5.large", instance_count=1, volume_size_gb=1,
-                           artifact_uri=str(artifacts))
+    (artifacts / "job.json").write_text(
+        json.dumps(
+            {
+                "job_id": name,
+                "job_name": name,
+                "task": task,
+                "attempt": 1,
+                "hyperparameters": hp,
+                "artifacts": {"uri": str(artifacts)},
+                "data": {"type": "none"},
+            }
+        )
+    )
+    return TrainingRequest(
+        job_id=name,
+        training_job_name=name,
+        image=image,
+        hyperparameters={},
+        instance_type="ml.m5.large",
+        instance_count=1,
+        volume_size_gb=1,
+        artifact_uri=str(artifacts),
+    )
 
 
 def wait_terminal(platform, name, timeout=60):
@@ -45,15 +62,29 @@ def platform(local_stage):
 
 
 def test_image_repository_ignores_registry_and_tag():
-    assert image_repository("123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger") == \
-        "chappieai-sagemaker"
+    assert (
+        image_repository("123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger")
+        == "chappieai-sagemaker"
+    )
     assert image_repository("aifactory-trainer@sha256:abc") == "aifactory-trainer"
 
 
 def test_docker_command_mounts_opt_ml_and_runs_train(tmp_path):
     assert docker_command("my/img:1", "job-1", tmp_path / "opt_ml", "/data/set") == [
-        "docker", "run", "--rm", "--name", "job-1", "--network", "host", "-v", f"{tmp_path}/opt_ml:/opt/ml",
-        "-v", "/data/set:/opt/ml/input/data/training:ro", "my/img:1", "train"]
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        "job-1",
+        "--network",
+        "host",
+        "-v",
+        f"{tmp_path}/opt_ml:/opt/ml",
+        "-v",
+        "/data/set:/opt/ml/input/data/training:ro",
+        "my/img:1",
+        "train",
+    ]
 
 
 def test_foreign_image_without_docker_is_unavailable(platform, tmp_path):
@@ -73,7 +104,11 @@ def test_jobs_beyond_the_limit_wait_in_the_queue(platform, tmp_path):
     platform.start(request(tmp_path, "first"))
     platform.start(request(tmp_path, "second"))
     state = platform.read_state("second")
-    assert (state["status"], state["secondary_status"], state["runner_pid"]) == ("InProgress", "Starting", None)
+    assert (state["status"], state["secondary_status"], state["runner_pid"]) == (
+        "InProgress",
+        "Starting",
+        None,
+    )
     assert wait_terminal(platform, "first").status == "Failed"
     assert wait_terminal(platform, "second").status == "Failed"  # launched when the first ended
 

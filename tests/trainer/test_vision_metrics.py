@@ -116,7 +116,13 @@ def test_segmentation_with_no_predictions_scores_zero_not_a_crash():
 
     masks = torch.zeros(1, 8, 8, dtype=torch.uint8)
     masks[0, 2:6, 2:6] = 1
-    preds = [{"masks": torch.zeros(0, 1, 8, 8), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}]
+    preds = [
+        {
+            "masks": torch.zeros(0, 1, 8, 8),
+            "scores": torch.zeros(0),
+            "labels": torch.zeros(0, dtype=torch.long),
+        }
+    ]
     targets = [{"masks": masks, "labels": torch.tensor([1])}]
     specific = segmentation_metrics(preds, targets, ["background", "red", "green"])["specific"]
     assert specific["categories"] == ["mean", "red", "green"]

@@ -49,7 +49,14 @@ class SqliteJobStore:
             try:
                 conn.execute(
                     "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc) VALUES (?,?,?,?,?,?)",
-                    (job["job_id"], job["job_name"], job["api"], job["status"], job["created_at"], json.dumps(job)),
+                    (
+                        job["job_id"],
+                        job["job_name"],
+                        job["api"],
+                        job["status"],
+                        job["created_at"],
+                        json.dumps(job),
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise ConflictError(f"Job {job['job_id']} already exists") from exc
@@ -66,7 +73,9 @@ class SqliteJobStore:
         with self._connect() as conn:
             return self._get(conn, "job_name", job_name)
 
-    def update(self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    def update(
+        self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:

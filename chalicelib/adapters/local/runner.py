@@ -84,8 +84,11 @@ def run(job_dir: Path) -> int:
     from chalicelib import settings
     from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 
-    platform = LocalTrainingPlatform(job_dir.parent.parent, max_concurrent=settings.max_concurrent_jobs(),
-                                     stop_grace_seconds=settings.stop_grace_seconds())
+    platform = LocalTrainingPlatform(
+        job_dir.parent.parent,
+        max_concurrent=settings.max_concurrent_jobs(),
+        stop_grace_seconds=settings.stop_grace_seconds(),
+    )
     name = job_dir.name
     request = json.loads((job_dir / "request.json").read_text())
     stop_event = threading.Event()
@@ -104,9 +107,14 @@ def run(job_dir: Path) -> int:
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "containers" / "trainer"), str(REPO_ROOT)])
         env["PYTHONUNBUFFERED"] = "1"
         with open(job_dir / "trainer.log", "ab") as out:
-            proc = subprocess.Popen(trainer_command(request, job_dir, opt_ml), stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    cwd=str(opt_ml))
+            proc = subprocess.Popen(
+                trainer_command(request, job_dir, opt_ml),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=str(opt_ml),
+            )
         state = platform.read_state(name)
         state.update(secondary_status="Training", trainer_pid=proc.pid)
         if state.get("stop_requested"):
@@ -136,8 +144,13 @@ def run(job_dir: Path) -> int:
         log.exception("runner failed")
         status, secondary, reason = FAILED, "Failed", f"InternalServerError: {type(exc).__name__}: {exc}"
         state = platform.read_state(name)
-    state.update(status=status, secondary_status=secondary, failure_reason=reason,
-                 end_time=timeutil.now_str(), exit_code=proc.returncode if proc else None)
+    state.update(
+        status=status,
+        secondary_status=secondary,
+        failure_reason=reason,
+        end_time=timeutil.now_str(),
+        exit_code=proc.returncode if proc else None,
+    )
     platform.write_state(name, state)
     try:
         platform._notify(name, status)

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from app import app
 
-    config = Config.create(chalice_stage="local", app_name="ai-factory", chalice_app=app,
-                           project_dir=str(REPO_ROOT))
+    config = Config.create(
+        chalice_stage="local", app_name="ai-factory", chalice_app=app, project_dir=str(REPO_ROOT)
+    )
     server = create_local_server(app, config, args.host, args.port)
     port = server.server.server_address[1]
     os.environ.setdefault("AIFACTORY_PUBLIC_URL", f"http://{args.host}:{port}")

@@ -70,8 +70,14 @@ def _pid_alive(pid: int | None, start_time: str | None) -> bool:
 
 
 class LocalTrainingPlatform:
-    def __init__(self, home: Path, max_concurrent: int = 2, python: str | None = None,
-                 docker_enabled=lambda: False, stop_grace_seconds: float = 120.0):
+    def __init__(
+        self,
+        home: Path,
+        max_concurrent: int = 2,
+        python: str | None = None,
+        docker_enabled=lambda: False,
+        stop_grace_seconds: float = 120.0,
+    ):
         self.root = Path(home).resolve() / "training"
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_concurrent = max_concurrent
@@ -119,11 +125,19 @@ class LocalTrainingPlatform:
             raise Conflict(f"Training job {request.training_job_name} already exists.")
         job_dir.mkdir(parents=True)
         (job_dir / "request.json").write_text(json.dumps(dataclasses.asdict(request), indent=1))
-        self.write_state(request.training_job_name, {
-            "status": IN_PROGRESS, "secondary_status": QUEUED, "failure_reason": "",
-            "creation_time": timeutil.now_str(), "end_time": None, "runner_pid": None,
-            "stop_requested": False, "seq": self._next_seq(),
-        })
+        self.write_state(
+            request.training_job_name,
+            {
+                "status": IN_PROGRESS,
+                "secondary_status": QUEUED,
+                "failure_reason": "",
+                "creation_time": timeutil.now_str(),
+                "end_time": None,
+                "runner_pid": None,
+                "stop_requested": False,
+                "seq": self._next_seq(),
+            },
+        )
         self.schedule()
 
     def _next_seq(self) -> int:
@@ -131,9 +145,13 @@ class LocalTrainingPlatform:
 
     def describe(self, name: str) -> TrainingDescription:
         state = self.reconcile_one(name)
-        return TrainingDescription(state["status"], state.get("secondary_status", ""),
-                                   state.get("failure_reason", ""), state.get("creation_time"),
-                                   state.get("end_time"))
+        return TrainingDescription(
+            state["status"],
+            state.get("secondary_status", ""),
+            state.get("failure_reason", ""),
+            state.get("creation_time"),
+            state.get("end_time"),
+        )
 
     def stop(self, name: str) -> None:
         with self._lock():
@@ -198,13 +216,21 @@ class LocalTrainingPlatform:
         env["AIFACTORY_STOP_GRACE_SECONDS"] = str(self.stop_grace_seconds)
         proc = subprocess.Popen(
             [self.python, "-m", RUNNER_MODULE, str(job_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(REPO_ROOT), env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(REPO_ROOT),
+            env=env,
+            start_new_session=True,
         )
         log.close()
         state = self.read_state(name)
-        state.update(runner_pid=proc.pid, runner_start=process_start_time(proc.pid), secondary_status="Starting",
-                     started_time=timeutil.now_str())
+        state.update(
+            runner_pid=proc.pid,
+            runner_start=process_start_time(proc.pid),
+            secondary_status="Starting",
+            started_time=timeutil.now_str(),
+        )
         self.write_state(name, state)
 
     def reconcile_one(self, name: str) -> dict[str, Any]:
@@ -219,10 +245,14 @@ class LocalTrainingPlatform:
                     if state.get("stop_requested"):
                         state.update(status=STOPPED, secondary_status="Stopped")
                     else:
-                        state.update(status=FAILED, secondary_status="Failed", failure_reason=(
-                            "InternalServerError: the training process ended unexpectedly "
-                            f"(runner pid {state['runner_pid']} is gone)."
-                        ))
+                        state.update(
+                            status=FAILED,
+                            secondary_status="Failed",
+                            failure_reason=(
+                                "InternalServerError: the training process ended unexpectedly "
+                                f"(runner pid {state['runner_pid']} is gone)."
+                            ),
+                        )
                     state["end_time"] = timeutil.now_str()
                     self.write_state(name, state)
         return state
@@ -241,5 +271,3 @@ class LocalTrainingPlatform:
         from chalicelib.services import events
 
         events.on_training_state_change(name, status)
-
-

@@ -36,9 +36,18 @@ def should_launch(env: TrainingEnvironment) -> bool:
 
 def command(env: TrainingEnvironment, nproc: int) -> list[str]:
     master = env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1"
-    return [sys.executable, "-m", "torch.distributed.run", f"--nnodes={len(env.hosts)}",
-            f"--node_rank={env.node_rank}", f"--nproc_per_node={nproc}", f"--master_addr={master}",
-            f"--master_port={env.environ.get('MASTER_PORT', '29500')}", "-m", "trainer"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={len(env.hosts)}",
+        f"--node_rank={env.node_rank}",
+        f"--nproc_per_node={nproc}",
+        f"--master_addr={master}",
+        f"--master_port={env.environ.get('MASTER_PORT', '29500')}",
+        "-m",
+        "trainer",
+    ]
 
 
 def launch(env: TrainingEnvironment, stop_event: threading.Event) -> int:

@@ -26,8 +26,11 @@ def gpu_devices(live: bool = True) -> list[dict]:
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             name = pynvml.nvmlDeviceGetName(handle)
             memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            item = {"id": index, "name": name.decode() if isinstance(name, bytes) else name,
-                    "memory_in_mb": memory.total // 2**20}
+            item = {
+                "id": index,
+                "name": name.decode() if isinstance(name, bytes) else name,
+                "memory_in_mb": memory.total // 2**20,
+            }
             if live:
                 item.update(_live(pynvml, handle, memory))
             devices.append(item)
@@ -54,8 +57,12 @@ def _live(pynvml, handle, memory) -> dict:
 
 
 def software() -> dict:
-    info = {"python_version": platform.python_version(), "cuda_version": None, "cudnn_version": None,
-            "torch_version": None}
+    info = {
+        "python_version": platform.python_version(),
+        "cuda_version": None,
+        "cudnn_version": None,
+        "torch_version": None,
+    }
     try:
         import torch
 

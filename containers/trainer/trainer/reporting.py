@@ -29,8 +29,14 @@ def emit_metric(name: str, value: float, stream=None) -> None:
 class Reporter:
     """Rank 0 only writes; other ranks get a reporter whose writes do nothing."""
 
-    def __init__(self, writer: ArtifactWriter | None, total_epoch: int = 0, attempt: int = 1,
-                 min_interval: float = 1.0, clock=time.monotonic):
+    def __init__(
+        self,
+        writer: ArtifactWriter | None,
+        total_epoch: int = 0,
+        attempt: int = 1,
+        min_interval: float = 1.0,
+        clock=time.monotonic,
+    ):
         self.writer = writer
         self.clock = clock
         self.min_interval = min_interval

@@ -455,7 +455,12 @@ def build_train_transforms(task: str, hp: dict) -> v2.Compose:
     cfg = resolve_aug(hp)
     sizing = _sizing(hp, task)
     return v2.Compose(
-        [v2.ToImage(), *sizing, v2.ToDtype(torch.float32, scale=True), AugmentPolicy(build_ops(cfg), cfg.strategy)]
+        [
+            v2.ToImage(),
+            *sizing,
+            v2.ToDtype(torch.float32, scale=True),
+            AugmentPolicy(build_ops(cfg), cfg.strategy),
+        ]
         + sizing
         + _finish(task)
     )

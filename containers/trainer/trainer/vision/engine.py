@@ -151,8 +151,13 @@ def train_one_epoch(
         if on_batch is not None:
             on_batch(batches, value, batch_size)
         if should_stop is not None and should_stop():
-            return EpochResult(finite_loss(total_loss, epoch, batches) / batches, batches, samples,
-                               time.monotonic() - start, True)
+            return EpochResult(
+                finite_loss(total_loss, epoch, batches) / batches,
+                batches,
+                samples,
+                time.monotonic() - start,
+                True,
+            )
     avg = finite_loss(total_loss, epoch, batches) / batches if batches else float("nan")
     return EpochResult(avg, batches, samples, time.monotonic() - start, False)
 

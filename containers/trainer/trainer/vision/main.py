@@ -138,8 +138,11 @@ def from_scratch_adjustments(task: str, hp: dict) -> dict:
         changes["needs_freeze_bn"] = False
     overridden = {k: hp.get(k) for k, v in changes.items() if hp.get(k) != v}
     if overridden:
-        log.warning("training from scratch: %s keep(s) every level and BatchNorm trainable (was %s)",
-                    ", ".join(overridden), overridden)
+        log.warning(
+            "training from scratch: %s keep(s) every level and BatchNorm trainable (was %s)",
+            ", ".join(overridden),
+            overridden,
+        )
     return {**hp, **changes}
 
 
