@@ -69,22 +69,11 @@ def test_image_repository_ignores_registry_and_tag():
     assert image_repository("aifactory-trainer@sha256:abc") == "aifactory-trainer"
 
 
-def test_docker_command_mounts_opt_ml_and_runs_train(tmp_path):
-    assert docker_command("my/img:1", "job-1", tmp_path / "opt_ml", "/data/set") == [
-        "docker",
-        "run",
-        "--rm",
-        "--name",
-        "job-1",
-        "--network",
-        "host",
-        "-v",
-        f"{tmp_path}/opt_ml:/opt/ml",
-        "-v",
-        "/data/set:/opt/ml/input/data/training:ro",
-        "my/img:1",
-        "train",
-    ]
+def test_docker_command_mounts_opt_ml_and_host_paths_where_they_are(tmp_path):
+    command = docker_command("my/img:1", "job-1", tmp_path / "opt_ml", "/srv/artifacts/jobs/j", "/data/set")
+    assert command == ["docker", "run", "--rm", "--name", "job-1", "--network", "host",
+                       "-v", f"{tmp_path}/opt_ml:/opt/ml", "-v", "/srv/artifacts/jobs/j:/srv/artifacts/jobs/j",
+                       "-v", "/data/set:/data/set:ro", "my/img:1", "train"]  # fmt: skip
 
 
 def test_foreign_image_without_docker_is_unavailable(platform, tmp_path):
@@ -140,3 +129,37 @@ def test_a_job_whose_runner_died_is_marked_failed(platform, tmp_path):
         time.sleep(0.1)
     assert description.status == "Failed"
     assert "ended unexpectedly" in description.failure_reason
+
+
+def test_foreign_image_runs_through_docker_and_is_killed_after_the_grace_period(
+    local_stage, tmp_path, monkeypatch
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "docker-args"
+    fake = bin_dir / "docker"  # a container that ignores SIGTERM, as a stuck one would
+    killed = tmp_path / "docker-kill"
+    fake.write_text(
+        f'#!/bin/sh\nif [ "$1" = kill ]; then echo "$@" > {killed}; exit 0; fi\n'
+        f"echo \"$@\" > {calls}\ntrap '' TERM\nwhile true; do sleep 0.1; done\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    platform = LocalTrainingPlatform(
+        local_stage, max_concurrent=1, docker_enabled=lambda: True, stop_grace_seconds=1
+    )
+    platform.start(request(tmp_path, "foreign", image="my-team/custom-trainer:1.0"))
+    deadline = time.time() + 30
+    while not calls.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    opt_ml = platform.job_dir("foreign") / "opt_ml"
+    artifacts = str((tmp_path / "artifacts" / "foreign").resolve())
+    assert (
+        calls.read_text().split()
+        == docker_command("my-team/custom-trainer:1.0", "foreign", opt_ml, artifacts, None)[1:]
+    )
+    platform.stop("foreign")
+    started = time.time()
+    assert wait_terminal(platform, "foreign", timeout=30).status == "Stopped"
+    assert time.time() - started < 20  # SIGKILL after the 1 s grace, not a hang
+    assert killed.read_text().split() == ["kill", "foreign"]  # and the container itself is killed

@@ -55,10 +55,17 @@ def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
     return opt_ml
 
 
-def trainer_command(request: dict, job_dir: Path, opt_ml: Path) -> list[str]:
+def trainer_command(request: dict, opt_ml: Path) -> list[str]:
     if is_builtin_trainer(request["image"]):
         return [sys.executable, "-m", "trainer"]
-    return docker_command(request["image"], request["training_job_name"], opt_ml, None)
+    data_uri = request.get("data_uri")
+    return docker_command(
+        request["image"],
+        request["training_job_name"],
+        opt_ml,
+        str(Path(request["artifact_uri"]).resolve()),
+        str(Path(data_uri).resolve()) if data_uri else None,
+    )
 
 
 def pack_model(opt_ml: Path, request: dict) -> None:
@@ -108,7 +115,7 @@ def run(job_dir: Path) -> int:
         env["PYTHONUNBUFFERED"] = "1"
         with open(job_dir / "trainer.log", "ab") as out:
             proc = subprocess.Popen(
-                trainer_command(request, job_dir, opt_ml),
+                trainer_command(request, opt_ml),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -129,6 +136,8 @@ def run(job_dir: Path) -> int:
                     log.warning("trainer ignored SIGTERM for %ss: killing it", platform.stop_grace_seconds)
                     proc.kill()
                     proc.wait()
+                    if not is_builtin_trainer(request["image"]):  # the container outlives its client
+                        subprocess.run(["docker", "kill", name], capture_output=True, timeout=60, check=False)
         returncode = proc.returncode
         state = platform.read_state(name)
         if stop_event.is_set() or state.get("stop_requested"):

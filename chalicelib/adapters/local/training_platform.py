@@ -40,11 +40,28 @@ RUNNER_MODULE = "chalicelib.adapters.local.runner"
 QUEUED = "Starting"
 
 
-def docker_command(image: str, name: str, opt_ml: Path, data_dir: str | None) -> list[str]:
-    """The exact `docker run` the platform makes for an image that is not ours."""
-    command = ["docker", "run", "--rm", "--name", name, "--network", "host", "-v", f"{opt_ml}:/opt/ml"]
+def docker_command(image: str, name: str, opt_ml: Path, artifact_dir: str, data_dir: str | None) -> list[str]:
+    """The exact `docker run` the platform makes for an image that is not ours.
+
+    `/opt/ml` links its checkpoints (and the data channel) to host paths, and job.json names
+    the artifact directory by its host path: those are mounted at the same paths inside, so
+    every link and path resolves in the container as it does outside.
+    """
+    command = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "-v",
+        f"{opt_ml}:/opt/ml",
+        "-v",
+        f"{artifact_dir}:{artifact_dir}",
+    ]
     if data_dir:
-        command += ["-v", f"{data_dir}:/opt/ml/input/data/training:ro"]
+        command += ["-v", f"{data_dir}:{data_dir}:ro"]
     return command + [image, "train"]
 
 
