@@ -69,7 +69,9 @@ def _local_probe() -> dict[str, Any]:
 
 
 def _live_local_devices() -> list[dict[str, Any]]:
-    sys.path.insert(0, str(REPO_ROOT / "containers" / "trainer"))
+    trainer_path = str(REPO_ROOT / "containers" / "trainer")
+    if trainer_path not in sys.path:
+        sys.path.insert(0, trainer_path)
     from trainer.probe import gpu_devices  # pynvml only: no torch
 
     return gpu_devices(live=True)
@@ -78,9 +80,8 @@ def _live_local_devices() -> list[dict[str, Any]]:
 def environment(svc: Services) -> dict[str, Any]:
     if settings.is_local():
         probe = _local_probe()
-        devices = [
-            {"id": d["id"], "name": d["name"], "memory_in_mb": d["memory_in_mb"]}
-            for d in _live_local_devices()
+        devices = [  # the hardware does not change: the cached probe already listed it
+            {"id": d["id"], "name": d["name"], "memory_in_mb": d["memory_in_mb"]} for d in probe["devices"]
         ]
         software = {k: probe["software"][k] for k in ("python_version", "cuda_version", "cudnn_version")}
     else:

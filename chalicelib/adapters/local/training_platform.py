@@ -65,24 +65,25 @@ def docker_command(image: str, name: str, opt_ml: Path, artifact_dir: str, data_
     return command + [image, "train"]
 
 
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of `pid` (ticks since boot): with the pid, it names one process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
-    except (OSError, IndexError):
-        return None
+    stat = _proc_stat(pid)
+    return stat[19] if stat and len(stat) > 19 else None
 
 
 def _pid_alive(pid: int | None, start_time: str | None) -> bool:
     """Alive, not a zombie, and not a later process that reused the pid."""
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    if stat[0] == "Z":
-        return False  # it has exited; its parent just has not reaped it
+    stat = _proc_stat(pid) if pid else None
+    if not stat or stat[0] == "Z":
+        return False  # gone, or exited and not yet reaped by its parent
     return start_time is None or stat[19] == start_time
 
 
