@@ -20,16 +20,8 @@ from chalicelib.wiring import Services
 
 API = "v1.5"
 VERSION = "v1.5.0"
-NOT_FOUND = "Job not found."
 _EPOCH_DIR = re.compile(r"/checkpoints/epoch-(\d+)/([^/]+)$")
 DEFAULT_RESOURCE = {"InstanceCount": 1, "VolumeSizeInGB": 30}
-
-
-def _job(svc: Services, job_id: str) -> dict[str, Any]:
-    job = svc.jobs.get(job_id)
-    if job is None or job["api"] != API:
-        raise NotFound(NOT_FOUND)
-    return jobs.refresh(svc, job)
 
 
 # --- train -----------------------------------------------------------------------------
@@ -118,18 +110,18 @@ def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target
 
 # --- lifecycle ---------------------------------------------------------------------------
 def stop(svc: Services, job_id: str) -> dict[str, str]:
-    job = svc.jobs.get(job_id)
-    if job is None or job["api"] != API:
-        raise NotFound("Job is not under tracking.")
-    job = jobs.refresh(svc, job)
-    if job["status"] not in (IN_PROGRESS,):
+    try:
+        job = jobs.get(svc, job_id, API)
+    except NotFound:
+        raise NotFound("Job is not under tracking.") from None
+    if job["status"] != IN_PROGRESS:
         raise Conflict("Job is not under tracking.")
     jobs.stop(svc, job)
     return {"result": "OK"}
 
 
 def restore(svc: Services, job_id: str) -> dict[str, str]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     jobs.restore(
         svc, job, job["image"], params.to_sagemaker_hyperparameters(job["hyperparameters"]), job["data_dir"]
     )
@@ -137,7 +129,7 @@ def restore(svc: Services, job_id: str) -> dict[str, str]:
 
 
 def clear(svc: Services, job_id: str) -> dict[str, str]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     if job["status"] not in (STOPPED, COMPLETED, FAILED):
         raise Conflict("Job is not stopped.")
     jobs.clear(svc, job)
@@ -159,7 +151,7 @@ def _failure_exception(reason: str) -> dict[str, str]:
 
 
 def monitor(svc: Services, job_id: str) -> dict[str, Any]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     progress = svc.artifacts.get_json(f"{job['artifact_key']}/progress.json", {}) or {}
     attempt = jobs.current_attempt(job)["attempt"]
     if progress.get("attempt", 1) != attempt:
@@ -199,7 +191,7 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
 
 
 def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
         "hyper-parameters": params.hyperparameters_view(job["task"], job["hyperparameters"]),
@@ -207,7 +199,7 @@ def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
 
 
 def losses(svc: Services, job_id: str) -> dict[str, Any]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     return {"result": "OK", "losses": svc.artifacts.get_json(f"{job['artifact_key']}/losses.json", []) or []}
 
 
@@ -249,7 +241,7 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
 
 
 def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     metric_name = "accuracy" if job["task"] == "classification" else "mean_ap"
     return {
         "result": "OK",
@@ -267,7 +259,7 @@ def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
 
 
 def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
-    job = _job(svc, job_id)
+    job = jobs.get(svc, job_id, API)
     try:
         number = int(epoch)
     except ValueError:
