@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from trainer import entry
 
 from tests.dataset_fetcher.loopback import DatasetServer
+from tests.trainer.opt_ml import OptMlJob
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = ("x-api-key", "dataset-key-9f2e")
@@ -77,64 +77,28 @@ def topic_records(n: int, seed: int = 2) -> list[dict]:
     return records
 
 
-class Job:
-    """An /opt/ml tree for one job plus its artifact directory."""
+class Job(OptMlJob):
+    """An ai_factory job fetching from `url`, its dataset header in a secret file."""
 
     def __init__(self, root: Path, task: str, url: str, hyperparameters: dict, page_size: int = 50):
-        self.base = root / "opt_ml"
-        self.artifacts = root / "artifacts"
-        self.config = self.base / "input" / "config"
-        self.config.mkdir(parents=True)
         secret = root / "secrets" / "job.json"
-        secret.parent.mkdir()
+        secret.parent.mkdir(parents=True)
         secret.write_text(json.dumps({"dataset_headers": {KEY[0]: KEY[1]}, "callback_headers": {"x": "y"}}))
-        (self.config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-        )
-        self.job = {
-            "format_version": 1,
-            "job_id": "20261122194501-8c0c1d2e",
-            "job_name": "aif-20261122-194501-8c0c1d2e",
-            "api": "ai_factory",
-            "task": task,
-            "attempt": 1,
-            "hyperparameters": {},
-            "data": {
-                "type": "fetch",
-                "url": url,
-                "pagination": {"begin_offset": 0, "page_size": page_size, "max_pages": 0},
-                "secret": {"kind": "file", "ref": str(secret)},
-            },
-            "artifacts": {"uri": str(self.artifacts)},
-            "finetune": None,
+        data = {
+            "type": "fetch",
+            "url": url,
+            "pagination": {"begin_offset": 0, "page_size": page_size, "max_pages": 0},
+            "secret": {"kind": "file", "ref": str(secret)},
         }
-        self.set_hyperparameters(hyperparameters)
+        super().__init__(root, {"api": "ai_factory", "task": task, "data": data})
+        self.write(hyperparameters)
 
     def set_hyperparameters(self, hyperparameters: dict) -> None:
-        self.job["hyperparameters"] = dict(hyperparameters)
-        (self.config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
-        channel = self.base / "input" / "data" / "config"
-        channel.mkdir(parents=True, exist_ok=True)
-        (channel / "job.json").write_text(json.dumps(self.job))
-
-    def run(self, monkeypatch) -> int:
-        monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))
-        previous = signal.getsignal(signal.SIGTERM)
-        try:
-            return entry.main([])
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def read(self, key: str):
-        return json.loads((self.artifacts / key).read_text())
+        self.write(hyperparameters)
 
     def steps_saved(self) -> list[int]:
         found = (int(p.name.split("-")[1]) for p in (self.base / "checkpoints").glob("step-*"))
         return sorted(found)
-
-    @property
-    def failure(self) -> str:
-        return (self.base / "output" / "failure").read_text()
 
 
 TWO_DECIMALS = re.compile(r"^[01]\.\d\d$")

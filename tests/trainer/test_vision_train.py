@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from trainer import entry
 from trainer.vision import synthetic
 from trainer.vision.models import rebuild_model
+
+from tests.trainer.opt_ml import OptMlJob
 
 RPN_SMALL = {
     "anchor_sizes": [16],
@@ -74,8 +75,8 @@ SEGMENTATION = {**DETECTION, "task": "instance_segmentation", "algorithm": "mask
 SEGMENTATION.pop("backbone")
 
 
-class Job:
-    """An /opt/ml tree for one v1.5 job, its artifact directory and a synthetic data_dir."""
+class Job(OptMlJob):
+    """A v1.5 job over a synthetic data_dir, checkpoints linked as the local platform links them."""
 
     def __init__(
         self,
@@ -87,13 +88,8 @@ class Job:
         seed: int = 0,
         data: Path | None = None,
     ):
-        self.root = root
-        self.base = root / "opt_ml"
-        self.artifacts = root / "artifacts"
-        config = self.base / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+        super().__init__(
+            root, {"api": "v1.5", "task": task, "data": {"type": "data_dir", "channel": "training"}}
         )
         self.data = data or synthetic.generate(
             root / "data", task, num_images=num_images, image_size=image_size, num_classes=2, seed=seed
@@ -102,52 +98,17 @@ class Job:
         (self.base / "input" / "data" / "training").symlink_to(self.data)
         self.checkpoints = self.artifacts / "checkpoints"
         self.checkpoints.mkdir(parents=True)
-        (self.base / "checkpoints").symlink_to(self.checkpoints)  # as the local platform links it
-        self.job = {
-            "format_version": 1,
-            "job_id": "20261122194501-8c0c1d2e",
-            "job_name": "aif-20261122-194501-8c0c1d2e",
-            "api": "v1.5",
-            "task": task,
-            "attempt": 1,
-            "hyperparameters": {},
-            "data": {"type": "data_dir", "channel": "training"},
-            "artifacts": {"uri": str(self.artifacts)},
-            "finetune": None,
-        }
+        (self.base / "checkpoints").symlink_to(self.checkpoints)
         self.configure(hp)
 
     def configure(self, hp: dict | None = None, **job_fields) -> None:
-        if hp is not None:
-            self.job["hyperparameters"] = dict(hp)
-        self.job.update(job_fields)
-        (self.base / "input" / "config" / "hyperparameters.json").write_text(
-            json.dumps({k: str(v) for k, v in self.job["hyperparameters"].items()})
-        )
-        channel = self.base / "input" / "data" / "config"
-        channel.mkdir(parents=True, exist_ok=True)
-        (channel / "job.json").write_text(json.dumps(self.job))
-
-    def run(self, monkeypatch) -> int:
-        monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))
-        previous = signal.getsignal(signal.SIGTERM)
-        try:
-            return entry.main([])
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    def read(self, key: str):
-        return json.loads((self.artifacts / key).read_text())
+        self.write(hp, **job_fields)
 
     def epochs(self) -> list[int]:
         return sorted(int(p.name.split("-")[1]) for p in self.checkpoints.glob("epoch-*"))
 
     def available(self) -> list[int]:
         return [e for e in self.epochs() if (self.checkpoints / f"epoch-{e}" / "model.safetensors").exists()]
-
-    @property
-    def failure(self) -> str:
-        return (self.base / "output" / "failure").read_text()
 
 
 def check_progress(job: Job, status: str, epoch: int, total_epoch: int) -> dict:

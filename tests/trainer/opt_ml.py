@@ -1,0 +1,62 @@
+"""A SageMaker `/opt/ml` tree for one job and its artifact directory, run in this process.
+
+Text and vision trainer tests lay out their jobs with it; they differ only in the job's
+data section and what they put beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from trainer import entry
+
+
+class OptMlJob:
+    def __init__(self, root: Path, job: dict):
+        self.root = root
+        self.base = root / "opt_ml"
+        self.artifacts = root / "artifacts"
+        self.config = self.base / "input" / "config"
+        self.config.mkdir(parents=True)
+        (self.config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+        )
+        self.job = {
+            "format_version": 1,
+            "job_id": "20261122194501-8c0c1d2e",
+            "job_name": "aif-20261122-194501-8c0c1d2e",
+            "attempt": 1,
+            "hyperparameters": {},
+            "artifacts": {"uri": str(self.artifacts)},
+            "finetune": None,
+            **job,
+        }
+
+    def write(self, hyperparameters: dict | None = None, **job_fields) -> None:
+        """hyperparameters.json (strings, as SageMaker writes it) and the job.json channel."""
+        if hyperparameters is not None:
+            self.job["hyperparameters"] = dict(hyperparameters)
+        self.job.update(job_fields)
+        (self.config / "hyperparameters.json").write_text(
+            json.dumps({k: str(v) for k, v in self.job["hyperparameters"].items()})
+        )
+        channel = self.base / "input" / "data" / "config"
+        channel.mkdir(parents=True, exist_ok=True)
+        (channel / "job.json").write_text(json.dumps(self.job))
+
+    def run(self, monkeypatch) -> int:
+        monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            return entry.main([])
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def read(self, key: str):
+        return json.loads((self.artifacts / key).read_text())
+
+    @property
+    def failure(self) -> str:
+        return (self.base / "output" / "failure").read_text()
