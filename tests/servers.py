@@ -1,5 +1,6 @@
-"""Loopback servers the tests start: a paginated dataset endpoint, a callback receiver and
-the API itself as a real process (`make run`'s server) on a free port."""
+"""Loopback servers the end-to-end tests start: a callback receiver and the API itself as a
+real process (`make run`'s server) on a free port. The dataset endpoint is
+`tests.dataset_fetcher.loopback.DatasetServer`."""
 
 from __future__ import annotations
 
@@ -83,68 +84,6 @@ class _Server:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-class _DatasetHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def do_POST(self):  # noqa: N802
-        server: DatasetServer = self.server.owner
-        length = int(self.headers.get("content-length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        offset, limit = int(body.get("offset", 0)), int(body.get("limit", 100))
-        with server.lock:
-            server.requests.append(offset)
-            failure = server.failure_for(offset)
-        if self.headers.get(server.header_name) != server.header_value:
-            return self._reply(401, {"message": "missing key"})
-        if failure:
-            return self._reply(failure, {"message": "failure injected by the test"})
-        if server.delay:
-            time.sleep(server.delay)
-        self._reply(200, {"data": server.records[offset : offset + limit]})
-
-    def _reply(self, status, payload):
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class DatasetServer(_Server):
-    """Pages of records at POST /; requires `header_name: header_value`.
-
-    `transient` fails the first N requests with 503; `fail_offsets` fails those offsets always.
-    """
-
-    def __init__(
-        self,
-        records,
-        header_value="dataset-secret-7f3a",
-        header_name="x-api-key",
-        transient=0,
-        fail_offsets=(),
-        fail_status=500,
-        delay=0.0,
-    ):
-        super().__init__(_DatasetHandler)
-        self.records = records
-        self.header_name, self.header_value = header_name, header_value
-        self.transient = transient
-        self.fail_offsets = set(fail_offsets)
-        self.fail_status = fail_status
-        self.delay = delay
-        self.requests: list[int] = []
-        self.lock = threading.Lock()
-
-    def failure_for(self, offset: int) -> int | None:
-        if self.transient > 0:
-            self.transient -= 1
-            return 503
-        return self.fail_status if offset in self.fail_offsets else None
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):

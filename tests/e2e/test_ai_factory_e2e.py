@@ -10,7 +10,8 @@ import time
 import pytest
 
 from tests.builders import CALLBACK_SECRET, DATASET_SECRET, create_payload, fast_tagger_hyperparameters
-from tests.servers import ApiServer, CallbackServer, DatasetServer, tagging_records, topic_records
+from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
+from tests.servers import ApiServer, CallbackServer, tagging_records, topic_records
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +22,11 @@ def api(tmp_path):
     with server:
         yield server
     server.kill_jobs()
+
+
+def DatasetServer(records, **options):  # noqa: N802 - reads like the class it configures
+    """The loopback dataset endpoint, requiring the payload builder's header, replying `{"data": [...]}`."""
+    return LoopbackDataset(records, header=("x-api-key", DATASET_SECRET), reply="data", **options)
 
 
 def wait_status(api, name, wanted, timeout=180):
@@ -122,7 +128,7 @@ def test_stopping_a_running_job(api):
 
 def test_job_survives_an_api_restart(tmp_path):
     api = ApiServer(tmp_path / "home", extra_env={"AIFACTORY_CALLBACK_BACKOFF_SECONDS": "0.2"})
-    with DatasetServer(tagging_records(400), delay=0.01) as dataset, CallbackServer() as callback:
+    with DatasetServer(tagging_records(400), latency=0.01) as dataset, CallbackServer() as callback:
         with api:
             name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=150))
             wait_progress(api, name, "running")
@@ -136,7 +142,10 @@ def test_job_survives_an_api_restart(tmp_path):
 
 
 def test_transient_dataset_failures_are_retried(api):
-    with DatasetServer(tagging_records(300), transient=3) as dataset, CallbackServer() as callback:
+    with (
+        DatasetServer(tagging_records(300), failures={0: [503, 503, 503]}) as dataset,
+        CallbackServer() as callback,
+    ):
         name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=40))
         assert wait_status(api, name, ("Completed", "Failed")) == "Completed"
         assert callback.wait(1)[0]["body"]["status"] == "Completed"
@@ -144,7 +153,7 @@ def test_transient_dataset_failures_are_retried(api):
 
 def test_permanent_dataset_failure_fails_the_job_with_a_clear_reason(api):
     with (
-        DatasetServer(tagging_records(300), fail_offsets={100}, fail_status=403) as dataset,
+        DatasetServer(tagging_records(300), always_fail={100: 403}) as dataset,
         CallbackServer() as callback,
     ):
         name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=40))
