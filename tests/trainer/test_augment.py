@@ -16,9 +16,9 @@ from trainer.vision.augment import (
     build_train_transforms,
     find_policy,
     masks_to_boxes,
-    preview,
     resolve_aug,
 )
+from trainer.vision.preview import preview
 from trainer.vision.synthetic import generate
 
 ALL_OFF = {"aug_hflip_prob": 0.0}

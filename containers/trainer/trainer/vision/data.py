@@ -20,6 +20,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from trainer.vision.augment import build_eval_transforms, build_train_transforms
+
 TASKS = ("classification", "detection", "instance_segmentation")
 BACKGROUND = "background"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -315,8 +317,6 @@ def classification_collate(batch):
 
 def load_data(root, task: str, hp: dict) -> tuple[VisionDataset, VisionDataset]:
     """Train split with the augmentation pipeline, val split (or test when val.txt is absent) without."""
-    from trainer.vision.augment import build_eval_transforms, build_train_transforms
-
     root = Path(root)
     train = VisionDataset(root, task, "train", build_train_transforms(task, hp))
     if len(train) == 0:
