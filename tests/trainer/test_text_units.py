@@ -82,6 +82,12 @@ def test_class_with_no_predictions_scores_zero():
     assert report["details"][1] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1, "no": 1}
 
 
+def test_report_of_an_empty_evaluation_is_all_zero():
+    report = scores(confusion_matrix(torch.tensor([1]), torch.tensor([IGNORE_INDEX]), 3), 2)
+    assert report["avg"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}
+    assert report["accuracy"] == 0.0 and [d["support"] for d in report["details"]] == [0, 0]
+
+
 def test_vocab_classes_and_encoding():
     vocab = build_vocab([["b", "a", "b"], ["c"]], vocab_size=-1)
     assert vocab == ["<pad>", "<unk>", "<s>", "</s>", "b", "a", "c"]

@@ -174,6 +174,25 @@ def test_missing_or_corrupt_files_raise_file_not_found_naming_them(classificatio
     assert exception_code(excinfo.value) == "E04"
 
 
+ENTITY_BOMB = (
+    '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxxxx"><!ENTITY y "&x;&x;&x;&x;&x;&x;&x;&x;">]>'
+    "<annotation><filename>001.jpg</filename><category>&y;</category></annotation>"
+)
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    "<annotation><filename>001.jpg</filename><category>&e;</category></annotation>"
+)
+
+
+@pytest.mark.parametrize("xml", [ENTITY_BOMB, EXTERNAL_ENTITY], ids=["entity-expansion", "external-entity"])
+def test_annotations_with_xml_entities_are_refused(classification_dir, xml):
+    (classification_dir / "annotations" / "001.xml").write_text(xml)
+    with pytest.raises(FileNotFoundError) as excinfo:
+        VisionDataset(classification_dir, "classification", "train")
+    assert "Cannot read annotation annotations/001.xml: it uses XML entities" in str(excinfo.value)
+    assert exception_code(excinfo.value) == "E04"
+
+
 def test_missing_segmentation_png(segmentation_dir):
     (segmentation_dir / "segmentations" / "s.png").unlink()
     with pytest.raises(FileNotFoundError, match="Cannot read mask segmentations/s.png"):

@@ -1,47 +1,67 @@
-"""Per-class precision/recall/F1 from a confusion matrix, in the AI Factory callback shape.
+"""Per-class precision/recall/F1 in the AI Factory callback shape, computed by torchmetrics.
 
-Matches sklearn's classification_report (zero when undefined; `avg` weighted by support)
-without depending on sklearn. Strings carry two decimals, as the callback example does.
+The evaluation loop accumulates one confusion matrix over its batches (that matrix is all
+the scores need, and it keeps no per-token lists); ``scores`` hands torchmetrics the
+(prediction, target) pairs the matrix counts, so the definitions are torchmetrics' own,
+which match sklearn's classification_report: zero where undefined, ``avg`` weighted by
+support. Strings carry two decimals, as the callback example does.
 """
 
 from __future__ import annotations
 
 import torch
+from torchmetrics.functional.classification import (
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+_SCORES = {"precision": multiclass_precision, "recall": multiclass_recall, "f1-score": multiclass_f1_score}
 
 
 def confusion_matrix(preds: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Rows are true classes, columns predicted; positions with a negative target are skipped."""
     keep = target >= 0
     preds, target = preds[keep].long().cpu(), target[keep].long().cpu()
-    counts = torch.bincount(target * num_classes + preds, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes)
+    if target.numel() == 0:
+        return torch.zeros((num_classes, num_classes), dtype=torch.long)
+    return multiclass_confusion_matrix(preds, target, num_classes, validate_args=False).long()
+
+
+def _pairs(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(preds, target) with one entry per count in ``matrix`` (rows true, columns predicted)."""
+    n = matrix.shape[0]
+    cells = torch.arange(n * n).repeat_interleave(matrix.flatten().long().cpu())
+    return cells % n, cells // n
 
 
 def scores(matrix: torch.Tensor, num_named: int | None = None) -> dict:
     """Floats: per class (the first `num_named` classes) and the support-weighted average."""
-    matrix = matrix.double()
-    tp = matrix.diagonal()
-    predicted, support = matrix.sum(0), matrix.sum(1)
-    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
-    denom = precision + recall
-    f1 = torch.where(denom > 0, 2 * precision * recall / denom.clamp(min=1e-12), torch.zeros_like(tp))
-    total = float(support.sum())
-    weights = support / total if total else torch.zeros_like(support)
-    count = matrix.shape[0] if num_named is None else num_named
+    n = matrix.shape[0]
+    support = matrix.long().sum(1)
+    total = int(support.sum())
+    count = n if num_named is None else num_named
+    if total == 0:
+        per_class = {key: torch.zeros(n) for key in _SCORES}
+        average = dict.fromkeys(_SCORES, 0.0)
+    else:
+        preds, target = _pairs(matrix)
+        per_class = {
+            key: fn(preds, target, n, average="none", zero_division=0) for key, fn in _SCORES.items()
+        }
+        average = {
+            key: float(fn(preds, target, n, average="weighted", zero_division=0))
+            for key, fn in _SCORES.items()
+        }
     return {
-        "avg": {
-            "precision": float((precision * weights).sum()),
-            "recall": float((recall * weights).sum()),
-            "f1-score": float((f1 * weights).sum()),
-            "support": int(total),
-        },
-        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "avg": {**average, "support": total},
+        "accuracy": float(matrix.diagonal().sum()) / total if total else 0.0,
         "details": [
             {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1-score": float(f1[i]),
+                "precision": float(per_class["precision"][i]),
+                "recall": float(per_class["recall"][i]),
+                "f1-score": float(per_class["f1-score"][i]),
                 "support": int(support[i]),
                 "no": i,
             }

@@ -5,17 +5,21 @@ fails the job before the first batch rather than in the middle of an epoch; imag
 masks are decoded lazily in ``__getitem__``. Every problem with a file raises
 FileNotFoundError (exception code E04) or ValueError (E03) naming the file relative to the
 data_dir, which is what the user has to fix.
+
+The XML files come from users, so they are parsed with defusedxml: an entity bomb or an
+external entity is refused like any other unreadable annotation instead of being expanded.
 """
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import defusedxml
 import numpy as np
 import torch
+from defusedxml import ElementTree as SafeET
 from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
@@ -95,7 +99,8 @@ class SampleAnnotation:
     objects: list[ObjectAnnotation] = field(default_factory=list)
 
 
-def _text(node: ET.Element | None, tag: str) -> str | None:
+def _text(node, tag: str) -> str | None:
+    """The stripped text of ``node``'s child ``tag``; None when the node or the child is absent."""
     child = node.find(tag) if node is not None else None
     return child.text.strip() if child is not None and child.text is not None else None
 
@@ -103,10 +108,14 @@ def _text(node: ET.Element | None, tag: str) -> str | None:
 def _parse_annotation(root: Path, image_id: str, task: str) -> SampleAnnotation:
     rel = f"annotations/{image_id}.xml"
     try:
-        tree = ET.parse(root / rel)
+        tree = SafeET.parse(root / rel)
     except FileNotFoundError:
         raise FileNotFoundError(f"Missing annotation {rel} for image '{image_id}'") from None
-    except (OSError, ET.ParseError) as exc:
+    except defusedxml.DefusedXmlException as exc:
+        raise FileNotFoundError(
+            f"Cannot read annotation {rel}: it uses XML entities or external references ({exc}); remove them"
+        ) from exc
+    except (OSError, SafeET.ParseError) as exc:
         raise FileNotFoundError(f"Cannot read annotation {rel}: {exc}") from exc
     node = tree.getroot()
     ann = SampleAnnotation(image_id=image_id, filename=_text(node, "filename") or "")
