@@ -14,6 +14,8 @@ import random
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -156,3 +158,77 @@ def summarize(model: torch.nn.Module, task: str, size: tuple[int, int], device=N
         "params": human(sum(p.numel() for p in model.parameters())),
         "param_keys": list(model.state_dict().keys()),
     }
+
+
+# --- a checkpoint directory back into a model (the inference server and tools use this) ------
+
+
+@dataclass
+class LoadedModel:
+    """An eval-mode model rebuilt from `epoch-<N>/` (or a model dir), with what inference needs.
+
+    `transform` is the trainer's own eval pipeline (`build_eval_transforms`) applied to one
+    image: a uint8 (3, H, W) tensor or PIL image in, the float [0, 1] tensor the model takes out.
+    """
+
+    model: torch.nn.Module
+    model_json: dict
+    task: str
+    class_names: list[str]
+    transform: Callable
+    device: torch.device
+
+
+def eval_image_transform(task: str, hp: dict) -> Callable:
+    """The eval pipeline for an image alone: R-CNN pipelines sanitize boxes, so they get an empty target."""
+    from torchvision import tv_tensors
+
+    from trainer.vision.augment import build_eval_transforms
+
+    pipeline = build_eval_transforms(task, hp)
+    if task == "classification":
+        return pipeline
+
+    def transform(image):
+        image = tv_tensors.Image(image) if torch.is_tensor(image) else image
+        height, width = image.shape[-2:] if torch.is_tensor(image) else (image.height, image.width)
+        empty = {
+            "boxes": tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(height, width)),
+            "labels": torch.zeros(0, dtype=torch.int64),
+        }
+        return pipeline(image, empty)[0]
+
+    return transform
+
+
+def load_model(checkpoint_dir: Path, device: torch.device | str | None = None) -> LoadedModel:
+    """The one definition of how a checkpoint becomes a model: `model.json` -> module -> weights -> eval.
+
+    Loads strictly (every tensor must match), so a checkpoint from another model fails here
+    rather than predicting nonsense. `device` None picks the first GPU when there is one.
+    """
+    from trainer.vision.models import rebuild_model
+
+    path = Path(checkpoint_dir)
+    if not (path / MODEL_JSON).is_file():
+        raise FileNotFoundError(f"{path} has no {MODEL_JSON}: it is not a vision checkpoint directory")
+    if not (path / WEIGHTS).is_file():
+        raise FileNotFoundError(
+            f"{path} has no {WEIGHTS} (pruned by max_num_checkpoints?); choose an available checkpoint"
+        )
+    model_json = json.loads((path / MODEL_JSON).read_text())
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    model = rebuild_model(model_json)
+    model.load_state_dict(load_weights(path / WEIGHTS))
+    model.to(device).eval()
+    task = model_json["task"]
+    return LoadedModel(
+        model=model,
+        model_json=model_json,
+        task=task,
+        class_names=list(model_json["class_names"]),
+        transform=eval_image_transform(task, model_json.get("hyperparameters") or {}),
+        device=device,
+    )
