@@ -1,0 +1,7 @@
+"""`python -m aifactory` is the `aifactory` command."""
+
+import sys
+
+from aifactory.cli import main
+
+sys.exit(main())

@@ -1,0 +1,473 @@
+"""`aifactory`: the command line over `aifactory.Client`.
+
+Every command prints what the API said, readably, or with `--json` as JSON for scripts.
+Failures are one line on stderr naming the problem (never a traceback) and a non-zero
+exit: 1 for an API error or a job that did not finish, 2 for a usage error, 130 when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from aifactory import config, errors
+from aifactory.client import Client, is_v15_job
+from aifactory.follow import follow
+from aifactory.progress import ProgressView, monitor_line
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage dump) and an exception, not `sys.exit`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# --- output ---------------------------------------------------------------------------------
+def emit(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
+    if args.json:
+        print(json.dumps(value, indent=2, sort_keys=False, default=str))
+    elif text is not None:
+        print(text)
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def needs_v15(command: str, job: str) -> None:
+    if not is_v15_job(job):
+        raise UsageError(
+            f"{command} works on v1.5 job ids (YYYYmmddHHMMSS-<uuid>); {job!r} looks like an AI Factory job name"
+        )
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_version(client: Client, args: argparse.Namespace) -> int:
+    version = client.version()
+    emit(args, {"version": version}, version)
+    return 0
+
+
+def cmd_environment(client: Client, args: argparse.Namespace) -> int:
+    body = client.environment()
+    env = body.get("environment", {})
+    soft = env.get("software", {})
+    lines = [f"{k}: {v}" for k, v in soft.items()]
+    lines += [
+        f"device {d.get('id')}: {d.get('name')} ({d.get('memory_in_mb')} MB)"
+        for d in env.get("hardware", {}).get("devices", [])
+    ] or ["devices: none (CPU)"]
+    emit(args, body, "\n".join(lines))
+    return 0
+
+
+def cmd_devices(client: Client, args: argparse.Namespace) -> int:
+    body = client.devices()
+    rows = [
+        [
+            d.get("id"),
+            d.get("name"),
+            d.get("utilization_in_percent"),
+            d.get("memory_used_in_mb"),
+            d.get("memory_total_in_mb"),
+        ]
+        for d in body.get("devices", [])
+    ]
+    emit(
+        args,
+        body,
+        table(rows, ["ID", "NAME", "UTIL%", "MEM_USED_MB", "MEM_TOTAL_MB"]) if rows else "no devices (CPU)",
+    )
+    return 0
+
+
+def parse_train_extras(extras: list[str]) -> dict[str, str]:
+    """`--name value` / `--name=value` pairs: any v1.5 train argument (dashes read as underscores)."""
+    found: dict[str, str] = {}
+    i = 0
+    while i < len(extras):
+        token = extras[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise UsageError(f"aifactory train: unexpected {token!r}; train arguments are --name value")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extras):
+                raise UsageError(f"aifactory train: --{name} needs a value")
+            value = extras[i + 1]
+            i += 1
+        found[name.replace("-", "_")] = value
+        i += 1
+    return found
+
+
+def cmd_train(client: Client, args: argparse.Namespace) -> int:
+    job_id = client.train(args.task, args.data_dir, **args.train_args)
+    if args.follow:
+        if not args.json:
+            print(job_id, flush=True)
+        return run_follow(client, args, job_id)
+    emit(args, {"result": "OK", "job_id": job_id}, job_id)
+    return 0
+
+
+def cmd_create(client: Client, args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text()
+    except OSError as exc:
+        raise UsageError(f"aifactory create: cannot read {args.payload}: {exc.strerror}") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"aifactory create: {args.payload} is not JSON: {exc.msg} at line {exc.lineno}"
+        ) from None
+    body = client.create_training_job(payload)
+    job_name = body["job_name"]
+    if args.follow:
+        if not args.json:
+            print(job_name, flush=True)
+        return run_follow(client, args, job_name)
+    emit(args, body, job_name)
+    return 0
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
+    items = client.check_trained_job()
+    rows = [
+        [
+            i.get("TrainingJobName"),
+            i.get("TrainingJobStatus"),
+            i.get("CreationTime"),
+            i.get("TrainingEndTime"),
+        ]
+        for i in items
+    ]
+    emit(args, items, table(rows, ["JOB", "STATUS", "CREATED", "ENDED"]) if rows else "no jobs")
+    return 0
+
+
+def cmd_status(client: Client, args: argparse.Namespace) -> int:
+    if is_v15_job(args.job):
+        body = client.monitor(args.job)
+        text = monitor_line(body)
+        exc = body.get("exception")
+        if exc:
+            text += f"\n{exc.get('code')} {exc.get('type')}: {exc.get('message')}"
+    else:
+        body = client.status(args.job)
+        text = body.get("status", "?") + (f": {body['message']}" if body.get("message") else "")
+    emit(args, body, text)
+    return 0
+
+
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    if args.follow:
+        args.json = False  # lines as they come; `--json` pages make no sense in a stream
+        view = _LinePrinter()
+        outcome = follow(client, args.job, on_lines=view.lines, poll_seconds=args.poll)
+        if not outcome.ok:
+            print(f"aifactory: {outcome.reason}", file=sys.stderr)
+            return EXIT_ERROR
+        return 0
+    if args.limit is not None or args.json:
+        page = client.logs(args.job, args.offset, args.limit)
+        emit(args, page, "\n".join(page["lines"]))
+        return 0
+    for line in client.iter_logs(args.job, args.offset):
+        print(line)
+    return 0
+
+
+class _LinePrinter:
+    def lines(self, lines: list[str]) -> None:
+        for line in lines:
+            print(line, flush=True)
+
+
+def cmd_stop(client: Client, args: argparse.Namespace) -> int:
+    body = client.stop(args.job) if is_v15_job(args.job) else client.stop_training_job(args.job)
+    emit(args, body, f"stopping {args.job}")
+    return 0
+
+
+def cmd_restore(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("restore", args.job)
+    body = client.restore(args.job)
+    if args.follow:
+        if not args.json:
+            print(f"restored {args.job}", flush=True)
+        return run_follow(client, args, args.job)
+    emit(args, body, f"restored {args.job}")
+    return 0
+
+
+def cmd_clear(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("clear", args.job)
+    emit(args, client.clear(args.job), f"cleared {args.job}")
+    return 0
+
+
+def cmd_checkpoints(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("checkpoints", args.job)
+    if args.epoch is not None:
+        item = client.checkpoint(args.job, args.epoch)
+        shown = {k: v for k, v in item.items() if k != "base64_metric_plot"}
+        emit(args, item, json.dumps(shown, indent=2))
+        return 0
+    items = client.checkpoints(args.job)
+    metric = next((k for k in ("accuracy", "mean_ap") if items and k in items[0]), "score")
+    rows = [
+        [
+            c["epoch"],
+            f"{c['avg_loss']:.4f}",
+            f"{c.get(metric, -1):.4f}",
+            "*" if c["is_best"] else "",
+            "yes" if c["is_available"] else "no",
+        ]
+        for c in items
+    ]
+    emit(
+        args,
+        items,
+        table(rows, ["EPOCH", "AVG_LOSS", metric.upper(), "BEST", "AVAILABLE"])
+        if rows
+        else "no checkpoints yet",
+    )
+    return 0
+
+
+def cmd_download(client: Client, args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if not is_v15_job(args.job):
+        if args.epoch is not None:
+            raise UsageError(
+                "aifactory download: --epoch applies to v1.5 jobs; an AI Factory job has one model"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        path = client.download_model(args.job, out)
+        emit(args, {"path": str(path), "bytes": path.stat().st_size}, str(path))
+        return 0
+    epoch = args.epoch
+    if epoch is None:
+        best = [c for c in client.checkpoints(args.job) if c["is_best"]]
+        if not best:
+            raise errors.NotFound(f"job {args.job} has no checkpoint yet")
+        epoch = best[0]["epoch"]
+    item = client.checkpoint(args.job, epoch)
+    target = out / f"{args.job}-epoch-{epoch}"
+    target.mkdir(parents=True, exist_ok=True)
+    plot = item.pop("base64_metric_plot", None)
+    written = [target / "checkpoint.json"]
+    written[0].write_text(json.dumps(item, indent=2) + "\n")
+    if plot:
+        written.append(target / "metric.jpg")
+        written[1].write_bytes(base64.b64decode(plot))
+    emit(args, {"epoch": epoch, "paths": [str(p) for p in written]}, "\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_deployments(client: Client, args: argparse.Namespace) -> int:
+    items = client.deployments()
+    rows = [[d.get("job_id"), d.get("epoch"), d.get("target_device_id")] for d in items]
+    emit(args, items, table(rows, ["JOB", "EPOCH", "DEVICE"]) if rows else "no deployments")
+    return 0
+
+
+def cmd_deploy(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("deploy", args.job)
+    body = client.deploy(args.job, args.task, args.epoch, args.device)
+    emit(args, body, f"deployed {args.job} epoch {args.epoch}")
+    return 0
+
+
+def cmd_undeploy(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("undeploy", args.job)
+    body = client.undeploy(args.job, args.epoch, args.device)
+    emit(args, body, f"undeployed {args.job} epoch {args.epoch}")
+    return 0
+
+
+def cmd_infer(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("infer", args.job)
+    if (args.image is None) == (args.server_path is None):
+        raise UsageError("aifactory infer: give an IMAGE file or --server-path PATH (one of them)")
+    try:
+        body = client.infer(args.job, args.task, args.epoch, image=args.image, path_to_image=args.server_path)
+    except OSError as exc:
+        raise UsageError(f"aifactory infer: cannot read {args.image}: {exc.strerror}") from None
+    shown = {k: v for k, v in body.items() if not k.endswith("base64_map")}
+    emit(args, body, json.dumps(shown, indent=2))
+    return 0
+
+
+# --- following ---------------------------------------------------------------------------------
+def run_follow(client: Client, args: argparse.Namespace, job: str) -> int:
+    if args.json:
+        outcome = follow(client, job, poll_seconds=args.poll, logs=False)
+        print(json.dumps(outcome.as_dict(), indent=2, default=str))
+    else:
+        view = ProgressView(job)
+        try:
+            outcome = follow(client, job, on_status=view.status, on_lines=view.lines, poll_seconds=args.poll)
+        finally:
+            view.close()
+        if outcome.ok:
+            print(f"job {job} {outcome.status}")
+    if not outcome.ok:
+        print(f"aifactory: {outcome.reason}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--url",
+        default=argparse.SUPPRESS,
+        help="API base URL (default: AIFACTORY_URL, $AIFACTORY_HOME/url, http://127.0.0.1:8000)",
+    )
+    common.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help="x-api-key (default: AIFACTORY_API_KEY, $AIFACTORY_HOME/api_key)",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON for scripts"
+    )
+    common.add_argument(
+        "--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait for an answer (default 60)"
+    )
+    parser = Parser(prog="aifactory", description=__doc__.split("\n\n")[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, func, help_text: str, job: bool = False, follow_flag: bool = False) -> Parser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(func=func)
+        if job:
+            p.add_argument("job", metavar="JOB", help="v1.5 job id or AI Factory job name")
+        if follow_flag:
+            p.add_argument("--follow", action="store_true", help="show progress and logs until the job ends")
+            p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+        return p
+
+    command("version", cmd_version, "the API version")
+    command("environment", cmd_environment, "the training environment: Python, CUDA, devices")
+    command("devices", cmd_devices, "device usage")
+    p = command(
+        "train", cmd_train, "start a v1.5 training job; any v1.5 argument as --name value", follow_flag=True
+    )
+    p.add_argument("--task", required=True, choices=["classification", "detection", "instance_segmentation"])
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True)
+    p = command(
+        "create", cmd_create, "start an AI Factory job from the spec's JSON payload", follow_flag=True
+    )
+    p.add_argument(
+        "--payload", required=True, metavar="FILE", help="the create_training_job JSON ('-' reads stdin)"
+    )
+    command("jobs", cmd_jobs, "list AI Factory jobs (check_trained_job)")
+    command("status", cmd_status, "a job's status (v1.5: the heartbeat)", job=True)
+    p = command("logs", cmd_logs, "a job's stdout/stderr", job=True)
+    p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument("--offset", type=int, default=0, help="first line to show (default 0)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many lines (one page)")
+    command("stop", cmd_stop, "stop a running job", job=True)
+    command(
+        "restore",
+        cmd_restore,
+        "resume a stopped v1.5 job from its last checkpoint",
+        job=True,
+        follow_flag=True,
+    )
+    command("clear", cmd_clear, "delete a stopped or ended v1.5 job and its artifacts", job=True)
+    p = command("checkpoints", cmd_checkpoints, "a v1.5 job's checkpoints and their metrics", job=True)
+    p.add_argument("--epoch", type=int, default=None, help="one checkpoint in full")
+    p = command(
+        "download",
+        cmd_download,
+        "AI Factory: the model.tar.gz; v1.5: a checkpoint's metrics and plot",
+        job=True,
+    )
+    p.add_argument("--epoch", type=int, default=None, help="v1.5 checkpoint epoch (default: the best)")
+    p.add_argument("-o", "--output", default=".", metavar="DIR", help="directory to write into (default .)")
+    command("deployments", cmd_deployments, "deployed checkpoints")
+    for name, func, help_text in (
+        ("deploy", cmd_deploy, "deploy a v1.5 checkpoint for inference"),
+        ("undeploy", cmd_undeploy, "undeploy a v1.5 checkpoint"),
+    ):
+        p = command(name, func, help_text, job=True)
+        if name == "deploy":
+            p.add_argument(
+                "--task", required=True, choices=["classification", "detection", "instance_segmentation"]
+            )
+        p.add_argument("--epoch", type=int, required=True)
+        p.add_argument("--device", type=int, default=-1, help="target_device_id (-1: CPU)")
+    p = command("infer", cmd_infer, "infer one image with a deployed v1.5 checkpoint", job=True)
+    p.add_argument("image", nargs="?", metavar="IMAGE", help="a local image file (sent as base64_image)")
+    p.add_argument(
+        "--server-path", default=None, metavar="PATH", help="an image path the server reads instead"
+    )
+    p.add_argument("--task", required=True, choices=["classification", "detection", "instance_segmentation"])
+    p.add_argument("--epoch", type=int, required=True)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras and args.command != "train":
+        raise UsageError(f"aifactory {args.command}: unrecognized arguments: {' '.join(extras)}")
+    args.train_args = parse_train_extras(extras) if args.command == "train" else {}
+    for name, default in (("url", None), ("api_key", None), ("json", False), ("timeout", 60.0)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse(argv)
+        target = config.resolve(args.url, args.api_key)
+        with Client(target.url, target.api_key, timeout=(5.0, args.timeout)) as client:
+            return args.func(client, args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except errors.Forbidden as exc:
+        hint = (
+            "" if target.api_key else " (no API key: pass --api-key, set AIFACTORY_API_KEY or run `make run`)"
+        )
+        print(f"aifactory: {target.url} refused the API key: {exc}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except errors.AIFactoryError as exc:
+        print(f"aifactory: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("aifactory: interrupted (a job keeps running; `aifactory stop JOB` stops it)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

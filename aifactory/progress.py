@@ -1,0 +1,92 @@
+"""The `--follow` display: a tqdm bar over every batch of the job (epoch, batch, loss,
+samples/s and the trainer's own ETA), with the log tail printed above it."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import IO, Any
+
+from tqdm import tqdm
+
+
+def eta_text(eta_hr: Any) -> str:
+    try:
+        hours = float(eta_hr)
+    except (TypeError, ValueError):
+        return "?"
+    if hours < 0:
+        return "?"
+    return str(timedelta(seconds=round(hours * 3600)))
+
+
+def monitor_line(body: dict[str, Any]) -> str:
+    """A v1.5 heartbeat as one line: `running epoch 2/4 batch 3/8 loss 0.5234 lr 0.01 12.3 samples/s ETA 0:00:40`."""
+    parts = [str(body.get("status", "?")), f"epoch {body.get('epoch', 0)}/{body.get('total_epoch', '?')}"]
+    if body.get("total_batch"):
+        parts.append(f"batch {body.get('batch', 0)}/{body['total_batch']}")
+    return " ".join(parts + metric_parts(body))
+
+
+def metric_parts(body: dict[str, Any]) -> list[str]:
+    """Loss, learning rate, speed and ETA of a heartbeat; the API's -1 (not known yet) is left out."""
+    parts = []
+    loss = body.get("avg_loss", -1)
+    if isinstance(loss, int | float) and loss >= 0:
+        parts.append(f"loss {loss:.4f}")
+    lr = body.get("learning_rate", -1)
+    if isinstance(lr, int | float) and lr >= 0:
+        parts.append(f"lr {lr:.3g}")
+    speed = body.get("samples_per_sec", -1)
+    if isinstance(speed, int | float) and speed >= 0:
+        parts.append(f"{speed:.1f} samples/s")
+    if body.get("eta_hr", -1) not in (-1, None):
+        parts.append(f"ETA {eta_text(body['eta_hr'])}")
+    return parts
+
+
+class ProgressView:
+    """Renders `follow` callbacks. Bar on `bar_file` (stderr), log lines on `log_file` (stdout)."""
+
+    def __init__(self, job: str, bar_file: IO[str] | None = None, log_file: IO[str] | None = None):
+        self.job = job
+        self.bar_file = bar_file or sys.stderr
+        self.log_file = log_file or sys.stdout
+        self.bar = tqdm(
+            total=None,
+            file=self.bar_file,
+            desc=job,
+            unit="batch",
+            dynamic_ncols=True,
+            mininterval=0.2,
+            bar_format="{desc} {postfix}",
+        )
+        self._bar_format_set = False
+
+    def status(self, body: dict[str, Any]) -> None:
+        if "epoch" not in body:  # an AI Factory job: its SageMaker status is all there is
+            self.bar.set_description_str(f"{self.job} {body.get('status', '?')}", refresh=False)
+            self.bar.refresh()
+            return
+        total_epoch = int(body.get("total_epoch") or 0)
+        total_batch = int(body.get("total_batch") or 0)
+        epoch, batch = int(body.get("epoch") or 0), int(body.get("batch") or 0)
+        if total_epoch and total_batch:
+            if not self._bar_format_set:
+                self.bar.bar_format = "{desc} |{bar}| {percentage:3.0f}% {postfix}"
+                self._bar_format_set = True
+            self.bar.total = total_epoch * total_batch
+            self.bar.n = min(self.bar.total, max(0, (max(epoch, 1) - 1) * total_batch + batch))
+        self.bar.set_description_str(
+            f"{body.get('status', '?')} epoch {epoch}/{total_epoch or '?'}", refresh=False
+        )
+        batch_part = [f"batch {batch}/{total_batch}"] if total_batch else []
+        self.bar.set_postfix_str(" ".join(batch_part + metric_parts(body)), refresh=False)
+        self.bar.refresh()
+
+    def lines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.bar.write(line.rstrip("\n"), file=self.log_file)
+
+    def close(self) -> None:
+        self.bar.close()
