@@ -7,7 +7,7 @@ PORT ?= 8000
 
 .PHONY: run test lint format bench clean venv examples
 
-venv: $(STAMP)
+venv: $(STAMP) $(BIN)/aifactory
 
 $(STAMP): requirements.txt requirements-dev.txt containers/trainer/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,16 @@ $(STAMP): requirements.txt requirements-dev.txt containers/trainer/requirements.
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)
+# The `aifactory` CLI (pyproject.toml [project.scripts]), installed editable: its dependencies
+# are pinned in requirements-dev.txt, so no build isolation and no dependency resolution here.
+$(BIN)/aifactory: $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $@
+
+run: $(STAMP) $(BIN)/aifactory
 	PORT=$(PORT) AIFACTORY_STAGE=local $(BIN)/python -m chalicelib.adapters.local.server
 
-test: $(STAMP)
+test: $(STAMP) $(BIN)/aifactory
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
