@@ -15,6 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlparse
 
+import outbound
+from dataset_fetcher.errors import DatasetError
 from dataset_fetcher.page_client import PageClient
 from dataset_fetcher.records import validate_record
 
@@ -22,8 +24,9 @@ from dataset_fetcher.records import validate_record
 def _check_args(
     url: str, headers: Any, begin_offset: int, page_size: int, max_pages: int, concurrency: int, retries: int
 ) -> None:
-    if urlparse(url).scheme not in ("http", "https"):
-        raise ValueError(f"Invalid dataset url {url!r}: only http and https are supported")
+    scheme = urlparse(url).scheme if isinstance(url, str) else ""
+    if scheme not in ("http", "https"):
+        raise ValueError(f"Invalid dataset url: only http and https are supported (got scheme '{scheme}')")
     if not isinstance(headers, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
@@ -52,13 +55,30 @@ def iter_pages(
     backoff: float = 0.5,
     timeout: float = 30,
     sleep: Callable[[float], Any] | None = None,
-    opener: Any = None,
+    allow_private: bool | None = None,
 ) -> Iterator[tuple[int, list]]:
-    """Yields `(offset, records)` per page, in order, until a short/empty page or `max_pages`."""
+    """Yields `(offset, records)` per page, in order, until a short/empty page or `max_pages`.
+
+    The URL and headers are checked by the outbound policy first (`allow_private` None:
+    the stage's choice from the environment); a refusal is a DatasetError naming why.
+    """
     _check_args(url, headers, begin_offset, page_size, max_pages, concurrency, retries)
-    client = PageClient(
-        url, headers, page_size, retries=retries, backoff=backoff, timeout=timeout, sleep=sleep, opener=opener
-    )
+    try:
+        client = PageClient(
+            url,
+            headers,
+            page_size,
+            retries=retries,
+            backoff=backoff,
+            timeout=timeout,
+            sleep=sleep,
+            allow_private=allow_private,
+            connections=concurrency,
+        )
+    except outbound.UrlRefused as exc:
+        raise DatasetError(f"Invalid dataset url: it {exc.problem}") from None
+    except outbound.HeadersRefused as exc:
+        raise DatasetError(f"Invalid dataset headers: {exc.problem}") from None
     cancelled = threading.Event()
     executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dataset-page")
     pending: deque[tuple[int, Future]] = deque()
@@ -85,6 +105,7 @@ def iter_pages(
     finally:
         cancelled.set()
         executor.shutdown(wait=False, cancel_futures=True)
+        client.close()
 
 
 def iter_records(
@@ -99,7 +120,7 @@ def iter_records(
     """Yields validated, normalised records (see `records.validate_record`) in offset order.
 
     `options`: concurrency=4, retries=5, backoff=0.5 (seconds, doubled per retry),
-    timeout=30, sleep=None (an interruptible wait; tests pass a recorder), opener=None.
+    timeout=30, sleep=None (an interruptible wait; tests pass a recorder), allow_private=None.
     """
     for offset, records in iter_pages(url, headers, begin_offset, page_size, max_pages, **options):
         for index, record in enumerate(records):

@@ -1,25 +1,23 @@
-"""Fetches one page with retries: the part of paging that talks HTTP.
+"""Fetches one page under the outbound policy: the part of paging that talks HTTP.
 
-Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential
-backoff, honouring Retry-After; anything else fails the page at once, because retrying a
-403 or a reply that is not JSON only delays the same answer. Header values are secrets
-(API keys): they are never put into an exception message or a log line, and anything the
+Transient failures (connection errors, timeouts, 429, 5xx) are retried by urllib3's
+`Retry` (through `outbound.Client`) with exponential backoff, honouring Retry-After;
+anything else fails the page at once, because retrying a 403 or a reply that is not JSON
+only delays the same answer. Redirects are never followed, and the connection goes only
+to addresses the policy allows, checked when it connects. Header values are secrets (API
+keys): they are never put into an exception message or a log line, and anything the
 server sends back is scrubbed of them before it is quoted.
 """
 
 from __future__ import annotations
 
-import email.utils
-import http.client
 import json
 import logging
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import outbound
 from dataset_fetcher.errors import DatasetError
 
 log = logging.getLogger("dataset_fetcher")
@@ -27,47 +25,19 @@ log = logging.getLogger("dataset_fetcher")
 RECORD_KEYS = ("data", "items", "records")
 MAX_DELAY = 60.0
 SNIPPET = 200
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
 
 class Cancelled(Exception):
     """The page is no longer wanted (the consumer stopped or an earlier page was the last)."""
 
 
-class _Transient(Exception):
-    def __init__(self, cause: str, retry_after: float | None = None):
-        super().__init__(cause)
-        self.cause = cause
-        self.retry_after = retry_after
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow redirects: urllib would resend the dataset headers to wherever they point."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
-        return None
-
-
-def default_opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_NoRedirect())
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 class PageClient:
-    """POSTs `{"offset": N, "limit": page_size}` and returns the page's list of records."""
+    """POSTs `{"offset": N, "limit": page_size}` and returns the page's list of records.
+
+    Raises `outbound.OutboundError` (a ValueError) at construction when the URL or the
+    headers break the policy; `allow_private` None reads the stage from the environment.
+    """
 
     def __init__(
         self,
@@ -79,17 +49,33 @@ class PageClient:
         backoff: float = 0.5,
         timeout: float = 30,
         sleep: Callable[[float], Any] | None = None,
-        opener: Any = None,
+        allow_private: bool | None = None,
+        connections: int = 1,
     ):
-        self.url = url
         self.headers = dict(headers)
+        self._secrets = sorted({v for v in self.headers.values() if v}, key=len, reverse=True)
         self.page_size = page_size
         self.retries = retries
-        self.backoff = backoff
         self.timeout = timeout
         self.sleep = sleep
-        self.opener = opener or default_opener()
-        self._secrets = sorted({v for v in self.headers.values() if v}, key=len, reverse=True)
+        given = outbound.validate_headers(self.headers)
+        self.send_headers = outbound.merge(
+            {"Content-Type": "application/json", "Accept": "application/json"}, given, sender_wins=False
+        )
+        private = outbound.private_urls_allowed() if allow_private is None else allow_private
+        self.client = outbound.Client(
+            url,
+            allow_private=private,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_delay=MAX_DELAY,
+            retry_statuses=RETRY_STATUSES,
+            maxsize=connections,
+        )
+
+    def close(self) -> None:
+        self.client.close()
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -101,65 +87,48 @@ class PageClient:
 
     def fetch(self, offset: int, cancelled: threading.Event | None = None) -> list:
         cancelled = cancelled or threading.Event()
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
+        if cancelled.is_set():
+            raise Cancelled(offset)
+
+        def wait(delay: float) -> None:
+            if self.sleep is None:
+                cancelled.wait(delay)
+            else:
+                self.sleep(delay)
             if cancelled.is_set():
                 raise Cancelled(offset)
-            try:
-                return self._attempt(offset)
-            except _Transient as exc:
-                if attempt == attempts:
-                    raise self.fail(offset, f"{exc.cause} (gave up after {attempts} attempts)") from None
-                delay = min(MAX_DELAY, self.backoff * 2 ** (attempt - 1))
-                if exc.retry_after is not None:
-                    delay = min(MAX_DELAY, exc.retry_after)
-                log.warning(
-                    "%s; retrying in %.2f s (attempt %d of %d)",
-                    self.scrub(f"Dataset page at offset {offset}: {exc.cause}"),
-                    delay,
-                    attempt,
-                    attempts,
-                )
-                if self.sleep is None:
-                    cancelled.wait(delay)
-                else:
-                    self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _attempt(self, offset: int) -> list:
+        def on_retry(attempt: int, attempts: int, delay: float, cause: str) -> None:
+            log.warning(
+                "%s; retrying in %.2f s (attempt %d of %d)",
+                self.scrub(f"Dataset page at offset {offset}: {cause}"),
+                delay,
+                attempt,
+                attempts,
+            )
+
         body = json.dumps({"offset": offset, "limit": self.page_size}).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json", **self.headers}
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with self.opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise self._http_error(offset, exc) from None
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise _Transient(f"timed out after {self.timeout:g} s") from None
-            raise _Transient(f"connection error: {exc.reason}") from None
-        except TimeoutError:
-            raise _Transient(f"timed out after {self.timeout:g} s") from None
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Transient(f"connection error: {type(exc).__name__}: {exc}") from None
-        return self._records(offset, raw)
+            reply = self.client.post(body, self.send_headers, sleep=wait, on_retry=on_retry)
+        except outbound.Unreachable as exc:
+            raise self.fail(offset, f"{exc.cause} (gave up after {exc.attempts} attempts)") from None
+        except outbound.OutboundError as exc:
+            raise self.fail(offset, exc.problem) from None
+        if reply.status >= 300:
+            raise self._http_error(offset, reply)
+        return self._records(offset, reply.data)
 
-    def _http_error(self, offset: int, exc: urllib.error.HTTPError) -> Exception:
-        cause = f"HTTP {exc.code} {exc.reason}"
-        try:
-            detail = exc.read(SNIPPET * 2).decode("utf-8", "replace").strip()
-        except Exception:  # noqa: BLE001 - the status line is enough
-            detail = ""
-        finally:
-            exc.close()
-        if exc.code == 429 or exc.code >= 500:
-            return _Transient(cause, _retry_after(exc.headers.get("Retry-After") if exc.headers else None))
-        if 300 <= exc.code < 400:
-            cause += " (redirects are not followed, so the dataset headers never reach another host)"
-        elif detail:
-            cause += f": {detail[:SNIPPET]}"
-        return self.fail(offset, cause)
+    def _http_error(self, offset: int, reply: outbound.Reply) -> DatasetError:
+        cause = f"HTTP {reply.status} {reply.reason}".strip()
+        if reply.status in RETRY_STATUSES:
+            return self.fail(offset, f"{cause} (gave up after {reply.attempts} attempts)")
+        if reply.redirect:
+            return self.fail(
+                offset,
+                cause + " (redirects are not followed, so the dataset headers never reach another host)",
+            )
+        detail = reply.data[: SNIPPET * 2].decode("utf-8", "replace").strip()
+        return self.fail(offset, f"{cause}: {detail[:SNIPPET]}" if detail else cause)
 
     def _records(self, offset: int, raw: bytes) -> list:
         try:

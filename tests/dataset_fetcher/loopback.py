@@ -67,6 +67,9 @@ class DatasetServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a kept-alive connection
+            # waits for the client's delayed ACK (40 ms) between them. Real servers disable it.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test output quiet
                 pass

@@ -31,6 +31,14 @@ TOPIC_WORDS = {
     "finance": ["stock", "market", "bank", "shares", "profit", "bond", "price", "loan"],
 }
 FILLER = ["the", "a", "of", "today", "new", "big"]
+
+
+@pytest.fixture(autouse=True)
+def _loopback_dataset_allowed(monkeypatch):
+    """The dataset endpoint is on 127.0.0.1: allow private URLs, as the local stage does."""
+    monkeypatch.setenv("AIFACTORY_ALLOW_PRIVATE_URLS", "true")
+
+
 SMALL_MODEL = {
     "process.train.using_gpu": "True",
     "process.train.initLearningRate": "0.2",
