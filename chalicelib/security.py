@@ -1,49 +1,36 @@
-"""Outbound URL and data-location checks (DESIGN.md, "Security rules")."""
+"""Outbound URL, header and data-location checks (DESIGN.md, "Security rules").
+
+URLs and headers go through `outbound`, the policy the callback sender and the dataset
+fetcher send with, so whatever is accepted at submit time can be sent.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
+import outbound
 from chalicelib.errors import ValidationError
 
 
-def _addresses(host: str) -> list[ipaddress._BaseAddress]:
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise ValidationError("", f"cannot resolve host '{host}'") from exc
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
-
-
 def check_outbound_url(field: str, url: object, allow_private: bool) -> str:
-    """http(s) only; never link-local (instance metadata); loopback/private only if allowed."""
-    if not isinstance(url, str) or not url:
-        raise ValidationError(field, "must be a non-empty URL string")
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https"):
-        raise ValidationError(field, f"must be an http or https URL; got scheme '{parsed.scheme}'")
-    if not parsed.hostname:
-        raise ValidationError(field, "has no host")
+    """http(s) only, no credentials, one reading of the host; never link-local (instance
+    metadata); non-global addresses only if allowed. The host is resolved now and again
+    when the request is sent."""
     try:
-        addresses = _addresses(parsed.hostname)
-    except ValidationError as exc:
+        outbound.validate_url(url, allow_private)
+    except outbound.UrlRefused as exc:
         raise ValidationError(field, exc.problem) from None
-    for address in addresses:
-        if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
-            raise ValidationError(field, f"points to a forbidden address ({address})")
-        if (address.is_loopback or address.is_private) and not allow_private:
-            raise ValidationError(
-                field, f"points to a private or loopback address ({address}), not allowed here"
-            )
-    return url
+    return url  # type: ignore[return-value]  # validate_url accepted a str
+
+
+def check_headers(field: str, headers: object) -> dict[str, str]:
+    """Caller headers (callback or dataset) the sender can send as given: RFC 7230 names,
+    latin-1 values without line breaks or control characters, bounded count and size."""
+    try:
+        return outbound.validate_headers(headers)
+    except outbound.HeadersRefused as exc:
+        raise ValidationError(field, exc.problem) from None
 
 
 def check_data_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
