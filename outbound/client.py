@@ -54,6 +54,9 @@ def describe(error: BaseException | None) -> str:
     """A short cause for a failure without a reply: the innermost OS error, not urllib3's reprs."""
     if error is None:
         return "unknown error"
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 1.26 and 2.x: test it first.
+    if isinstance(error, NewConnectionError):
+        return f"connection failed: {_os_error(error) or error}"
     if isinstance(error, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
         return "timed out"
     seen: set[int] = set()
@@ -68,10 +71,14 @@ def describe(error: BaseException | None) -> str:
             current = current.__cause__ or current.__context__
     if isinstance(innermost, TimeoutError):
         return "timed out"
-    if isinstance(innermost, NewConnectionError):
-        return f"connection failed: {innermost.args[-1] if innermost.args else innermost}"
     text = str(innermost)
     return f"{type(innermost).__name__}: {text}" if text else type(innermost).__name__
+
+
+def _os_error(error: BaseException) -> str:
+    """`ConnectionRefusedError: [Errno 111] Connection refused` from a urllib3 wrapper."""
+    cause = error.__cause__ or error.__context__
+    return f"{type(cause).__name__}: {cause}" if isinstance(cause, OSError) else ""
 
 
 class Client:
