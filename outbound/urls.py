@@ -85,7 +85,8 @@ def _host_and_port(url: str, scheme: str, parts: SplitResult) -> tuple[str, int,
         raise UrlRefused("has an invalid port") from None
     if port == 0:
         raise UrlRefused("has an invalid port")
-    if "%" in host:
+    bracketed = parts.netloc.rsplit("@", 1)[-1].startswith("[")
+    if bracketed and "%" in host:
         raise UrlRefused("must not carry an IPv6 zone id")
     try:
         other = parse_url(url)
@@ -96,7 +97,6 @@ def _host_and_port(url: str, scheme: str, parts: SplitResult) -> tuple[str, int,
         raise UrlRefused(
             f"is read differently by different URL parsers (host '{host}' or '{other_host}'); refused"
         )
-    bracketed = parts.netloc.rsplit("@", 1)[-1].startswith("[")
     return host, port or DEFAULT_PORTS[scheme], bracketed
 
 
