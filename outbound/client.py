@@ -95,6 +95,7 @@ class Client:
         max_delay: float = 60.0,
         retry_statuses: frozenset[int] = TRANSIENT_STATUSES,
         maxsize: int = 1,
+        ca_certs: str | None = None,
     ):
         self.target: Target = validate_url(url, allow_private)
         self.allow_private = allow_private
@@ -103,7 +104,9 @@ class Client:
         self.backoff = backoff
         self.max_delay = max_delay
         self.retry_statuses = frozenset(retry_statuses)
-        pool_kw: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"} if self.target.scheme == "https" else {}
+        pool_kw: dict[str, Any] = {}
+        if self.target.scheme == "https":  # verified against the system CAs (or `ca_certs`)
+            pool_kw = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_certs}
         self.pool = POOLS[self.target.scheme](
             self.target.host,
             self.target.port,
