@@ -50,24 +50,29 @@ def train_checkpoint(root: Path, task: str) -> tuple[Path, Path]:
 def server_env(**extra: str) -> dict:
     paths = [str(REPO / "containers" / "trainer"), str(REPO / "containers" / "inference"), str(REPO)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIFACTORY_", "SAGEMAKER_"))}
-    env.update(PYTHONPATH=os.pathsep.join(paths), AIFACTORY_DEVICE="cpu", **extra)
+    env.update(PYTHONPATH=os.pathsep.join(paths), AIFACTORY_DEVICE="cpu")
+    env.update(extra)
     return env
 
 
 class InferenceServer:
     """The server in a child process on a free loopback port; `url`, `post`, `get`, `stop`."""
 
-    def __init__(self, model_dir: Path, log_path: Path, **env: str):
+    def __init__(self, model_dir: Path | None, log_path: Path, command: list[str] | None = None, **env: str):
+        """`command` None: the local platform's command line; otherwise `command` with the port in
+        SAGEMAKER_BIND_TO_PORT, as SageMaker starts `serve`."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        command = [sys.executable, "-m", "inference.serve", "--model-dir", str(model_dir)]
-        command += ["--port", str(self.port), "--host", "127.0.0.1"]
+        if command is None:
+            command = [sys.executable, "-m", "inference.serve", "--model-dir", str(model_dir)]
+            command += ["--port", str(self.port), "--host", "127.0.0.1"]
+        else:
+            env = {"SAGEMAKER_BIND_TO_PORT": str(self.port), "AIFACTORY_HOST": "127.0.0.1", **env}
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, env=server_env(**env), stdout=self._log, stderr=subprocess.STDOUT
         )
-        self.session = requests.Session()
         self._wait_ready(timeout=180)
 
     def _wait_ready(self, timeout: float) -> None:

@@ -3,6 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | `SAGEMAKER_BIND_TO_PORT` | 8080 | port (SageMaker hosting sets it when it needs another) |
+| `AIFACTORY_HOST` | 0.0.0.0 | address to listen on (the local platform uses 127.0.0.1) |
 | `AIFACTORY_MODEL_DIR` | `/opt/ml/model` | the checkpoint directory (`epoch-<N>/` as the trainer writes it) |
 | `AIFACTORY_MAX_BATCH_SIZE` | 8 | most requests grouped into one forward pass |
 | `AIFACTORY_MAX_BATCH_WAIT_MS` | 2 | how long a batch waits to fill once its first request is in |
@@ -50,6 +51,7 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(
             model_dir=env.get("AIFACTORY_MODEL_DIR") or DEFAULT_MODEL_DIR,
+            host=env.get("AIFACTORY_HOST") or "0.0.0.0",
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1),
             max_batch_size=_int(env, "AIFACTORY_MAX_BATCH_SIZE", 8, 1),
             max_batch_wait_ms=_int(env, "AIFACTORY_MAX_BATCH_WAIT_MS", 2, 0),
