@@ -46,47 +46,75 @@ def metric_parts(body: dict[str, Any]) -> list[str]:
 
 
 class ProgressView:
-    """Renders `follow` callbacks. Bar on `bar_file` (stderr), log lines on `log_file` (stdout)."""
+    """Renders `follow` callbacks: the bar on `bar_file` (stderr), log lines on `log_file` (stdout).
+
+    On a terminal the bar redraws in place; anywhere else (CI logs, pipes) each heartbeat that
+    changed is one plain line, so a log file holds the history instead of redraw noise.
+    """
 
     def __init__(self, job: str, bar_file: IO[str] | None = None, log_file: IO[str] | None = None):
         self.job = job
         self.bar_file = bar_file or sys.stderr
         self.log_file = log_file or sys.stdout
-        self.bar = tqdm(
-            total=None,
-            file=self.bar_file,
-            desc=job,
-            unit="batch",
-            dynamic_ncols=True,
-            mininterval=0.2,
-            bar_format="{desc} {postfix}",
-        )
-        self._bar_format_set = False
+        self.interactive = _isatty(self.bar_file)
+        self.last_line = ""
+        self.bar = None
+        if self.interactive:
+            self.bar = tqdm(
+                total=None,
+                file=self.bar_file,
+                desc=job,
+                unit="batch",
+                dynamic_ncols=True,
+                mininterval=0.2,
+                bar_format="{desc}{postfix}",
+            )
 
     def status(self, body: dict[str, Any]) -> None:
-        if "epoch" not in body:  # an AI Factory job: its SageMaker status is all there is
-            self.bar.set_description_str(f"{self.job} {body.get('status', '?')}", refresh=False)
-            self.bar.refresh()
+        if "epoch" in body:
+            line = monitor_line(body)
+        else:  # an AI Factory job: its SageMaker status is all there is
+            line = f"{body.get('status', '?')}" + (f": {body['message']}" if body.get("message") else "")
+        if self.bar is None:
+            if line != self.last_line:
+                print(f"{self.job} {line}" if "epoch" not in body else line, file=self.bar_file, flush=True)
+            self.last_line = line
             return
+        self._draw(body, line)
+
+    def _draw(self, body: dict[str, Any], line: str) -> None:
+        assert self.bar is not None
         total_epoch = int(body.get("total_epoch") or 0)
         total_batch = int(body.get("total_batch") or 0)
         epoch, batch = int(body.get("epoch") or 0), int(body.get("batch") or 0)
-        if total_epoch and total_batch:
-            if not self._bar_format_set:
-                self.bar.bar_format = "{desc} |{bar}| {percentage:3.0f}% {postfix}"
-                self._bar_format_set = True
-            self.bar.total = total_epoch * total_batch
-            self.bar.n = min(self.bar.total, max(0, (max(epoch, 1) - 1) * total_batch + batch))
-        self.bar.set_description_str(
-            f"{body.get('status', '?')} epoch {epoch}/{total_epoch or '?'}", refresh=False
-        )
-        batch_part = [f"batch {batch}/{total_batch}"] if total_batch else []
-        self.bar.set_postfix_str(" ".join(batch_part + metric_parts(body)), refresh=False)
+        if "epoch" not in body:
+            self.bar.set_description_str(f"{self.job} {line}", refresh=False)
+        else:
+            self.bar.set_description_str(
+                f"{body.get('status', '?')} epoch {epoch}/{total_epoch or '?'}", refresh=False
+            )
+            if total_epoch and total_batch:
+                self.bar.bar_format = "{desc} |{bar}| {percentage:3.0f}%{postfix}"
+                self.bar.total = total_epoch * total_batch
+                self.bar.n = min(self.bar.total, max(0, (max(epoch, 1) - 1) * total_batch + batch))
+            batch_part = [f"batch {batch}/{total_batch}"] if total_batch else []
+            self.bar.set_postfix_str(" ".join(batch_part + metric_parts(body)), refresh=False)
         self.bar.refresh()
 
     def lines(self, lines: list[str]) -> None:
         for line in lines:
-            self.bar.write(line.rstrip("\n"), file=self.log_file)
+            if self.bar is not None:
+                self.bar.write(line.rstrip("\n"), file=self.log_file)
+            else:
+                print(line.rstrip("\n"), file=self.log_file, flush=True)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
 from aifactory import config
 from aifactory.cli import main
+from aifactory.progress import ProgressView
 from tests.cli.fake_api import FakeApi, LogBook
 
 JOB = "20240101120000-0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -79,8 +81,31 @@ def test_train_follow_shows_progress_and_every_log_line(fake, run):
     )
     assert code == 0, err
     assert out.splitlines() == [JOB, "log initializing 0.0", "log running 1.2", "log running 2.4", "log finished 2.4", f"job {JOB} finished"]  # fmt: skip
-    assert "running epoch 1/2" in err and "batch 2/4 loss 0.5000 lr 0.01 12.5 samples/s ETA 0:00:36" in err
-    assert "100%" in err
+    assert err.splitlines() == [  # not a terminal: one plain line per heartbeat that changed
+        "initializing epoch 0/2 batch 0/4",
+        "running epoch 1/2 batch 2/4 loss 0.5000 lr 0.01 12.5 samples/s ETA 0:00:36",
+        "running epoch 2/2 batch 4/4 loss 0.5000 lr 0.01 12.5 samples/s ETA 0:00:36",
+        "finished epoch 2/2 batch 4/4 loss 0.5000 lr 0.01 12.5 samples/s ETA 0:00:00",
+    ]
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_counts_batches_of_all_epochs():
+    screen, logs = Terminal(), io.StringIO()
+    view = ProgressView(JOB, bar_file=screen, log_file=logs)
+    view.status(heartbeat("running", 2, 1))
+    view.lines(["epoch 2 started"])
+    assert (view.bar.n, view.bar.total) == (5, 8)  # epoch 1's four batches, then one
+    view.status(heartbeat("finished", 2, 4))
+    view.close()
+    last = screen.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("finished epoch 2/2 |") and "100%, batch 4/4 loss 0.5000" in last
+    assert last.endswith("12.5 samples/s ETA 0:00:00")
+    assert logs.getvalue() == "epoch 2 started\n"
 
 
 def test_follow_of_a_failed_job_exits_one_with_the_reason(fake, run):
