@@ -22,7 +22,7 @@ $(BIN)/aifactory: $(STAMP) pyproject.toml
 	touch $@
 
 run: $(STAMP) $(BIN)/aifactory
-	PORT=$(PORT) AIFACTORY_STAGE=local $(BIN)/python -m chalicelib.adapters.local.server
+	PORT=$(PORT) AIFACTORY_STAGE=local $(BIN)/python -m chalicelib.entrypoints.local_server
 
 test: $(STAMP) $(BIN)/aifactory
 	$(BIN)/ruff check .

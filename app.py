@@ -6,9 +6,10 @@ import logging
 from chalice import Chalice, Response
 
 from chalicelib import settings
-from chalicelib.api.ai_factory import bp as ai_factory_bp
-from chalicelib.api.v15 import bp as v15_bp
+from chalicelib.ai_factory.routes import bp as ai_factory_bp
 from chalicelib.services import events
+from chalicelib.v15.routes import bp as v15_bp
+from chalicelib.wiring import services
 
 app = Chalice(app_name="ai-factory")
 app.log.setLevel(logging.INFO)
@@ -20,13 +21,15 @@ app.register_blueprint(v15_bp)
 @app.middleware("http")
 def require_api_key(event, get_response):
     """API Gateway checks `x-api-key` on AWS; the local stage must do it itself (403 like API Gateway)."""
-    if settings.check_api_key():
+    if settings.current().check_api_key:
         given = (event.headers or {}).get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), settings.api_key().encode()):
+        if not hmac.compare_digest(given.encode(), settings.current().api_key.encode()):
             return Response({"message": "Forbidden"}, status_code=403)
     return get_response(event)
 
 
 @app.on_cw_event({"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]})
 def training_state_changed(event):
-    events.on_training_state_change(event.detail["TrainingJobName"], event.detail["TrainingJobStatus"])
+    events.on_training_state_change(
+        services(), event.detail["TrainingJobName"], event.detail["TrainingJobStatus"]
+    )

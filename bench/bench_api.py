@@ -145,11 +145,12 @@ class ServicesSwitch:
         return self.current
 
     def install(self) -> None:
+        import app
         from chalicelib import wiring
-        from chalicelib.api import ai_factory, v15
-        from chalicelib.services import events
+        from chalicelib.ai_factory import routes as ai_factory_routes
+        from chalicelib.v15 import routes as v15_routes
 
-        for module in (wiring, ai_factory, v15, events):
+        for module in (wiring, ai_factory_routes, v15_routes, app):
             module.services = self
 
 

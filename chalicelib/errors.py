@@ -1,6 +1,8 @@
-"""Domain errors. The route layer maps them to HTTP in one place (`chalicelib.api.errors`)."""
+"""Domain errors. The route layer maps them to HTTP in one place (`chalicelib.web.envelopes`)."""
 
 from __future__ import annotations
+
+from contracts.errors import ArgumentError
 
 
 class DomainError(Exception):
@@ -11,13 +13,9 @@ class DomainError(Exception):
         self.message = message
 
 
-class ValidationError(DomainError):
-    """Bad input. `field` names the argument so the message can say which one."""
-
-    def __init__(self, field: str, problem: str):
-        super().__init__(f"Invalid '{field}': {problem}" if field else problem)
-        self.field = field
-        self.problem = problem
+ValidationError = ArgumentError
+"""Bad input (400): `field` names the argument. The contracts raise it too, so the API and
+the containers reject a value with the same words."""
 
 
 class NotFound(DomainError):
@@ -38,3 +36,7 @@ class Unavailable(DomainError):
     """The platform cannot run this now (e.g. no Docker engine for a foreign image)."""
 
     status_code = 503
+
+
+HTTP_ERRORS = (DomainError, ArgumentError)
+"""Every error that carries its own status code and message to the caller."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.settings import TRAINER_REPOSITORIES
+TRAINER_REPOSITORIES = ("chappieai-sagemaker", "aifactory-trainer")
 
 
 def image_repository(image: str) -> str:

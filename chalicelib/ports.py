@@ -1,8 +1,9 @@
-"""The four ports chalicelib talks to, plus the secret store.
+"""The ports chalicelib talks to.
 
 The Chalice stage picks the adapters (`chalicelib.wiring`): `local` uses SQLite, a
 directory, child processes and a file store; `dev`/`prod` use DynamoDB, S3, SageMaker
-and Secrets Manager. Services depend only on these protocols.
+and Secrets Manager. Services depend only on these protocols and on `Services`, the
+bundle an entry point builds.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-# Platform statuses follow SageMaker's TrainingJobStatus; `Pending` is ours (queued).
-PENDING = "Pending"
-IN_PROGRESS = "InProgress"
-COMPLETED = "Completed"
-FAILED = "Failed"
-STOPPING = "Stopping"
-STOPPED = "Stopped"
-TERMINAL = (COMPLETED, FAILED, STOPPED)
+from chalicelib.errors import Conflict
+from contracts.statuses import (  # noqa: F401 - re-exported: the platform statuses services use
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+)
 
 
-class ConflictError(Exception):
-    """A conditional write lost: the record exists, or is not in the expected state."""
+class ConflictError(Conflict):
+    """A conditional write lost: the record exists, or is not in the expected state (409)."""
 
 
 class JobStore(Protocol):
@@ -42,6 +45,10 @@ class ArtifactStore(Protocol):
     def get_json(self, key: str, default: Any = None) -> Any: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def put_json(self, key: str, value: Any) -> None: ...
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Server-side copy (S3 CopyObject): object bytes never pass through the API."""
+        ...
+
     def list_keys(self, prefix: str) -> Iterator[str]: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def download_url(self, key: str) -> str | None:
@@ -75,10 +82,30 @@ class TrainingDescription:
     end_time: str | None = None
 
 
+@dataclass
+class Hardware:
+    """What the training fleet offers: GPUs, and software versions when the platform knows them."""
+
+    devices: list[dict[str, Any]]
+    software: dict[str, Any] | None = None  # None: read what the trainer recorded (environment.json)
+
+
 class TrainingPlatform(Protocol):
+    def check_image(self, image: str) -> None:
+        """Raises Unavailable when this platform cannot run `image` at all."""
+        ...
+
     def start(self, request: TrainingRequest) -> None: ...
     def describe(self, training_job_name: str) -> TrainingDescription: ...
     def stop(self, training_job_name: str) -> None: ...
+    def recover(self) -> None:
+        """Settles jobs whose process died and launches queued ones (no-op where the cloud does it)."""
+        ...
+
+    def hardware(self) -> Hardware: ...
+    def live_devices(self) -> list[dict[str, Any]] | None:
+        """Live GPU readings of this machine, or None where they come from the jobs' heartbeats."""
+        ...
 
 
 class SecretStore(Protocol):
@@ -88,3 +115,13 @@ class SecretStore(Protocol):
 
     def get(self, ref: dict[str, str]) -> dict[str, Any]: ...
     def delete(self, ref: dict[str, str]) -> None: ...
+
+
+@dataclass
+class Services:
+    """The adapters of one stage, built by an entry point (`chalicelib.wiring`)."""
+
+    jobs: JobStore
+    artifacts: ArtifactStore
+    platform: TrainingPlatform
+    secrets: SecretStore

@@ -1,14 +1,22 @@
-"""Stage settings from environment variables, read through cached getters.
+"""Stage settings: one table of environment variables, read once into one object.
 
-`.chalice/config.json` sets them per stage; `make run` sets the local ones. Tests call
-`reset()` after changing the environment.
+`.chalice/config.json` sets them per stage; `make run` sets the local ones. Code reads
+`settings.current().<name>`; tests call `reset()` after changing the environment.
+README's settings table is this table (a test keeps them equal).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+from chalicelib.images import TRAINER_REPOSITORIES
 
 # Every SageMaker training instance type (the spec's ml.m4.4xlarge included); a stage
 # narrows it with AIFACTORY_ALLOWED_INSTANCE_TYPES.
@@ -52,202 +60,220 @@ SAGEMAKER_TRAINING_INSTANCE_TYPES = tuple(
     }.items()
     for size in sizes
 )
-TRAINER_REPOSITORIES = ("chappieai-sagemaker", "aifactory-trainer")
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
 
 
-def _list(name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-    raw = _env(name)
-    return tuple(v.strip() for v in raw.split(",") if v.strip()) if raw else default
+def _bool(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name)
-    return default if not raw else raw.strip().lower() in ("1", "true", "yes", "on")
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute of `Settings`
+    env: str
+    parse: Callable[[str], object]
+    default: object  # a value, or a function of the settings read so far (stage-dependent defaults)
+    meaning: str
 
 
-@functools.cache
-def stage() -> str:
-    return _env("AIFACTORY_STAGE", "local")
+TABLE = (
+    Setting(
+        "stage",
+        "AIFACTORY_STAGE",
+        str,
+        "local",
+        "`local` (SQLite, directory, child processes) or `dev`/`prod` (DynamoDB, S3, SageMaker)",
+    ),
+    Setting(
+        "home",
+        "AIFACTORY_HOME",
+        lambda raw: Path(raw).resolve(),
+        Path("./.aifactory").resolve(),
+        "local state: jobs database, artifacts, secrets, job directories",
+    ),
+    Setting(
+        "api_key_env",
+        "AIFACTORY_API_KEY",
+        str,
+        "",
+        "the key the local stage checks in `x-api-key` (generated into `<home>/api_key` when unset)",
+    ),
+    Setting(
+        "check_api_key",
+        "AIFACTORY_CHECK_API_KEY",
+        _bool,
+        lambda s: s["stage"] == "local",
+        "whether the app checks `x-api-key` itself (API Gateway does on AWS)",
+    ),
+    Setting(
+        "public_url",
+        "AIFACTORY_PUBLIC_URL",
+        lambda raw: raw.rstrip("/"),
+        "",
+        "the API's base URL in callbacks (default: the request's own)",
+    ),
+    Setting(
+        "allowed_instance_types",
+        "AIFACTORY_ALLOWED_INSTANCE_TYPES",
+        _list,
+        SAGEMAKER_TRAINING_INSTANCE_TYPES,
+        "narrows the training instance types a job may ask for",
+    ),
+    Setting(
+        "max_instance_count",
+        "AIFACTORY_MAX_INSTANCE_COUNT",
+        int,
+        lambda s: 1 if s["stage"] == "local" else 8,
+        "instances per job (1 local, 8 aws)",
+    ),
+    Setting(
+        "allowed_images",
+        "AIFACTORY_ALLOWED_IMAGES",
+        _list,
+        TRAINER_REPOSITORIES,
+        "image repositories a job may run",
+    ),
+    Setting(
+        "trainer_image", "AIFACTORY_TRAINER_IMAGE", str, "aifactory-trainer:latest", "the image v1.5 jobs run"
+    ),
+    Setting(
+        "allow_private_urls",
+        "AIFACTORY_ALLOW_PRIVATE_URLS",
+        _bool,
+        lambda s: s["stage"] == "local",
+        "callback/dataset URLs on loopback or private addresses (true local, false aws)",
+    ),
+    Setting(
+        "data_roots",
+        "AIFACTORY_DATA_ROOTS",
+        _list,
+        (),
+        "comma-separated roots (or `s3://` prefixes) a `data_dir` must be under",
+    ),
+    Setting(
+        "max_concurrent_jobs",
+        "AIFACTORY_MAX_CONCURRENT_JOBS",
+        int,
+        2,
+        "local jobs running at once; the rest queue",
+    ),
+    Setting(
+        "stop_grace_seconds",
+        "AIFACTORY_STOP_GRACE_SECONDS",
+        float,
+        120.0,
+        "SIGTERM, then SIGKILL after this long",
+    ),
+    Setting("table_name", "AIFACTORY_TABLE", str, "aifactory-jobs", "DynamoDB table of job records (aws)"),
+    Setting("bucket", "AIFACTORY_BUCKET", str, "", "S3 bucket of artifacts (aws)"),
+    Setting(
+        "artifact_prefix",
+        "AIFACTORY_ARTIFACT_PREFIX",
+        lambda raw: raw.strip("/"),
+        "",
+        "key prefix inside the bucket (aws)",
+    ),
+    Setting(
+        "sagemaker_role_arn",
+        "AIFACTORY_SAGEMAKER_ROLE_ARN",
+        str,
+        "",
+        "execution role of training jobs and endpoints (aws)",
+    ),
+    Setting("spot_training", "AIFACTORY_SPOT", _bool, False, "managed spot training (aws)"),
+    Setting(
+        "max_runtime_seconds", "AIFACTORY_MAX_RUNTIME_S", int, 86400, "MaxRuntimeInSeconds of a training job"
+    ),
+    Setting(
+        "docker",
+        "AIFACTORY_DOCKER",
+        str,
+        "auto",
+        "whether the local platform may `docker run` images that are not ours (auto: when an engine answers)",
+    ),
+    Setting(
+        "callback_signing_key",
+        "AIFACTORY_CALLBACK_SIGNING_KEY",
+        str,
+        "",
+        "when set, callbacks carry `X-AIFactory-Signature: sha256=<HMAC>`",
+    ),
+    Setting(
+        "v15_instance_type",
+        "AIFACTORY_V15_INSTANCE_TYPE",
+        str,
+        "ml.g5.xlarge",
+        "the instance type v1.5 jobs train on",
+    ),
+    Setting("callback_attempts", "AIFACTORY_CALLBACK_ATTEMPTS", int, 6, "callback delivery attempts"),
+    Setting(
+        "callback_backoff_seconds",
+        "AIFACTORY_CALLBACK_BACKOFF_SECONDS",
+        float,
+        2.0,
+        "first retry delay of a callback (doubles)",
+    ),
+)
 
 
-def is_local() -> bool:
-    return stage() == "local"
+class Settings:
+    """The stage's settings, read once from the environment through `TABLE`."""
 
+    def __init__(self, environ: dict[str, str]):
+        values: dict[str, object] = {}
+        for setting in TABLE:
+            raw = environ.get(setting.env, "")
+            if raw:
+                values[setting.name] = setting.parse(raw)
+            else:
+                values[setting.name] = (
+                    setting.default(values) if callable(setting.default) else setting.default
+                )
+        self.__dict__.update(values)
 
-@functools.cache
-def home() -> Path:
-    return Path(_env("AIFACTORY_HOME", "./.aifactory")).resolve()
+    def __setattr__(self, name, value):
+        raise AttributeError("settings are read-only: change the environment and call settings.reset()")
 
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
 
-@functools.cache
-def api_key() -> str:
-    """The local stage checks `x-api-key` itself (API Gateway does it on AWS)."""
-    key = _env("AIFACTORY_API_KEY")
-    if key:
+    @functools.cached_property
+    def api_key(self) -> str:
+        """The local stage checks `x-api-key` itself; a key is generated once and kept in the home."""
+        if self.api_key_env:
+            return self.api_key_env
+        path = self.home / "api_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
         return key
-    path = home() / "api_key"
-    if path.exists():
-        return path.read_text().strip()
-    import secrets
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    @functools.cached_property
+    def docker_enabled(self) -> bool:
+        """Whether the local platform may run foreign images (needs a Docker engine)."""
+        if self.docker != "auto":
+            return _bool(self.docker)
+        if not shutil.which("docker"):
+            return False
+        try:
+            return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
 
 
+# cached_property writes through __dict__, which __setattr__ does not guard.
 @functools.cache
-def check_api_key() -> bool:
-    return _bool("AIFACTORY_CHECK_API_KEY", is_local())
-
-
-@functools.cache
-def public_url() -> str:
-    return _env("AIFACTORY_PUBLIC_URL").rstrip("/")
-
-
-@functools.cache
-def allowed_instance_types() -> tuple[str, ...]:
-    return _list("AIFACTORY_ALLOWED_INSTANCE_TYPES", SAGEMAKER_TRAINING_INSTANCE_TYPES)
-
-
-@functools.cache
-def max_instance_count() -> int:
-    return int(_env("AIFACTORY_MAX_INSTANCE_COUNT", "1" if is_local() else "8"))
-
-
-@functools.cache
-def allowed_images() -> tuple[str, ...]:
-    """Image repositories (or full `registry/repo` prefixes) a job may run."""
-    return _list("AIFACTORY_ALLOWED_IMAGES", TRAINER_REPOSITORIES)
-
-
-@functools.cache
-def trainer_image() -> str:
-    """The image v1.5 jobs run."""
-    return _env("AIFACTORY_TRAINER_IMAGE", "aifactory-trainer:latest")
-
-
-@functools.cache
-def allow_private_urls() -> bool:
-    return _bool("AIFACTORY_ALLOW_PRIVATE_URLS", is_local())
-
-
-@functools.cache
-def data_roots() -> tuple[str, ...]:
-    return _list("AIFACTORY_DATA_ROOTS")
-
-
-@functools.cache
-def max_concurrent_jobs() -> int:
-    return int(_env("AIFACTORY_MAX_CONCURRENT_JOBS", "2"))
-
-
-@functools.cache
-def stop_grace_seconds() -> float:
-    return float(_env("AIFACTORY_STOP_GRACE_SECONDS", "120"))
-
-
-@functools.cache
-def table_name() -> str:
-    return _env("AIFACTORY_TABLE", "aifactory-jobs")
-
-
-@functools.cache
-def bucket() -> str:
-    return _env("AIFACTORY_BUCKET")
-
-
-@functools.cache
-def artifact_prefix() -> str:
-    return _env("AIFACTORY_ARTIFACT_PREFIX").strip("/")
-
-
-@functools.cache
-def sagemaker_role_arn() -> str:
-    return _env("AIFACTORY_SAGEMAKER_ROLE_ARN")
-
-
-@functools.cache
-def spot_training() -> bool:
-    return _bool("AIFACTORY_SPOT", False)
-
-
-@functools.cache
-def max_runtime_seconds() -> int:
-    return int(_env("AIFACTORY_MAX_RUNTIME_S", "86400"))
-
-
-@functools.cache
-def docker_enabled() -> bool:
-    """Whether the local platform may run foreign images (needs a Docker engine)."""
-    raw = _env("AIFACTORY_DOCKER")
-    if raw:
-        return raw.lower() in ("1", "true", "yes")
-    import shutil
-    import subprocess
-
-    if not shutil.which("docker"):
-        return False
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+def current() -> Settings:
+    return Settings(dict(os.environ))
 
 
 def reset() -> None:
-    for getter in (
-        stage,
-        home,
-        api_key,
-        check_api_key,
-        public_url,
-        allowed_instance_types,
-        max_instance_count,
-        allowed_images,
-        trainer_image,
-        allow_private_urls,
-        data_roots,
-        max_concurrent_jobs,
-        stop_grace_seconds,
-        table_name,
-        bucket,
-        artifact_prefix,
-        sagemaker_role_arn,
-        spot_training,
-        max_runtime_seconds,
-        docker_enabled,
-        callback_signing_key,
-        v15_instance_type,
-        callback_attempts,
-        callback_backoff_seconds,
-    ):
-        getter.cache_clear()
-
-
-@functools.cache
-def callback_signing_key() -> str:
-    """When set, callbacks carry `X-AIFactory-Signature: sha256=<HMAC of the body>`."""
-    return _env("AIFACTORY_CALLBACK_SIGNING_KEY")
-
-
-@functools.cache
-def v15_instance_type() -> str:
-    """The instance type v1.5 jobs train on (the v1.5 API has no resource argument)."""
-    return _env("AIFACTORY_V15_INSTANCE_TYPE", "ml.g5.xlarge")
-
-
-@functools.cache
-def callback_attempts() -> int:
-    return int(_env("AIFACTORY_CALLBACK_ATTEMPTS", "6"))
-
-
-@functools.cache
-def callback_backoff_seconds() -> float:
-    return float(_env("AIFACTORY_CALLBACK_BACKOFF_SECONDS", "2"))
+    current.cache_clear()

@@ -1,20 +1,15 @@
-"""Builds the adapters the stage asks for. Routes and services get them from `services()`."""
+"""Builds the adapters the stage asks for: the composition every entry point shares.
+
+Entry points (the Chalice app, the local server, the job runner) call `services()`;
+services and routes receive the result and never import an adapter themselves.
+"""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 from chalicelib import settings
-from chalicelib.ports import ArtifactStore, JobStore, SecretStore, TrainingPlatform
-
-
-@dataclass
-class Services:
-    jobs: JobStore
-    artifacts: ArtifactStore
-    platform: TrainingPlatform
-    secrets: SecretStore
+from chalicelib.ports import Services
 
 
 def _local() -> Services:
@@ -23,17 +18,17 @@ def _local() -> Services:
     from chalicelib.adapters.local.secret_store import FileSecretStore
     from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 
-    home = settings.home()
+    config = settings.current()
     return Services(
-        jobs=SqliteJobStore(home / "jobs.sqlite3"),
-        artifacts=DirectoryArtifactStore(home / "artifacts"),
+        jobs=SqliteJobStore(config.home / "jobs.sqlite3"),
+        artifacts=DirectoryArtifactStore(config.home / "artifacts"),
         platform=LocalTrainingPlatform(
-            home,
-            max_concurrent=settings.max_concurrent_jobs(),
-            docker_enabled=settings.docker_enabled,
-            stop_grace_seconds=settings.stop_grace_seconds(),
+            config.home,
+            max_concurrent=config.max_concurrent_jobs,
+            docker_enabled=lambda: config.docker_enabled,
+            stop_grace_seconds=config.stop_grace_seconds,
         ),
-        secrets=FileSecretStore(home / "secrets"),
+        secrets=FileSecretStore(config.home / "secrets"),
     )
 
 
@@ -45,11 +40,15 @@ def _aws() -> Services:
     from chalicelib.adapters.aws.secret_store import SecretsManagerStore
     from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 
+    config = settings.current()
     return Services(
-        jobs=DynamoJobStore(boto3.client("dynamodb"), settings.table_name()),
-        artifacts=S3ArtifactStore(make_s3_client(), settings.bucket(), settings.artifact_prefix()),
+        jobs=DynamoJobStore(boto3.client("dynamodb"), config.table_name),
+        artifacts=S3ArtifactStore(make_s3_client(), config.bucket, config.artifact_prefix),
         platform=SageMakerTrainingPlatform(
-            boto3.client("sagemaker"), settings.sagemaker_role_arn(), spot=settings.spot_training()
+            boto3.client("sagemaker"),
+            config.sagemaker_role_arn,
+            spot=config.spot_training,
+            instance_type=config.v15_instance_type,
         ),
         secrets=SecretsManagerStore(boto3.client("secretsmanager")),
     )
@@ -57,7 +56,7 @@ def _aws() -> Services:
 
 @functools.cache
 def services() -> Services:
-    return _local() if settings.is_local() else _aws()
+    return _local() if settings.current().is_local else _aws()
 
 
 def reset() -> None:

@@ -117,7 +117,7 @@ class CallbackServer(_Server):
 
 
 class ApiServer:
-    """`python -m chalicelib.adapters.local.server` as a real process on a free port."""
+    """`python -m chalicelib.entrypoints.local_server` as a real process on a free port."""
 
     def __init__(self, home: Path, api_key: str = "test-api-key", extra_env: dict | None = None):
         self.home, self.api_key = home, api_key
@@ -141,7 +141,7 @@ class ApiServer:
             [
                 sys.executable,
                 "-m",
-                "chalicelib.adapters.local.server",
+                "chalicelib.entrypoints.local_server",
                 "--port",
                 str(self.port),
                 "--sweep-interval",

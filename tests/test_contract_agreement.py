@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trainer.vision import models
 
-from chalicelib.v15 import params
+from contracts import v15_arguments as params
 
 
 def test_classification_algorithms_agree():

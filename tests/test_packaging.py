@@ -25,7 +25,7 @@ CHALICE = ROOT / ".venv" / "bin" / "chalice"
 TRAINER = ROOT / "containers" / "trainer"
 HEAVY = ("torch", "torchvision", "numpy", "matplotlib", "timm", "torchmetrics", "PIL", "safetensors")
 # Packages the trainer image copies beside `trainer` (see containers/trainer/Dockerfile).
-IMAGE_PACKAGES = {"trainer", "dataset_fetcher", "callbacks"}
+IMAGE_PACKAGES = {"trainer", "dataset_fetcher", "callbacks", "contracts", "outbound"}
 
 
 def _chalice_project_copy(tmp_path: Path) -> Path:
@@ -245,7 +245,7 @@ def test_trainer_requirements_cover_every_import():
     }
     available = _with_dependencies(pinned)
     owners = md.packages_distributions()
-    modules = _imported_modules([TRAINER / "trainer", ROOT / "dataset_fetcher", ROOT / "callbacks"])
+    modules = _imported_modules([TRAINER / "trainer", ROOT / "dataset_fetcher", ROOT / "callbacks", ROOT / "contracts", ROOT / "outbound"])
     third_party = {m for m in modules if m not in sys.stdlib_module_names and m not in IMAGE_PACKAGES}
     missing = {}
     for module in sorted(third_party):

@@ -7,7 +7,6 @@ so a caller can fix the request without reading our code.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,74 +14,12 @@ from chalicelib import settings
 from chalicelib.errors import ValidationError
 from chalicelib.images import image_repository
 from chalicelib.security import check_outbound_url
+from contracts import text_hyperparameters
 
 TASK_DEFS = ("ml_tagger", "ml_topic")
 DATASET_TYPES = ("fetch",)
 MAX_HYPERPARAMETERS = 100
 MAX_VALUE_LENGTH = 256
-
-_BOOL = ("True", "False", "true", "false", "1", "0")
-
-
-def _int(lo: int, allow_minus_one: bool = False):
-    def check(value: str) -> str | None:
-        try:
-            number = int(value)
-        except ValueError:
-            return f"must be an integer; got '{value}'"
-        if allow_minus_one and number == -1:
-            return None
-        if number < lo:
-            return f"must be an integer >= {lo}{' or -1' if allow_minus_one else ''}; got '{value}'"
-        return None
-
-    return check
-
-
-def _float(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
-    def check(value: str) -> str | None:
-        try:
-            number = float(value)
-        except ValueError:
-            return f"must be a number; got '{value}'"
-        if (
-            math.isnan(number)
-            or number < lo
-            or number > hi
-            or (lo_open and number == lo)
-            or (hi_open and number == hi)
-        ):
-            return f"must be a number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}; got '{value}'"
-        return None
-
-    return check
-
-
-def _bool(value: str) -> str | None:
-    return None if value in _BOOL else f"must be True or False; got '{value}'"
-
-
-HYPERPARAMETER_CHECKS = {
-    "process.train.using_gpu": _bool,
-    "process.train.initLearningRate": _float(0, 10, lo_open=True),
-    "process.train.decayLearningSteps": _int(1),
-    "process.train.decayRate": _float(0, 1, lo_open=True),
-    "process.train.saveCheckpointSteps": _int(1),
-    "process.train.keepCheckpointMax": _int(1),
-    "process.train.momentum": _float(0, 1),
-    "process.train.steps": _int(1),
-    "process.train.batchsize": _int(1),
-    "process.eval.using_gpu": _bool,
-    "process.eval.steps": _int(0),
-    "process.eval.batchsize": _int(1),
-    "model.numClasses": _int(1, allow_minus_one=True),
-    "model.vocabSize": _int(1, allow_minus_one=True),
-    "model.embeddingSize": _int(1),
-    "model.nHiddenGate": _int(1),
-    "model.nHiddenTag": _int(1),
-    "model.dropoutRate": _float(0, 1, hi_open=True),
-    "model.add_start_end_words": _bool,
-}
 
 
 @dataclass
@@ -144,8 +81,8 @@ def _integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
     return number
 
 
-def check_image(image: str, name: str = "training_model.image") -> str:
-    allowed = settings.allowed_images()
+def check_image_allowed(image: str, name: str = "training_model.image") -> str:
+    allowed = settings.current().allowed_images
     if image_repository(image) in allowed or any(image.startswith(a) for a in allowed if "/" in a):
         return image
     raise ValidationError(name, f"image '{image}' is not allowed; allowed repositories: {', '.join(allowed)}")
@@ -153,12 +90,12 @@ def check_image(image: str, name: str = "training_model.image") -> str:
 
 def check_resource(resource: dict, base: str) -> tuple[str, int, int]:
     instance_type = _string(resource.get("InstanceType"), f"{base}.InstanceType", 64)
-    if instance_type not in settings.allowed_instance_types():
+    if instance_type not in settings.current().allowed_instance_types:
         raise ValidationError(
             f"{base}.InstanceType", f"'{instance_type}' is not an allowed training instance type"
         )
     count = _integer(
-        resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.max_instance_count()
+        resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.current().max_instance_count
     )
     volume = _integer(resource.get("VolumeSizeInGB", 5), f"{base}.VolumeSizeInGB", 1, 16384)
     return instance_type, count, volume
@@ -182,8 +119,7 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
             raise ValidationError(
                 field_name, f"keys and values must be at most {MAX_VALUE_LENGTH} characters"
             )
-        check = HYPERPARAMETER_CHECKS.get(key)
-        problem = check(item) if check else None
+        problem = text_hyperparameters.problem(key, item)
         if problem:
             raise ValidationError(field_name, problem)
         if any(secret and secret in item for secret in secrets):
@@ -202,7 +138,7 @@ def parse_create(payload: Any) -> CreateRequest:
     creator = _string(body.get("creator"), "creator", 256)
 
     callback = _object(body.get("callback_url"), "callback_url")
-    allow_private = settings.allow_private_urls()
+    allow_private = settings.current().allow_private_urls
     callback_url = check_outbound_url("callback_url.url", callback.get("url"), allow_private)
     callback_headers = _headers(callback.get("headers"), "callback_url.headers")
 
@@ -226,7 +162,7 @@ def parse_create(payload: Any) -> CreateRequest:
     }
 
     model = _object(body.get("training_model"), "training_model")
-    image = check_image(_string(model.get("image"), "training_model.image", 512))
+    image = check_image_allowed(_string(model.get("image"), "training_model.image", 512))
     secrets = [v for v in [*callback_headers.values(), *dataset_headers.values()] if len(v) >= 4]
     hyperparameters = _hyperparameters(
         model.get("hyperparameters"), "training_model.hyperparameters", secrets

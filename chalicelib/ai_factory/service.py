@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
+from chalicelib.errors import NotFound
+from chalicelib.ports import Services
 from chalicelib.services import jobs
-from chalicelib.wiring import Services
+from contracts import layout
 
 API = "ai_factory"
 
 
 def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[str, str]:
     req = parse_create(payload)
-    check = getattr(svc.platform, "check_image", None)
-    if check:
-        check(req.image)
+    svc.platform.check_image(req.image)
     job_id, job_name = jobs.new_ids()
     resource = {
         "InstanceType": req.instance_type,
@@ -39,7 +39,7 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
         model_url=f"{public_url}/models/{job_name}" if public_url else None,
     )
     job_config = {
-        "format_version": jobs.FORMAT_VERSION,
+        "format_version": layout.FORMAT_VERSION,
         "job_id": job_id,
         "job_name": job_name,
         "api": API,
@@ -75,7 +75,26 @@ def training_status(svc: Services, payload: Any) -> dict[str, str]:
     result = {"status": job["status"]}
     if job.get("failure_reason"):
         result["message"] = job["failure_reason"].split("\n\n", 1)[0]
+    progress = _progress(svc, job)
+    if progress:
+        result["progress"] = progress
     return result
+
+
+def _progress(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
+    """The trainer's heartbeat in the text tasks' terms: steps, not epochs (one epoch of `steps`)."""
+    heartbeat = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), None) or {}
+    if not heartbeat or heartbeat.get("attempt", 1) != jobs.current_attempt(job)["attempt"]:
+        return None
+    return {
+        "step": heartbeat.get("batch", 0),
+        "total_steps": heartbeat.get("total_batch", 0),
+        "loss": heartbeat.get("avg_loss", -1),
+        "learning_rate": heartbeat.get("learning_rate", -1),
+        "samples_per_sec": heartbeat.get("samples_per_sec", -1),
+        "eta_hr": heartbeat.get("eta_hr", -1),
+        "updated_at": heartbeat.get("datetime"),
+    }
 
 
 def stop_training_job(svc: Services, payload: Any) -> dict[str, str]:
@@ -86,10 +105,8 @@ def stop_training_job(svc: Services, payload: Any) -> dict[str, str]:
 
 def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str | None]:
     """The model.tar.gz of a completed job: (key, bytes when local, presigned URL when on S3)."""
-    from chalicelib.errors import NotFound
-
     job = jobs.get_by_name(svc, job_name, API)
-    key = f"{job['artifact_key']}/output/{jobs.current_attempt(job)['training_job_name']}/output/model.tar.gz"
+    key = layout.job_key(job["job_id"], layout.model_output(jobs.current_attempt(job)["training_job_name"]))
     url = svc.artifacts.download_url(key)
     if url:
         return key, None, url

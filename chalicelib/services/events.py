@@ -12,15 +12,14 @@ import logging
 
 from callbacks import delivery, payload
 from chalicelib import settings
-from chalicelib.ports import TERMINAL, ConflictError
+from chalicelib.ports import TERMINAL, ConflictError, Services
 from chalicelib.services import jobs
-from chalicelib.wiring import services
+from contracts import layout
 
 log = logging.getLogger("aifactory.events")
 
 
-def on_training_state_change(training_job_name: str, status: str) -> None:
-    svc = services()
+def on_training_state_change(svc: Services, training_job_name: str, status: str) -> None:
     job = svc.jobs.get_by_name(jobs.job_name_of(training_job_name))
     if job is None:
         log.info("state change for unknown training job %s (%s): ignored", training_job_name, status)
@@ -32,9 +31,8 @@ def on_training_state_change(training_job_name: str, status: str) -> None:
         send_callback(svc, job)
 
 
-def deliver_pending() -> None:
+def deliver_pending(svc: Services) -> None:
     """Sends callbacks nobody sent (the runner died, the API restarted): nothing is lost."""
-    svc = services()
     for job in svc.jobs.list("ai_factory"):
         if not job.get("callback_claimed"):
             job = jobs.refresh(svc, job)
@@ -42,7 +40,7 @@ def deliver_pending() -> None:
                 send_callback(svc, job)
 
 
-def send_callback(svc, job: dict) -> None:
+def send_callback(svc: Services, job: dict) -> None:
     """Claims the callback with a conditional write first, so it goes out once per job."""
     try:
         job = svc.jobs.update(
@@ -51,16 +49,17 @@ def send_callback(svc, job: dict) -> None:
     except ConflictError:
         return
     secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
-    result = svc.artifacts.get_json(f"{job['artifact_key']}/result.json", {}) or {}
+    result = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.RESULT), {}) or {}
+    config = settings.current()
     body = payload.build(job, result, job.get("model_url"))
     outcome = delivery.deliver(
         job["callback"]["url"],
         body,
         secret.get("callback_headers") or {},
         idempotency_key=f"{job['job_name']}:{job['status']}",
-        signing_key=settings.callback_signing_key(),
-        attempts=settings.callback_attempts(),
-        backoff=settings.callback_backoff_seconds(),
+        signing_key=config.callback_signing_key,
+        attempts=config.callback_attempts,
+        backoff=config.callback_backoff_seconds,
     )
     svc.jobs.update(
         job["job_id"],

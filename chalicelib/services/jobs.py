@@ -14,11 +14,10 @@ from typing import Any
 
 from chalicelib import settings, timeutil
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.ports import IN_PROGRESS, STOPPED, TERMINAL, TrainingRequest
-from chalicelib.wiring import Services
+from chalicelib.ports import IN_PROGRESS, STOPPED, TERMINAL, ConflictError, Services, TrainingRequest
+from contracts import layout
 
 log = logging.getLogger("aifactory.jobs")
-FORMAT_VERSION = 1
 _ATTEMPT_SUFFIX = re.compile(r"^(?P<name>.+)-r(?P<n>\d+)$")
 
 
@@ -30,7 +29,7 @@ def new_ids(prefix: str = "aif") -> tuple[str, str]:
 
 
 def artifact_key(job_id: str) -> str:
-    return f"jobs/{job_id}"
+    return layout.job_prefix(job_id)
 
 
 def attempt_name(job_name: str, attempt: int) -> str:
@@ -63,7 +62,7 @@ def launch(
             record["secret_ref"] = secret_ref
             if job_config.get("data", {}).get("type") == "fetch":
                 job_config["data"]["secret"] = secret_ref
-        svc.artifacts.put_json(f"{key}/job.json", job_config)
+        svc.artifacts.put_json(layout.job_key(job_id, layout.JOB_FILE), job_config)
         svc.jobs.create(record)
         created = True
         svc.platform.start(request)
@@ -92,7 +91,7 @@ def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) 
         "ended_at": None,
         "artifact_key": artifact_key(job_id),
         "attempts": [{"attempt": 1, "training_job_name": job_name, "created_at": now}],
-        "format_version": FORMAT_VERSION,
+        "format_version": layout.FORMAT_VERSION,
         **fields,
     }
 
@@ -145,26 +144,29 @@ def restore(
         raise Conflict("Job is not stopped.")
     number = current_attempt(job)["attempt"] + 1
     name = attempt_name(job["job_name"], number)
-    key = artifact_key(job["job_id"])
-    config = svc.artifacts.get_json(f"{key}/job.json")
-    config["attempt"] = number
-    svc.artifacts.put_json(f"{key}/job.json", config)
     attempts = [
         *job["attempts"],
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
-    job = svc.jobs.update(
-        job["job_id"],
-        {
-            "attempts": attempts,
-            "status": IN_PROGRESS,
-            "secondary_status": "Starting",
-            "failure_reason": "",
-            "ended_at": None,
-            "settled": False,
-        },
-        expect={"status": STOPPED},
-    )
+    try:  # the conditional write decides a race between two restores: the loser gets a 409
+        job = svc.jobs.update(
+            job["job_id"],
+            {
+                "attempts": attempts,
+                "status": IN_PROGRESS,
+                "secondary_status": "Starting",
+                "failure_reason": "",
+                "ended_at": None,
+                "settled": False,
+            },
+            expect={"status": STOPPED},
+        )
+    except ConflictError:
+        raise Conflict("Job is not stopped.") from None
+    key = layout.job_key(job["job_id"], layout.JOB_FILE)
+    config = svc.artifacts.get_json(key)
+    config["attempt"] = number
+    svc.artifacts.put_json(key, config)
     try:
         svc.platform.start(training_request(job, image, hyperparameters, data_uri, name))
     except BaseException:
@@ -200,6 +202,6 @@ def training_request(
         volume_size_gb=resource["VolumeSizeInGB"],
         artifact_uri=job["artifact_uri"],
         data_uri=data_uri,
-        max_runtime_s=settings.max_runtime_seconds(),
+        max_runtime_s=settings.current().max_runtime_seconds,
         tags={"aifactory:job_id": job["job_id"], "aifactory:api": job["api"], "aifactory:task": job["task"]},
     )

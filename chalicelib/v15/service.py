@@ -7,20 +7,18 @@ are read back from what the trainer wrote under the job's artifact prefix.
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from chalicelib import settings, timeutil
 from chalicelib.errors import Conflict, NotFound, ValidationError
-from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
+from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
 from chalicelib.services import jobs
-from chalicelib.v15 import params
-from chalicelib.wiring import Services
+from contracts import layout, statuses
+from contracts import v15_arguments as params
 
 API = "v1.5"
 VERSION = "v1.5.0"
-_EPOCH_DIR = re.compile(r"/checkpoints/epoch-(\d+)/([^/]+)$")
 DEFAULT_RESOURCE = {"InstanceCount": 1, "VolumeSizeInGB": 30}
 
 
@@ -29,7 +27,7 @@ def _source_job(svc: Services, field: str, job_id: str, epoch: int) -> dict[str,
     job = svc.jobs.get(job_id)
     if job is None or job["api"] != API:
         raise ValidationError(field, f"job '{job_id}' not found")
-    weights = f"{job['artifact_key']}/checkpoints/epoch-{epoch}/model.safetensors"
+    weights = layout.job_key(job_id, layout.epoch_file(epoch, layout.WEIGHTS))
     if svc.artifacts.get_bytes(weights) is None:
         raise ValidationError(field, f"job '{job_id}' has no available checkpoint of epoch {epoch}")
     return job
@@ -44,13 +42,16 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         source_job = _source_job(svc, field, source_id, epoch)
     resolved = params.resolve_train_args(form, source_job)
     data_dir = check_data_location(
-        "data_dir", resolved["data_dir"], local=settings.is_local(), roots=settings.data_roots()
+        "data_dir",
+        resolved["data_dir"],
+        local=settings.current().is_local,
+        roots=settings.current().data_roots,
     )
     task = resolved["task"]
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")
     artifact_uri = svc.artifacts.job_uri(job_id)
-    resource = {"InstanceType": settings.v15_instance_type(), **DEFAULT_RESOURCE}
+    resource = {"InstanceType": settings.current().v15_instance_type, **DEFAULT_RESOURCE}
     record = jobs.base_record(
         job_id,
         job_name,
@@ -60,7 +61,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         hyperparameters=hyperparameters,
         resource=resource,
         artifact_uri=artifact_uri,
-        image=settings.trainer_image(),
+        image=settings.current().trainer_image,
         resume=resolved["resume"],
         finetune=resolved["finetune"],
     )
@@ -68,7 +69,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
     if resolved["finetune"]:
         finetune = {"checkpoint_uri": source_job["artifact_uri"], "epoch": resolved["finetune"]["epoch"]}
     job_config = {
-        "format_version": jobs.FORMAT_VERSION,
+        "format_version": layout.FORMAT_VERSION,
         "job_id": job_id,
         "job_name": job_name,
         "api": API,
@@ -84,28 +85,30 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
     )
     try:
         if resolved["resume"]:
-            _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], jobs.artifact_key(job_id))
+            _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], job_id)
         jobs.launch(svc, record, job_config, None, request)
     except BaseException:
-        svc.artifacts.delete_prefix(jobs.artifact_key(job_id))  # the copied resume point, if any
+        svc.artifacts.delete_prefix(layout.job_prefix(job_id))  # the copied resume point, if any
         raise
     return {"result": "OK", "job_id": job_id}
 
 
-def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target_key: str) -> None:
-    """The new job starts with the source's checkpoint of `epoch`, so its trainer resumes at epoch+1."""
-    prefix = f"{source['artifact_key']}/checkpoints/"
-    for key in list(svc.artifacts.list_keys(prefix)):
-        match = _EPOCH_DIR.search(key)
-        if match and int(match.group(1)) <= epoch:
-            if int(match.group(1)) < epoch and match.group(2) in ("model.safetensors", "train_state.pt"):
+def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target_id: str) -> None:
+    """The new job starts with the source's checkpoint of `epoch`, so its trainer resumes at epoch+1.
+
+    Server-side copies: checkpoint bytes never pass through the API's memory.
+    """
+    source_prefix = layout.job_prefix(source["job_id"])
+    for key in list(svc.artifacts.list_keys(f"{source_prefix}/{layout.CHECKPOINTS}/")):
+        found = layout.parse_epoch_key(key)
+        if found and found[0] <= epoch:
+            if found[0] < epoch and found[1] in layout.RESUME_FILES:
                 continue  # earlier epochs come along as history, not as resume points
-            svc.artifacts.put_bytes(
-                target_key + key[len(source["artifact_key"]) :], svc.artifacts.get_bytes(key)
-            )
-    losses = svc.artifacts.get_bytes(f"{source['artifact_key']}/losses.json")
-    if losses is not None:
-        svc.artifacts.put_bytes(f"{target_key}/losses.json", losses)
+            svc.artifacts.copy(key, layout.job_prefix(target_id) + key[len(source_prefix) :])
+    if svc.artifacts.get_bytes(layout.job_key(source["job_id"], layout.LOSSES)) is not None:
+        svc.artifacts.copy(
+            layout.job_key(source["job_id"], layout.LOSSES), layout.job_key(target_id, layout.LOSSES)
+        )
 
 
 # --- lifecycle ---------------------------------------------------------------------------
@@ -137,22 +140,9 @@ def clear(svc: Services, job_id: str) -> dict[str, str]:
 
 
 # --- monitor -----------------------------------------------------------------------------
-def _failure_exception(reason: str) -> dict[str, str]:
-    match = re.match(r"^(E0\d) (\w+): (.*)", reason or "", re.S)
-    if match:
-        head, _, trace = match.group(3).partition("\n\n")
-        return {"code": match.group(1), "type": match.group(2), "message": head, "traceback": trace}
-    return {
-        "code": "E00",
-        "type": "PlatformError",
-        "message": reason or "The training job failed.",
-        "traceback": "",
-    }
-
-
 def monitor(svc: Services, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
-    progress = svc.artifacts.get_json(f"{job['artifact_key']}/progress.json", {}) or {}
+    progress = svc.artifacts.get_json(layout.job_key(job_id, layout.PROGRESS), {}) or {}
     attempt = jobs.current_attempt(job)["attempt"]
     if progress.get("attempt", 1) != attempt:
         progress = {
@@ -176,9 +166,7 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
     status = job["status"]
     if status in (IN_PROGRESS, STOPPING):
         # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.
-        body["status"] = (
-            progress.get("status") if progress.get("status") in ("initialized", "running") else "initializing"
-        )
+        body["status"] = statuses.v15_progress_status(status, progress.get("status"))
     elif status == STOPPED:
         body["status"] = "stopped"
     elif status == COMPLETED:
@@ -186,8 +174,43 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
         body["eta_hr"] = 0
     elif status == FAILED:
         body["status"] = "exception"
-        body["exception"] = progress.get("exception") or _failure_exception(job.get("failure_reason", ""))
+        body["exception"] = progress.get("exception") or statuses.parse_failure_reason(
+            job.get("failure_reason", "")
+        )
     return body
+
+
+# --- machine ---------------------------------------------------------------------------------
+def environment(svc: Services) -> dict[str, Any]:
+    hardware = svc.platform.hardware()
+    software = hardware.software if hardware.software is not None else _latest_recorded_software(svc)
+    return {
+        "result": "OK",
+        "environment": {
+            "hardware": {"devices": hardware.devices},
+            "software": {k: software.get(k) for k in ("python_version", "cuda_version", "cudnn_version")},
+        },
+    }
+
+
+def _latest_recorded_software(svc: Services) -> dict[str, Any]:
+    """What the trainer image recorded on its last run: the Lambda has no torch to ask."""
+    for job in reversed(svc.jobs.list()):
+        data = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.ENVIRONMENT), None)
+        if data:
+            return data.get("software", {})
+    return {}
+
+
+def devices(svc: Services) -> dict[str, Any]:
+    live = svc.platform.live_devices()
+    if live is None:  # readings from the running jobs' heartbeats
+        live = []
+        for job in svc.jobs.list():
+            if job["status"] == IN_PROGRESS:
+                progress = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), {}) or {}
+                live.extend(progress.get("devices") or [])
+    return {"result": "OK", "devices": live}
 
 
 def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
@@ -200,7 +223,10 @@ def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
 
 def losses(svc: Services, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
-    return {"result": "OK", "losses": svc.artifacts.get_json(f"{job['artifact_key']}/losses.json", []) or []}
+    return {
+        "result": "OK",
+        "losses": svc.artifacts.get_json(layout.job_key(job["job_id"], layout.LOSSES), []) or [],
+    }
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -213,15 +239,17 @@ def _score(task: str, metrics: dict[str, Any]) -> float:
 
 def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]]:
     files: dict[int, set[str]] = {}
-    for key in svc.artifacts.list_keys(f"{job['artifact_key']}/checkpoints/"):
-        match = _EPOCH_DIR.search(key)
-        if match:
-            files.setdefault(int(match.group(1)), set()).add(match.group(2))
+    for key in svc.artifacts.list_keys(layout.job_key(job["job_id"], layout.CHECKPOINTS) + "/"):
+        found = layout.parse_epoch_key(key)
+        if found:
+            files.setdefault(found[0], set()).add(found[1])
     found = []
     for epoch in sorted(files):
-        if "metrics.json" not in files[epoch]:
+        if layout.METRICS_JSON not in files[epoch]:
             continue
-        data = svc.artifacts.get_json(f"{job['artifact_key']}/checkpoints/epoch-{epoch}/metrics.json", None)
+        data = svc.artifacts.get_json(
+            layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.METRICS_JSON))
+        )
         if not data:
             continue
         found.append(
@@ -229,7 +257,7 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
                 "epoch": epoch,
                 "avg_loss": data.get("avg_loss", -1),
                 "metrics": data.get("metrics", {}),
-                "is_available": int("model.safetensors" in files[epoch]),
+                "is_available": int(layout.WEIGHTS in files[epoch]),
                 "score": _score(job["task"], data.get("metrics", {})),
             }
         )
@@ -266,7 +294,9 @@ def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
     for item in _scan_checkpoints(svc, job):
         if item["epoch"] == number:
-            plot = svc.artifacts.get_bytes(f"{job['artifact_key']}/checkpoints/epoch-{number}/metric.jpg")
+            plot = svc.artifacts.get_bytes(
+                layout.job_key(job_id, layout.epoch_file(number, layout.METRIC_PLOT))
+            )
             return {
                 "result": "OK",
                 "checkpoint": {

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from chalicelib.errors import ValidationError
-from chalicelib.literals import (
+from contracts.v15_literals import (
     parse_bool,
     parse_float,
     parse_int,

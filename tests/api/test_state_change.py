@@ -59,6 +59,7 @@ def test_capacity_failure_is_reported_by_the_state_change_event(client, api_head
 
 
 def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
+    from chalicelib import wiring
     from chalicelib.services import events
 
     with CallbackServer() as callback:
@@ -68,11 +69,11 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
             body=json.dumps(create_payload(callback=callback.url)),
         )
         name = created.json_body["job_name"]
-        events.deliver_pending()
+        events.deliver_pending(wiring.services())
         assert callback.calls == []  # still running: nothing to report
         mark(name, "Stopped")
-        events.deliver_pending()
-        events.deliver_pending()
+        events.deliver_pending(wiring.services())
+        events.deliver_pending(wiring.services())
         calls = callback.wait(1)
     assert [c["body"]["status"] for c in calls] == ["Stopped"]
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
-from chalicelib.v15 import environment
-from chalicelib.wiring import Services
+from chalicelib.ports import Services
+from chalicelib.v15 import service as environment
 
 
 def aws_services(tmp_path, monkeypatch):
@@ -34,7 +35,10 @@ def aws_services(tmp_path, monkeypatch):
         "jobs/live/progress.json",
         {"devices": [{"id": 0, "name": "NVIDIA A10G", "utilization_in_percent": 93}]},
     )
-    return Services(jobs=jobs, artifacts=artifacts, platform=None, secrets=None)
+    platform = SageMakerTrainingPlatform(
+        object(), "arn:aws:iam::123456789012:role/sm", instance_type="ml.g5.12xlarge"
+    )
+    return Services(jobs=jobs, artifacts=artifacts, platform=platform, secrets=None)
 
 
 def test_aws_environment_reports_instance_gpus_and_recorded_versions(tmp_path, monkeypatch):

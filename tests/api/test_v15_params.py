@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import ValidationError
-from chalicelib.v15.params import (
+from contracts.v15_arguments import (
     ALGORITHMS,
     ARGS,
     DETECTION_BACKBONES,

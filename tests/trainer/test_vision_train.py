@@ -187,7 +187,7 @@ def test_classification_learns_and_reports(tmp_path, monkeypatch, capsys):
     assert (job.artifacts / "plots" / "loss.jpg").read_bytes()[:2] == b"\xff\xd8"
     assert (job.artifacts / "plots" / "model-graph.jpg").read_bytes()[:2] == b"\xff\xd8"
     out = capsys.readouterr().out
-    assert "#metric val_accuracy=" in out and "#metric train_loss=" in out
+    assert "#metric eval:accuracy=" in out and "#metric train:loss=" in out
 
 
 @pytest.mark.parametrize("task, hp", [("detection", DETECTION), ("instance_segmentation", SEGMENTATION)])
@@ -299,15 +299,15 @@ def test_missing_image_fails_with_e04(tmp_path, monkeypatch):
         (
             "detection",
             {**DETECTION, "backbone": "resnet9000"},
-            "Invalid backbone 'resnet9000'. Choose one of:",
+            "Invalid 'backbone': must be one of:",
         ),
-        ("classification", {**CLASSIFICATION, "algorithm": "vgg"}, "Invalid algorithm 'vgg'. Choose one of:"),
+        ("classification", {**CLASSIFICATION, "algorithm": "vgg"}, "Invalid 'algorithm': must be one of:"),
         (
             "classification",
             {**CLASSIFICATION, "algorithm": "inception_v3"},
             "inception_v3 needs images of at least",
         ),
-        ("classification", {**CLASSIFICATION, "batch_size": 0}, "Invalid batch_size 0"),
+        ("classification", {**CLASSIFICATION, "batch_size": 0}, "Invalid 'batch_size': must be an integer in [1, Inf]"),
     ],
 )
 def test_invalid_arguments_fail_with_e03(tmp_path, monkeypatch, task, hp, message):

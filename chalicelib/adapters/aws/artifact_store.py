@@ -85,6 +85,14 @@ class S3ArtifactStore:
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         self._s3.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        """CopyObject: the bytes stay in S3 (objects up to 5 GB, which checkpoints are)."""
+        self._s3.copy_object(
+            Bucket=self.bucket,
+            Key=self._key(target_key),
+            CopySource={"Bucket": self.bucket, "Key": self._key(source_key)},
+        )
+
     def put_json(self, key: str, value: Any) -> None:
         self._s3.put_object(
             Bucket=self.bucket,

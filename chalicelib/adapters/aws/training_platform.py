@@ -10,38 +10,60 @@ hyper-parameters, tags and environment because DescribeTrainingJob shows them al
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
-from chalicelib.ports import TrainingDescription, TrainingRequest
+from chalicelib.ports import Hardware, TrainingDescription, TrainingRequest
+from contracts import layout, metrics
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 CONFIG_CHANNEL = "config"
 DATA_CHANNEL = "training"
-JOB_FILE = "job.json"
+JOB_FILE = layout.JOB_FILE
 
-# The trainer prints `#metric <name>=<value>;` (trainer.reporting.emit_metric).
-DEFAULT_METRIC_NAMES = (
-    "train:loss",
-    "train:learning_rate",
-    "train:samples_per_sec",
-    "eval:loss",
-    "eval:accuracy",
-    "eval:f1",
-    "eval:mAP",
-)
+DEFAULT_METRIC_NAMES = metrics.NAMES
 
 
 def default_metric_definitions(names=DEFAULT_METRIC_NAMES) -> list[dict[str, str]]:
-    return [{"Name": name, "Regex": f"#metric {re.escape(name)}=([-+0-9.eE]+);"} for name in names]
+    """Built from the names the trainers print (contracts.metrics): one list for both sides."""
+    return metrics.metric_definitions(tuple(names))
+
+
+# GPUs per SageMaker instance type: (count, name, memory in MiB).
+INSTANCE_GPUS = {
+    "ml.p3.2xlarge": (1, "Tesla V100-SXM2-16GB", 16160),
+    "ml.p3.8xlarge": (4, "Tesla V100-SXM2-16GB", 16160),
+    "ml.p3.16xlarge": (8, "Tesla V100-SXM2-16GB", 16160),
+    "ml.p3dn.24xlarge": (8, "Tesla V100-SXM2-32GB", 32510),
+    "ml.g4dn.xlarge": (1, "Tesla T4", 15360),
+    "ml.g4dn.2xlarge": (1, "Tesla T4", 15360),
+    "ml.g4dn.4xlarge": (1, "Tesla T4", 15360),
+    "ml.g4dn.8xlarge": (1, "Tesla T4", 15360),
+    "ml.g4dn.12xlarge": (4, "Tesla T4", 15360),
+    "ml.g4dn.16xlarge": (1, "Tesla T4", 15360),
+    "ml.g5.xlarge": (1, "NVIDIA A10G", 23028),
+    "ml.g5.2xlarge": (1, "NVIDIA A10G", 23028),
+    "ml.g5.4xlarge": (1, "NVIDIA A10G", 23028),
+    "ml.g5.8xlarge": (1, "NVIDIA A10G", 23028),
+    "ml.g5.12xlarge": (4, "NVIDIA A10G", 23028),
+    "ml.g5.16xlarge": (1, "NVIDIA A10G", 23028),
+    "ml.g5.24xlarge": (4, "NVIDIA A10G", 23028),
+    "ml.g5.48xlarge": (8, "NVIDIA A10G", 23028),
+    "ml.g6.xlarge": (1, "NVIDIA L4", 23034),
+    "ml.g6.12xlarge": (4, "NVIDIA L4", 23034),
+    "ml.g6.48xlarge": (8, "NVIDIA L4", 23034),
+    "ml.p4d.24xlarge": (8, "NVIDIA A100-SXM4-40GB", 40960),
+    "ml.p4de.24xlarge": (8, "NVIDIA A100-SXM4-80GB", 81920),
+    "ml.p5.48xlarge": (8, "NVIDIA H100 80GB HBM3", 81559),
+    "ml.p5e.48xlarge": (8, "NVIDIA H200", 143771),
+}
 
 
 def model_artifact_key(artifact_prefix_key: str, training_job_name: str) -> str:
     """Where SageMaker leaves model.tar.gz for S3OutputPath `<artifacts>/output`."""
-    return f"{artifact_prefix_key.strip('/')}/output/{training_job_name}/output/model.tar.gz"
+    return f"{artifact_prefix_key.strip('/')}/{layout.model_output(training_job_name)}"
 
 
 def _format_time(value: Any) -> str | None:
@@ -85,6 +107,7 @@ class SageMakerTrainingPlatform:
         spot: bool = False,
         vpc_config: dict[str, Any] | None = None,
         max_wait_s: int | None = None,
+        instance_type: str = "",
     ):
         if not role_arn:
             raise ValueError(
@@ -98,6 +121,20 @@ class SageMakerTrainingPlatform:
         self.spot = spot
         self.vpc_config = vpc_config
         self.max_wait_s = max_wait_s
+        self.instance_type = instance_type  # what v1.5 jobs train on: the fleet `environment` reports
+
+    def check_image(self, image: str) -> None:
+        """SageMaker pulls any ECR image the role may read; the allow-list is the request's business."""
+
+    def recover(self) -> None:
+        """SageMaker settles its own jobs; EventBridge reports them."""
+
+    def hardware(self) -> Hardware:
+        count, name, memory = INSTANCE_GPUS.get(self.instance_type, (0, "", 0))
+        return Hardware([{"id": i, "name": name, "memory_in_mb": memory} for i in range(count)], None)
+
+    def live_devices(self) -> list[dict[str, Any]] | None:
+        return None  # the Lambda has no GPUs: readings come from the running jobs' heartbeats
 
     def build_request(self, request: TrainingRequest) -> dict[str, Any]:
         """The exact CreateTrainingJob parameters (also what tests compare against)."""

@@ -52,6 +52,14 @@ class DirectoryArtifactStore:
     def put_json(self, key: str, value: Any) -> None:
         self.put_bytes(key, json.dumps(value, indent=1).encode())
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        target = self._path(target_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(fd)
+        shutil.copyfile(self._path(source_key), tmp)
+        os.replace(tmp, target)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
         if not base.exists():

@@ -1,10 +1,11 @@
 """Runs one training job the way SageMaker would, detached from the API process.
 
-`python -m chalicelib.adapters.local.runner <job_dir>`: lays out `/opt/ml`, runs the
-trainer (in-repo, or `docker run` for other images), forwards SIGTERM and kills after
-the grace period, packs `model.tar.gz`, records the final status and reports the state
-change (the local EventBridge rule). Only this process writes the job's final state, so
-an API restart in the middle changes nothing.
+`run(job_dir, platform, on_state_change)`: lays out `/opt/ml`, runs the trainer
+(in-repo, or `docker run` for other images), forwards SIGTERM and kills after the grace
+period, packs `model.tar.gz`, records the final status and reports the state change
+(the local EventBridge rule) through `on_state_change`. Only this process writes the
+job's final state, so an API restart in the middle changes nothing. The process entry
+point is `chalicelib.entrypoints.job_runner`, which composes it with the services.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ import subprocess
 import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from chalicelib import timeutil
-from chalicelib.adapters.local.training_platform import REPO_ROOT, docker_command
+from chalicelib.adapters.local.source_tree import TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.training_platform import LocalTrainingPlatform, docker_command
 from chalicelib.images import is_builtin_trainer
 from chalicelib.ports import COMPLETED, FAILED, STOPPED
+from contracts import layout
+from contracts.statuses import FAILURE_REASON_LIMIT
 
 log = logging.getLogger("aifactory.runner")
-FAILURE_REASON_LIMIT = 1024
+# The trainer needs no secret of the API's: never the API key or the callback signing key.
+TRAINER_NEVER_SEES = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
 
 
 def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
@@ -40,12 +46,12 @@ def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
     artifacts = Path(request["artifact_uri"])
     channel = opt_ml / "input" / "data" / "config"
     channel.mkdir(parents=True, exist_ok=True)
-    (channel / "job.json").write_bytes((artifacts / "job.json").read_bytes())
+    (channel / layout.JOB_FILE).write_bytes((artifacts / layout.JOB_FILE).read_bytes())
     data_uri = request.get("data_uri")
     training = opt_ml / "input" / "data" / "training"
     if data_uri and not training.exists():
         training.symlink_to(Path(data_uri).resolve(), target_is_directory=True)
-    checkpoints = artifacts / "checkpoints"
+    checkpoints = artifacts / layout.CHECKPOINTS
     checkpoints.mkdir(parents=True, exist_ok=True)
     link = opt_ml / "checkpoints"
     if not link.exists():
@@ -71,7 +77,7 @@ def trainer_command(request: dict, opt_ml: Path) -> list[str]:
 def pack_model(opt_ml: Path, request: dict) -> None:
     """SageMaker uploads /opt/ml/model as `<output path>/<name>/output/model.tar.gz`."""
     name = request["training_job_name"]
-    target = Path(request["artifact_uri"]) / "output" / name / "output" / "model.tar.gz"
+    target = Path(request["artifact_uri"]) / layout.model_output(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     with tarfile.open(tmp, "w:gz") as tar:
@@ -87,15 +93,7 @@ def failure_reason(opt_ml: Path, returncode: int) -> str:
     return f"AlgorithmError: the trainer exited with code {returncode} without a failure report."
 
 
-def run(job_dir: Path) -> int:
-    from chalicelib import settings
-    from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
-
-    platform = LocalTrainingPlatform(
-        job_dir.parent.parent,
-        max_concurrent=settings.max_concurrent_jobs(),
-        stop_grace_seconds=settings.stop_grace_seconds(),
-    )
+def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callable[[str, str], None]) -> int:
     name = job_dir.name
     request = json.loads((job_dir / "request.json").read_text())
     stop_event = threading.Event()
@@ -109,9 +107,9 @@ def run(job_dir: Path) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         opt_ml = prepare_opt_ml(job_dir, request)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIFACTORY_API_KEY")}
+        env = {k: v for k, v in os.environ.items() if k not in TRAINER_NEVER_SEES}
         env["AIFACTORY_OPT_ML"] = str(opt_ml)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "containers" / "trainer"), str(REPO_ROOT)])
+        env["PYTHONPATH"] = child_pythonpath(TRAINER_CODE)
         env["PYTHONUNBUFFERED"] = "1"
         with open(job_dir / "trainer.log", "ab") as out:
             proc = subprocess.Popen(
@@ -162,17 +160,7 @@ def run(job_dir: Path) -> int:
     )
     platform.write_state(name, state)
     try:
-        platform._notify(name, status)
+        on_state_change(name, status)
     finally:
         platform.schedule()
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    argv = sys.argv[1:] if argv is None else argv
-    return run(Path(argv[0]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Each training job gets `<home>/training/<name>/` with `request.json`, `state.json` and an
 `opt_ml/` tree in SageMaker's layout. A detached runner process
-(`chalicelib.adapters.local.runner`) owns the trainer process: it survives an API
+(`chalicelib.adapters.local.runner`, started as `chalicelib.entrypoints.job_runner`) owns the trainer process: it survives an API
 restart, enforces the stop grace period, packs `model.tar.gz` and reports the state
 change. Jobs beyond `max_concurrent` wait as `InProgress`/`Starting`, like SageMaker
 waiting for capacity.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -21,22 +22,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from chalicelib import timeutil
+from chalicelib.adapters.local.source_tree import REPO_ROOT, TRAINER_CODE, child_pythonpath
 from chalicelib.errors import Conflict, NotFound, Unavailable
-from chalicelib.images import is_builtin_trainer
+from chalicelib.images import TRAINER_REPOSITORIES, is_builtin_trainer
 from chalicelib.ports import (
     FAILED,
     IN_PROGRESS,
     STOPPED,
     STOPPING,
     TERMINAL,
+    Hardware,
     TrainingDescription,
     TrainingRequest,
 )
-from chalicelib.settings import TRAINER_REPOSITORIES
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-RUNNER_MODULE = "chalicelib.adapters.local.runner"
+RUNNER_MODULE = "chalicelib.entrypoints.job_runner"
 QUEUED = "Starting"
 
 
@@ -65,26 +68,25 @@ def docker_command(image: str, name: str, opt_ml: Path, artifact_dir: str, data_
     return command + [image, "train"]
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
+def process_start_time(pid: int) -> float | None:
+    """The kernel's start time of `pid`: with the pid, it names one process."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
 
 
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (ticks since boot): with the pid, it names one process."""
-    stat = _proc_stat(pid)
-    return stat[19] if stat and len(stat) > 19 else None
-
-
-def _pid_alive(pid: int | None, start_time: str | None) -> bool:
+def pid_alive(pid: int | None, start_time: float | None) -> bool:
     """Alive, not a zombie, and not a later process that reused the pid."""
-    stat = _proc_stat(pid) if pid else None
-    if not stat or stat[0] == "Z":
-        return False  # gone, or exited and not yet reaped by its parent
-    return start_time is None or stat[19] == start_time
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # exited and not yet reaped by its parent
+        return start_time is None or process.create_time() == start_time
+    except psutil.Error:
+        return False
 
 
 class LocalTrainingPlatform:
@@ -230,7 +232,7 @@ class LocalTrainingPlatform:
         job_dir = self.job_dir(name)
         log = open(job_dir / "runner.log", "ab")  # noqa: SIM115 - handed to the child
         env = {k: v for k, v in os.environ.items() if k != "AIFACTORY_API_KEY"}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONPATH"] = child_pythonpath()
         env["AIFACTORY_STOP_GRACE_SECONDS"] = str(self.stop_grace_seconds)
         proc = subprocess.Popen(
             [self.python, "-m", RUNNER_MODULE, str(job_dir)],
@@ -255,7 +257,7 @@ class LocalTrainingPlatform:
         """A job whose runner is gone is marked Failed, never left InProgress."""
         state = self.read_state(name)
         if state["status"] in (IN_PROGRESS, STOPPING) and state.get("runner_pid"):
-            if not _pid_alive(state["runner_pid"], state.get("runner_start")):
+            if not pid_alive(state["runner_pid"], state.get("runner_start")):
                 with self._lock():
                     state = self.read_state(name)
                     if state["status"] not in (IN_PROGRESS, STOPPING):
@@ -285,7 +287,35 @@ class LocalTrainingPlatform:
                     continue
         self.schedule()
 
-    def _notify(self, name: str, status: str) -> None:
-        from chalicelib.services import events
+    # --- the machine ---------------------------------------------------------------
+    @functools.cache  # noqa: B019 - the hardware does not change while the API runs
+    def _probe(self) -> dict[str, Any]:
+        """Runs the trainer's probe in a child process: the API process never imports torch."""
+        out = subprocess.run(
+            [self.python, "-m", "trainer.probe"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": child_pythonpath(TRAINER_CODE)},
+            timeout=120,
+            check=True,
+        ).stdout
+        return json.loads(out)
 
-        events.on_training_state_change(name, status)
+    def hardware(self) -> Hardware:
+        probe = self._probe()
+        devices = [
+            {"id": d["id"], "name": d["name"], "memory_in_mb": d["memory_in_mb"]} for d in probe["devices"]
+        ]
+        software = {k: probe["software"][k] for k in ("python_version", "cuda_version", "cudnn_version")}
+        return Hardware(devices, software)
+
+    def live_devices(self) -> list[dict[str, Any]]:
+        out = subprocess.run(
+            [self.python, "-m", "trainer.probe", "--devices"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": child_pythonpath(TRAINER_CODE)},
+            timeout=60,
+            check=True,
+        ).stdout
+        return json.loads(out)

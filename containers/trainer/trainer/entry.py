@@ -13,6 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from contracts import layout
 from trainer import launcher
 from trainer.artifacts import ArtifactWriter
 from trainer.environment import TrainingEnvironment
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if writer is not None:
             from trainer.probe import probe
 
-            writer.put_json("environment.json", probe())
+            writer.put_json(layout.ENVIRONMENT, probe())
         ctx = RunContext(env, writer, reporter)
         _install_sigterm(ctx.stop_event)
         module_name = TASK_MODULES.get(env.task)

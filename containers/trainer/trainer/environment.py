@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts import layout
+
 DEFAULT_BASE = "/opt/ml"
 CONFIG_CHANNEL = "config"
 DATA_CHANNEL = "training"
-JOB_FILE = "job.json"
+JOB_FILE = layout.JOB_FILE
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -57,7 +59,7 @@ class TrainingEnvironment:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.base_dir / "checkpoints"
+        return self.base_dir / layout.CHECKPOINTS
 
     @property
     def failure_file(self) -> Path:

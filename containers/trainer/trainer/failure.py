@@ -1,24 +1,11 @@
-"""Maps exceptions to the v1.5 exception codes and writes the SageMaker failure file."""
+"""Writes the SageMaker failure file in the shape the API parses (contracts.statuses)."""
 
 from __future__ import annotations
 
 import traceback
 from pathlib import Path
 
-CODES = {
-    RuntimeError: "E01",
-    AssertionError: "E02",
-    ValueError: "E03",
-    FileNotFoundError: "E04",
-}
-FAILURE_REASON_LIMIT = 1024
-
-
-def exception_code(exc: BaseException) -> str:
-    for kind, code in CODES.items():
-        if isinstance(exc, kind):
-            return code
-    return "E00"
+from contracts.statuses import exception_code, failure_head
 
 
 def describe(exc: BaseException) -> dict:
@@ -34,5 +21,4 @@ def write_failure(path: Path, exc: BaseException) -> None:
     """SageMaker shows the first 1024 characters as FailureReason: lead with the cause."""
     path.parent.mkdir(parents=True, exist_ok=True)
     info = describe(exc)
-    head = f"{info['code']} {info['type']}: {info['message']}"
-    path.write_text(head[:FAILURE_REASON_LIMIT] + "\n\n" + info["traceback"])
+    path.write_text(failure_head(info["code"], info["type"], info["message"]) + "\n\n" + info["traceback"])

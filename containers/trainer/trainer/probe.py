@@ -81,4 +81,5 @@ def probe() -> dict:
 
 
 if __name__ == "__main__":
-    json.dump(probe(), sys.stdout)
+    # `--devices`: live GPU readings only (pynvml, no torch import: fast enough per request).
+    json.dump(gpu_devices(live=True) if "--devices" in sys.argv[1:] else probe(), sys.stdout)

@@ -2,8 +2,8 @@
 
 `progress.json` is the v1.5 monitor payload minus `result`; `losses.json` the loss
 history; `result.json` the held-out evaluation the callback carries. Metric lines on
-stdout use one fixed format so SageMaker metric definitions can scrape them:
-`#metric <name>=<value>;` (see `METRIC_REGEX`).
+stdout use the names and format of `contracts.metrics`, from which the API builds the
+SageMaker metric definitions that scrape them.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
+from contracts import layout, metrics
+from contracts.statuses import INITIALIZING
 from trainer.artifacts import ArtifactWriter
-
-METRIC_REGEX = r"#metric {name}=([-+0-9.eE]+);"
 
 
 def now_str() -> str:
@@ -23,7 +23,7 @@ def now_str() -> str:
 
 
 def emit_metric(name: str, value: float, stream=None) -> None:
-    print(f"#metric {name}={float(value):.6g};", file=stream or sys.stdout, flush=True)
+    print(metrics.format_line(name, value), file=stream or sys.stdout, flush=True)
 
 
 class Reporter:
@@ -43,7 +43,7 @@ class Reporter:
         self._last = -1e9
         self.losses: list[float] = []
         self.state: dict[str, Any] = {
-            "status": "initializing",
+            "status": INITIALIZING,
             "datetime": now_str(),
             "epoch": 0,
             "total_epoch": total_epoch,
@@ -58,7 +58,7 @@ class Reporter:
             "devices": [],
         }
         if writer is not None:
-            self.losses = list(writer.get_json("losses.json", []) or [])
+            self.losses = list(writer.get_json(layout.LOSSES, []) or [])
 
     @property
     def enabled(self) -> bool:
@@ -72,7 +72,7 @@ class Reporter:
         now = self.clock()
         if force or now - self._last >= self.min_interval:
             self._last = now
-            self.writer.put_json("progress.json", self.state)
+            self.writer.put_json(layout.PROGRESS, self.state)
 
     def due(self) -> bool:
         """Whether an update now would be written (rank 0, and `min_interval` has passed)."""
@@ -81,14 +81,14 @@ class Reporter:
     def add_loss(self, loss: float) -> None:
         self.losses.append(float(loss))
         if self.enabled:
-            self.writer.put_json("losses.json", self.losses)
+            self.writer.put_json(layout.LOSSES, self.losses)
 
     def set_losses(self, losses: list[float]) -> None:
         """Truncates the history on resume so a restored job never shows a loss twice."""
         self.losses = [float(v) for v in losses]
         if self.enabled:
-            self.writer.put_json("losses.json", self.losses)
+            self.writer.put_json(layout.LOSSES, self.losses)
 
     def put_result(self, result: dict[str, Any]) -> None:
         if self.enabled:
-            self.writer.put_json("result.json", result)
+            self.writer.put_json(layout.RESULT, result)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from contracts import metrics
 from trainer.reporting import emit_metric
 from trainer.secrets import read_dataset_headers
 from trainer.text import checkpoints
@@ -141,11 +142,11 @@ def evaluate(model, criterion, data: TextData, config: TextConfig, device: torch
 
 
 def emit_eval(report: dict) -> None:
-    emit_metric("eval:loss", report["loss"])
-    emit_metric("eval:accuracy", report["accuracy"])
-    for key in ("precision", "recall"):
-        emit_metric(f"eval:{key}", report["avg"][key])
-    emit_metric("eval:f1", report["avg"]["f1-score"])
+    emit_metric(metrics.EVAL_LOSS, report["loss"])
+    emit_metric(metrics.EVAL_ACCURACY, report["accuracy"])
+    emit_metric(metrics.EVAL_PRECISION, report["avg"]["precision"])
+    emit_metric(metrics.EVAL_RECALL, report["avg"]["recall"])
+    emit_metric(metrics.EVAL_F1, report["avg"]["f1-score"])
 
 
 @dataclass
@@ -225,8 +226,9 @@ def train(session: Session, start_step: int) -> tuple[int, float]:
         window.append(loss)
         if step % config.loss_every == 0:
             ctx.reporter.add_loss(sum(window) / len(window))
-            emit_metric("train:loss", sum(window) / len(window))
-            emit_metric("train:learning_rate", lr)
+            emit_metric(metrics.TRAIN_LOSS, sum(window) / len(window))
+            emit_metric(metrics.TRAIN_LEARNING_RATE, lr)
+            emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, samples / max(time.perf_counter() - started, 1e-9))
             window.clear()
         elapsed = max(time.perf_counter() - started, 1e-9)
         per_step = elapsed / (step - start_step)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,17 +21,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.flop_counter import FlopCounterMode
 
-WEIGHTS = "model.safetensors"
-MODEL_JSON = "model.json"
-METRICS = "metrics.json"
-SUMMARY = "summary.json"
-TRAIN_STATE = "train_state.pt"
+from contracts import layout
+
+WEIGHTS = layout.WEIGHTS
+MODEL_JSON = layout.MODEL_JSON
+METRICS = layout.METRICS_JSON
+SUMMARY = layout.SUMMARY_JSON
+TRAIN_STATE = layout.TRAIN_STATE
 TRAIN_STATE_VERSION = 1
-_EPOCH_DIR = re.compile(r"^epoch-(\d+)$")
+_EPOCH_DIR = layout.EPOCH_DIR_NAME
 
 
 def epoch_dir(root: Path, epoch: int) -> Path:
-    return Path(root) / f"epoch-{epoch}"
+    return Path(root) / layout.epoch_dir_name(epoch)
 
 
 def list_checkpoints(root: Path) -> list[tuple[int, Path]]:

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from contracts import layout, metrics, v15_arguments
+from contracts.errors import ArgumentError
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
 from trainer.vision import checkpoint as ckpt
@@ -36,85 +38,16 @@ from trainer.vision.models import build_model, describe_model, input_size
 
 log = logging.getLogger(__name__)
 
-TASK_DEFAULTS = {
-    "classification": {
-        "batch_size": 8,
-        "learning_rate": 0.008,
-        "step_lr_sizes": [6, 8],
-        "num_epochs_to_finish": 10,
-        "needs_freeze_bn": False,
-    },
-    "detection": {
-        "batch_size": 2,
-        "learning_rate": 0.002,
-        "step_lr_sizes": [10, 14],
-        "num_epochs_to_finish": 16,
-        "needs_freeze_bn": True,
-    },
-    "instance_segmentation": {
-        "batch_size": 1,
-        "learning_rate": 0.001,
-        "step_lr_sizes": [20, 28],
-        "num_epochs_to_finish": 32,
-        "needs_freeze_bn": True,
-    },
-}
-COMMON_DEFAULTS = {
-    "momentum": 0.9,
-    "weight_decay": 0.0005,
-    "step_lr_gamma": 0.1,
-    "clip_grad_base_and_max": None,
-    "num_batches_to_display": 20,
-    "num_epochs_to_validate": 1,
-    "max_num_checkpoints": 5,
-    "num_workers": 2,
-    "visible_devices": None,
-}
 DEVICE_REFRESH_SECONDS = 10.0
 
 
 def resolve_hyperparameters(task: str, job_hp: dict) -> dict:
-    """The job's typed v1.5 arguments over the spec defaults, checked again (the API already did)."""
-    hp = {**COMMON_DEFAULTS, **TASK_DEFAULTS[task], **(job_hp or {})}
-    if hp.get("task", task) != task:
-        raise ValueError(f"Hyper-parameter task {hp['task']!r} does not match the job's task {task!r}")
-
-    def need(key, ok, rule):
-        if not ok(hp[key]):
-            raise ValueError(f"Invalid {key} {hp[key]!r}. {rule}")
-
-    need("batch_size", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
-    need("learning_rate", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
-    need("momentum", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
-    need("weight_decay", lambda v: 0 < float(v) <= 1, "Use a number in (0, 1]")
-    need("step_lr_gamma", lambda v: 0 <= float(v) <= 1, "Use a number in [0, 1]")
-    need("num_epochs_to_finish", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
-    need("num_epochs_to_validate", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
-    need("num_batches_to_display", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
-    need("max_num_checkpoints", lambda v: isinstance(v, int) and v >= 1, "Use an integer >= 1")
-    need("num_workers", lambda v: isinstance(v, int) and v >= 0, "Use an integer >= 0")
-    need(
-        "step_lr_sizes",
-        lambda v: (
-            isinstance(v, list | tuple) and len(v) <= 5 and all(isinstance(s, int) and s >= 0 for s in v)
-        ),
-        "Use a list of at most 5 epoch numbers >= 0",
-    )
-    need(
-        "clip_grad_base_and_max",
-        lambda v: (
-            v is None
-            or (isinstance(v, list | tuple) and len(v) == 2 and v[0] in ("value", "norm") and float(v[1]) > 0)
-        ),
-        'Use None or ["value" | "norm", max > 0]',
-    )
-    need(
-        "visible_devices",
-        lambda v: (
-            v is None or (isinstance(v, list | tuple) and all(isinstance(i, int) and i >= 0 for i in v))
-        ),
-        "Use None, [] or a list of GPU ids",
-    )
+    """The job's typed v1.5 arguments, checked again by the API's own table before any work
+    (contracts.v15_arguments); a bad one fails the job with E03 naming the argument."""
+    try:
+        hp = v15_arguments.resolve_job_hyperparameters(task, job_hp or {})
+    except ArgumentError as exc:
+        raise ValueError(exc.message) from None
     return from_scratch_adjustments(task, hp)
 
 
@@ -122,10 +55,10 @@ def from_scratch_adjustments(task: str, hp: dict) -> dict:
     """Freezing keeps pretrained features; with no pretrained weights there is nothing to keep.
 
     Frozen random levels never learn, so a job that trains from scratch trains every level.
-    For the R-CNN tasks (whose spec default is needs_freeze_bn=True) BatchNorm stays live too:
-    frozen BatchNorm from scratch holds the initial statistics (mean 0, variance 1), so the
-    deep backbone runs without normalisation and diverges (Mask R-CNN's ResNet-50 reached a
-    NaN loss within 5 batches at the spec's defaults). A classifier keeps an explicit
+    The R-CNN tasks (whose spec default is needs_freeze_bn=True) get GroupNorm in backbone,
+    FPN and heads (models.rcnn_norm): frozen BatchNorm from scratch holds the initial
+    statistics and diverges, and live BatchNorm at batch 2 diverged too (Mask R-CNN's
+    ResNet-50 at learning_rate 0.005 reached NaN by batch 8). A classifier keeps an explicit
     needs_freeze_bn=True (its default is False): on tiny data sets it learns faster that way.
     model.json records what was built.
     """
@@ -136,6 +69,7 @@ def from_scratch_adjustments(task: str, hp: dict) -> dict:
     changes = {levels_key: 0}
     if task != "classification":
         changes["needs_freeze_bn"] = False
+        changes["rcnn_norm"] = "group"
     overridden = {k: hp.get(k) for k, v in changes.items() if hp.get(k) != v}
     if overridden:
         log.warning(
@@ -237,7 +171,7 @@ def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source
 def load_finetune(model: torch.nn.Module, finetune: dict, task: str, hp: dict) -> None:
     uri, epoch = finetune["checkpoint_uri"], int(finetune["epoch"])
     with tempfile.TemporaryDirectory() as tmp:
-        path = ArtifactWriter(uri).download_dir(f"checkpoints/epoch-{epoch}", Path(tmp))
+        path = ArtifactWriter(uri).download_dir(layout.epoch_dir(epoch), Path(tmp))
         weights = path / ckpt.WEIGHTS
         if not weights.is_file():
             raise FileNotFoundError(
@@ -272,6 +206,7 @@ class Progress:
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch, self.sum, self.window, self.samples = epoch, 0.0, [], 0
+        self.points = 0  # loss points this epoch: every epoch gets at least one
         self.started = time.monotonic()
 
     def on_batch(self, batch: int, loss, batch_size: int) -> None:
@@ -279,12 +214,15 @@ class Progress:
         self.sum = self.sum + loss
         self.samples += batch_size
         self.window.append(loss)
-        if len(self.window) >= self.display:
+        short_epoch = batch == self.total_batch and self.points == 0  # fewer batches than `display`
+        if len(self.window) >= self.display or (short_epoch and self.window):
             point = engine.finite_loss(sum(self.window), self.epoch, batch) / len(self.window)
             self.window = []
+            self.points += 1
             self.reporter.add_loss(point)
             if self.reporter.enabled:
-                emit_metric("train_loss", point)
+                emit_metric(metrics.TRAIN_LOSS, point)
+                emit_metric(metrics.TRAIN_LEARNING_RATE, self.optimizer.param_groups[0]["lr"])
         if not (batch == self.total_batch or self.reporter.due()):
             return
         elapsed = max(time.monotonic() - self.started, 1e-9)
@@ -332,16 +270,16 @@ def _checkpoint_files(model_json, record, summary, evaluation, task, class_names
         ckpt.MODEL_JSON: ckpt.json_bytes(model_json),
         ckpt.METRICS: ckpt.json_bytes(record),
         ckpt.SUMMARY: ckpt.json_bytes(summary),
-        "metric.jpg": plots.metric_plot(record["metrics"], task),
+        layout.METRIC_PLOT: plots.metric_plot(record["metrics"], task),
     }
     if task == "classification":
         from trainer.vision.metrics import confusion_matrix, precision_recall_vs_threshold
 
         c = len(class_names)
-        files["confusion_matrix.jpg"] = plots.confusion_matrix_plot(
+        files[layout.CONFUSION_MATRIX_PLOT] = plots.confusion_matrix_plot(
             confusion_matrix(evaluation.probs, evaluation.targets, c), class_names
         )
-        files["threshold.jpg"] = plots.threshold_plot(
+        files[layout.THRESHOLD_PLOT] = plots.threshold_plot(
             *precision_recall_vs_threshold(evaluation.probs, evaluation.targets, c), class_names
         )
     return files
@@ -437,6 +375,8 @@ def run(ctx) -> None:
         )
     total_epoch = int(hp["num_epochs_to_finish"])
     total_batch = len(train_loader)
+    warmup_iterations = engine.warmup_iterations(task, total_batch)
+    model_json["lr_warmup"] = engine.describe_warmup(warmup_iterations)
     ctx.reporter.update(
         force=True,
         status="initialized",
@@ -447,7 +387,7 @@ def run(ctx) -> None:
     )
     if is_master and start_epoch == 1:
         ctx.writer.put_bytes(
-            "plots/model-graph.jpg", plots.model_graph_plot(model, hp.get("algorithm", task)), "image/jpeg"
+            layout.MODEL_GRAPH_PLOT, plots.model_graph_plot(model, hp.get("algorithm", task)), "image/jpeg"
         )
     progress = Progress(ctx, hp, total_epoch, total_batch, world, optimizer, DeviceMonitor(device))
     summary = None
@@ -469,16 +409,18 @@ def run(ctx) -> None:
             clip_grad_base_and_max=hp["clip_grad_base_and_max"],
             on_batch=progress.on_batch,
             should_stop=ctx.should_stop,
+            warmup_iterations=warmup_iterations if epoch == 1 else 0,
         )
         if result.stopped:
             log.info("stop requested during epoch %d: resuming will restart it", epoch)
             break
         scheduler.step()
         if is_master:
-            emit_metric("epoch", epoch)
-            emit_metric("epoch_loss", result.avg_loss)
+            emit_metric(metrics.TRAIN_EPOCH, epoch)
+            emit_metric(metrics.TRAIN_EPOCH_LOSS, result.avg_loss)
+            emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, progress.samples_per_sec)
             ctx.writer.put_bytes(
-                "plots/loss.jpg", plots.loss_plot(ctx.reporter.losses, progress.display), "image/jpeg"
+                layout.LOSS_PLOT, plots.loss_plot(ctx.reporter.losses, progress.display), "image/jpeg"
             )
         if epoch % every == 0 or epoch == total_epoch:
             if is_master:
@@ -495,7 +437,7 @@ def run(ctx) -> None:
                 ckpt.write_checkpoint(env.checkpoint_dir, epoch, files, model, state)
                 ckpt.prune(env.checkpoint_dir, int(hp["max_num_checkpoints"]))
                 emit_metric(
-                    "val_accuracy" if task == "classification" else "val_mean_ap",
+                    metrics.EVAL_ACCURACY if task == "classification" else metrics.EVAL_MAP,
                     headline(task, evaluation.metrics),
                 )
             if world > 1:

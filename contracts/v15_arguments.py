@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.errors import ValidationError
-from chalicelib.literals import (
+from contracts.errors import ArgumentError as ValidationError
+from contracts.v15_literals import (
     is_number,
     parse_bool,
     parse_float,
@@ -672,3 +672,34 @@ def to_sagemaker_hyperparameters(
         if len(name) <= _SAGEMAKER_MAX_LENGTH and len(text) <= _SAGEMAKER_MAX_LENGTH:
             out[name] = text
     return out
+
+
+def resolve_job_hyperparameters(task: str, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer's view of job.json's arguments, by the API's own rules.
+
+    The API writes fully resolved arguments (`resolve_train_args`); the trainer re-checks
+    them with the same validators and cross-field rules, and a job.json written by hand or
+    by an older API gets its missing arguments from the same defaults, never a second copy.
+    Raises ArgumentError naming the argument.
+    """
+    if task not in TASKS:
+        raise ValidationError("task", f"must be one of {{{', '.join(TASKS)}}}; got {quote(str(task))}")
+    given = dict(hyperparameters)
+    if given.get("task", task) != task:
+        raise ValidationError("task", f"is {quote(str(given['task']))} but the job's task is {quote(task)}")
+    algorithm = given.get("algorithm")
+    values: dict[str, Any] = dict(given)
+    origin: dict[str, str] = {}
+    for arg in arguments_for(task):
+        if arg.name in _TOP_LEVEL or arg.name in _SOURCE_ARGS.values():
+            continue
+        if arg.name in given:
+            values[arg.name] = arg.validator(arg.name, given[arg.name])
+            origin[arg.name] = "given"
+        elif arg.required:
+            raise ValidationError(arg.name, "required")
+        else:
+            values[arg.name] = arg.default_for(task, algorithm)
+            origin[arg.name] = "default"
+    _check_cross_fields(task, values, origin, None)
+    return values

@@ -17,7 +17,7 @@ import math
 import re
 from typing import Any
 
-from chalicelib.errors import ValidationError
+from contracts.errors import ArgumentError as ValidationError
 
 MAX_LITERAL_LENGTH = 2000
 MAX_LITERAL_DEPTH = 10

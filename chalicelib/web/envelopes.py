@@ -11,7 +11,7 @@ import logging
 
 from chalice import Response
 
-from chalicelib.errors import DomainError, ValidationError
+from chalicelib.errors import HTTP_ERRORS, ValidationError
 
 log = logging.getLogger("aifactory.api")
 
@@ -30,7 +30,7 @@ def _handler(envelope):
         def wrapper(*args, **kwargs):
             try:
                 return view(*args, **kwargs)
-            except DomainError as exc:
+            except HTTP_ERRORS as exc:
                 return envelope(exc.status_code, exc.message)
             except Exception:  # noqa: BLE001 - never leak a stack trace to the caller
                 log.exception("unhandled error in %s", view.__name__)

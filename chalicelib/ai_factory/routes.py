@@ -6,16 +6,16 @@ from chalice import Blueprint, Response
 
 from chalicelib import settings
 from chalicelib.ai_factory import service
-from chalicelib.api.errors import ai_factory_errors
-from chalicelib.api.request_body import CONTENT_TYPES, read_json
+from chalicelib.web.envelopes import ai_factory_errors
+from chalicelib.web.request_body import CONTENT_TYPES, read_json
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 def public_url(request) -> str:
-    if settings.public_url():
-        return settings.public_url()
+    if settings.current().public_url:
+        return settings.current().public_url
     context = request.context or {}
     domain, stage = context.get("domainName"), context.get("stage")
     return f"https://{domain}/{stage}" if domain and stage else ""

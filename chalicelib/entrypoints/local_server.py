@@ -12,9 +12,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def sweep_forever(stop: threading.Event, interval: float) -> None:
@@ -25,7 +22,7 @@ def sweep_forever(stop: threading.Event, interval: float) -> None:
     while not stop.wait(interval):
         try:
             services().platform.recover()
-            events.deliver_pending()
+            events.deliver_pending(services())
         except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
             log.exception("sweep failed")
 
@@ -43,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from chalice.local import create_local_server
 
     from chalicelib import settings
+    from chalicelib.adapters.local.source_tree import REPO_ROOT
     from chalicelib.wiring import services
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -65,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    print(f"AI Factory API (stage local) on {settings.public_url()}", flush=True)
-    print(f"API key: {settings.api_key()}", flush=True)
-    print(f"State: {settings.home()}", flush=True)
+    config = settings.current()
+    config.home.mkdir(parents=True, exist_ok=True)
+    (config.home / "url").write_text(config.public_url + "\n")  # where the CLI finds this server
+    print(f"AI Factory API (stage local) on {config.public_url}", flush=True)
+    print(f"API key: {settings.current().api_key}", flush=True)
+    print(f"State: {settings.current().home}", flush=True)
     server.server.serve_forever()
     return 0
 

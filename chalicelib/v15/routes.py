@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib.api.errors import v15_errors
-from chalicelib.api.request_body import CONTENT_TYPES, read_fields
-from chalicelib.v15 import environment as env_service
 from chalicelib.v15 import service
+from chalicelib.web.envelopes import v15_errors
+from chalicelib.web.request_body import CONTENT_TYPES, read_fields
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -23,13 +22,13 @@ def version():
 @bp.route(BASE + "/environment", methods=["GET"], api_key_required=True)
 @v15_errors
 def environment():
-    return env_service.environment(services())
+    return service.environment(services())
 
 
 @bp.route(BASE + "/devices", methods=["GET"], api_key_required=True)
 @v15_errors
 def devices():
-    return env_service.devices(services())
+    return service.devices(services())
 
 
 @bp.route(BASE + "/train", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)

@@ -1,1 +1,0 @@
-"""Route layer: blueprints that read requests, call one service function, return dicts."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing both API surfaces share: reading bodies, and domain errors as each API's envelope."""

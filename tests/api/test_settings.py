@@ -1,0 +1,33 @@
+"""Settings: one table of environment variables, read once, documented in the README."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chalicelib import settings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_readme_documents_exactly_the_table():
+    documented = set(re.findall(r"^\| `(AIFACTORY_[A-Z0-9_]+)` \|", README, re.M))
+    assert documented == {setting.env for setting in settings.TABLE}
+
+
+def test_stage_decides_the_stage_dependent_defaults(monkeypatch):
+    monkeypatch.setenv("AIFACTORY_STAGE", "dev")
+    settings.reset()
+    config = settings.current()
+    assert (config.is_local, config.allow_private_urls, config.max_instance_count) == (False, False, 8)
+    monkeypatch.setenv("AIFACTORY_ALLOW_PRIVATE_URLS", "true")
+    assert settings.current() is config  # read once, until reset
+    settings.reset()
+    assert settings.current().allow_private_urls is True
+
+
+def test_settings_are_read_only():
+    with pytest.raises(AttributeError, match="read-only"):
+        settings.current().stage = "prod"
