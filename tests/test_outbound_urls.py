@@ -62,9 +62,9 @@ ALWAYS_REFUSED = [
     ("http://93.184.216.34/\u00a0", "whitespace or a control character"),
     ("http://exämple.com/", "non-ASCII"),
     ("http://93.184.216.34/ünïcode", "non-ASCII"),
-    # Two parsers, two hosts.
-    ("http://%61.example.com/", "read differently by different URL parsers"),
-    ("http://a%2eexample.com/", "read differently by different URL parsers"),
+    # Two parsers, two hosts (urllib3 2.x decodes the escape; 1.26 keeps it, an invalid name).
+    ("http://%61.example.com/", ("read differently by different URL parsers", "invalid host name")),
+    ("http://a%2eexample.com/", ("read differently by different URL parsers", "invalid host name")),
     # Legacy IPv4 spellings that resolvers turn into addresses.
     ("http://2130706433/", "non-standard IPv4 form"),
     ("http://0x7f.1/", "non-standard IPv4 form"),
@@ -164,7 +164,7 @@ def no_network(monkeypatch):
 def test_always_refused(url, message, allow_private):
     with pytest.raises(UrlRefused) as info:
         validate_url(url, allow_private)
-    assert message in info.value.problem
+    assert any(m in info.value.problem for m in (message if isinstance(message, tuple) else (message,)))
     assert isinstance(info.value, ValueError)
 
 
