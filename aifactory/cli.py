@@ -356,7 +356,11 @@ def build_parser() -> Parser:
     common.add_argument(
         "--timeout", type=float, default=argparse.SUPPRESS, help="seconds to wait for an answer (default 60)"
     )
-    parser = Parser(prog="aifactory", description=__doc__.split("\n\n")[0], parents=[common])
+    parser = Parser(
+        prog="aifactory",
+        description="Train, follow and inspect AI Factory jobs of both APIs (v1.5 vision and AI Factory).",
+        parents=[common],
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
     def command(name: str, func, help_text: str, job: bool = False, follow_flag: bool = False) -> Parser:
@@ -377,6 +381,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--task", required=True, choices=["classification", "detection", "instance_segmentation"])
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", required=True)
+    p.epilog = "Any other v1.5 train argument as --name value, e.g. --algorithm resnet18 --pretrained False --batch_size 8."
     p = command(
         "create", cmd_create, "start an AI Factory job from the spec's JSON payload", follow_flag=True
     )
