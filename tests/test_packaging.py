@@ -245,7 +245,15 @@ def test_trainer_requirements_cover_every_import():
     }
     available = _with_dependencies(pinned)
     owners = md.packages_distributions()
-    modules = _imported_modules([TRAINER / "trainer", ROOT / "dataset_fetcher", ROOT / "callbacks", ROOT / "contracts", ROOT / "outbound"])
+    modules = _imported_modules(
+        [
+            TRAINER / "trainer",
+            ROOT / "dataset_fetcher",
+            ROOT / "callbacks",
+            ROOT / "contracts",
+            ROOT / "outbound",
+        ]
+    )
     third_party = {m for m in modules if m not in sys.stdlib_module_names and m not in IMAGE_PACKAGES}
     missing = {}
     for module in sorted(third_party):
