@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,18 +41,6 @@ class DeliveryResult:
 def sign(body: bytes, key: str) -> str:
     """`sha256=<hex HMAC-SHA256 of the exact body>`, as GitHub signs its webhooks."""
     return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _scrubber(headers: object) -> Callable[[str], str]:
-    values = headers.values() if isinstance(headers, Mapping) else ()
-    secrets = sorted({v for v in values if isinstance(v, str) and v}, key=len, reverse=True)
-
-    def scrub(text: str) -> str:
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
-
-    return scrub
 
 
 def _request(
@@ -81,7 +69,7 @@ def _send(
     sleep: Callable[[float], Any],
     allow_private: bool | None,
 ) -> DeliveryResult:
-    scrub = _scrubber(headers)
+    scrub = outbound.Redactor(headers)
     allowed = retries + 1
 
     def on_retry(attempt: int, total: int, delay: float, cause: str) -> None:

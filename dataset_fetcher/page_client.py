@@ -53,7 +53,7 @@ class PageClient:
         connections: int = 1,
     ):
         self.headers = dict(headers)
-        self._secrets = sorted({v for v in self.headers.values() if v}, key=len, reverse=True)
+        self.scrub = outbound.Redactor(self.headers)
         self.page_size = page_size
         self.retries = retries
         self.timeout = timeout
@@ -76,11 +76,6 @@ class PageClient:
 
     def close(self) -> None:
         self.client.close()
-
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def fail(self, offset: int, cause: str) -> DatasetError:
         return DatasetError(self.scrub(f"Dataset page at offset {offset} failed: {cause}"))

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from outbound.client import TRANSIENT_STATUSES, Client, Reply
 from outbound.errors import AddressRefused, HeadersRefused, OutboundError, Unreachable, UrlRefused
 from outbound.headers import merge, validate_headers
+from outbound.redact import Redactor
 from outbound.urls import Target, validate_url
 
 ALLOW_PRIVATE_VARIABLE = "AIFACTORY_ALLOW_PRIVATE_URLS"
@@ -46,6 +47,7 @@ __all__ = [
     "Client",
     "HeadersRefused",
     "OutboundError",
+    "Redactor",
     "Reply",
     "Target",
     "Unreachable",

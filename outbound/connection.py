@@ -17,8 +17,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from outbound import urls
 from outbound.errors import AddressRefused
+from outbound.urls import address_of, address_problem, resolve
 
 
 class _Checked:
@@ -33,10 +33,10 @@ class _Checked:
     def _new_conn(self) -> socket.socket:
         name = self._dns_host.rstrip(".")
         try:
-            infos = urls.resolve(name, self.port)
+            infos = resolve(name, self.port)
         except (OSError, UnicodeError) as exc:
             raise NewConnectionError(self, f"Failed to resolve '{name}' ({exc})") from exc
-        problem = urls.address_problem(name, [urls.address_of(info[4]) for info in infos], self.allow_private)
+        problem = address_problem(name, [address_of(info[4]) for info in infos], self.allow_private)
         if problem:
             raise AddressRefused(f"refused at connect time: {problem}")
         error: OSError | None = None
