@@ -18,3 +18,13 @@ def test_detection_backbones_agree():
 def test_detection_and_segmentation_algorithms_agree():
     for task in ("detection", "instance_segmentation"):
         assert set(params.ALGORITHMS[task]) == set(models.ALGORITHMS[task])
+
+
+def test_every_listed_choice_has_a_builder():
+    """The trainer takes its lists from the contract; each name must be something it can build."""
+    import torchvision
+
+    for name in models.CLASSIFICATION_ALGORITHMS:
+        assert name in models.TIMM_RESNEST or hasattr(torchvision.models, name), name
+    for name in models.TORCHVISION_DETECTION_BACKBONES:
+        assert hasattr(torchvision.models, name), name

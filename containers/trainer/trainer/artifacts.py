@@ -7,11 +7,11 @@ atomic: a reader sees the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from contracts import atomic
 
 
 class ArtifactWriter:
@@ -39,12 +39,7 @@ class ArtifactWriter:
                 Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data, ContentType=content_type
             )
             return
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        atomic.write_bytes(self.root / key, data)
 
     def put_json(self, key: str, value: Any) -> None:
         self.put_bytes(key, json.dumps(value, indent=1).encode(), "application/json")
