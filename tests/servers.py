@@ -119,8 +119,15 @@ class CallbackServer(_Server):
 class ApiServer:
     """`python -m chalicelib.entrypoints.local_server` as a real process on a free port."""
 
-    def __init__(self, home: Path, api_key: str = "test-api-key", extra_env: dict | None = None):
+    def __init__(
+        self,
+        home: Path,
+        api_key: str = "test-api-key",
+        extra_env: dict | None = None,
+        args: list[str] | None = None,
+    ):
         self.home, self.api_key = home, api_key
+        self.args = list(args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -146,6 +153,7 @@ class ApiServer:
                 str(self.port),
                 "--sweep-interval",
                 "0.5",
+                *self.args,
             ],
             cwd=REPO,
             env=self.env,
