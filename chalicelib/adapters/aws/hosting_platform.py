@@ -1,0 +1,358 @@
+"""Deployed checkpoints as SageMaker real-time endpoints.
+
+One `Deployment` becomes three SageMaker resources of the same name: a model (the
+inference image over the checkpoint prefix, loaded as uncompressed model data), an
+endpoint config (one variant on the stage's CPU or GPU instance type) and an endpoint.
+All three carry the deployment's fields as tags, so `describe` and `list` read them back
+without a table of their own. Nothing here waits for an endpoint: SageMaker takes minutes
+to bring one InService, and the API Lambda answers at once; `invoke` says clearly when
+the endpoint is not ready yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
+from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
+from chalicelib.ports import CREATING, DELETING, DEPLOY_FAILED, IN_SERVICE, Deployment
+
+log = logging.getLogger(__name__)
+
+VARIANT_NAME = "AllTraffic"  # SageMaker's own default variant name
+ACCEPT = "application/json"
+DEFAULT_NAME_CONTAINS = "v15-"  # v1.5 job names (chalicelib.services.jobs.new_ids("v15"))
+
+# The fields a deployment keeps in its tags (key = tags_prefix + field).
+TAG_FIELDS = ("job_id", "epoch", "target_device_id", "task", "model_uri")
+
+# SageMaker's limits (botocore's model: EndpointName, ModelName, TagValue). The tag pattern
+# is `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`; our values are ASCII, so its ASCII part decides.
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_TAG_VALUE = re.compile(r"[a-zA-Z0-9 _.:/=+\-@]{0,256}")
+
+_NOT_READY = {
+    CREATING: "is still starting; try again in a few minutes",
+    "Updating": "is being updated; try again in a few minutes",
+    "SystemUpdating": "is being updated by SageMaker; try again in a few minutes",
+    "RollingBack": "is rolling back an update; try again in a few minutes",
+    DELETING: "is being deleted",
+    "OutOfService": "is out of service",
+}
+
+
+def _error_code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _error_message(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Message", "")
+
+
+def _is_missing(error: ClientError) -> bool:
+    """SageMaker answers ValidationException 'Could not find ...' for a name it does not have."""
+    return _error_code(error) in ("ValidationException", "ResourceNotFound") and (
+        "could not find" in _error_message(error).lower() or "not found" in _error_message(error).lower()
+    )
+
+
+def _already_exists(error: ClientError) -> bool:
+    message = _error_message(error).lower()
+    return _error_code(error) in ("ValidationException", "ResourceInUse") and (
+        "already exist" in message or "in use" in message
+    )
+
+
+class SageMakerHostingPlatform:
+    """ports.HostingPlatform on SageMaker real-time endpoints.
+
+    `image` is the inference image (containers/inference), `role_arn` the execution role
+    that may pull it and read the checkpoint prefix. `target_device_id == -1` deploys on
+    `cpu_instance_type`, any GPU index on `gpu_instance_type`. `name_contains` is what
+    every deployment name holds (our job names' prefix): `list` asks SageMaker for those
+    endpoints only and keeps the ones carrying our tags.
+    """
+
+    def __init__(
+        self,
+        sagemaker_client,
+        runtime_client,
+        role_arn: str,
+        *,
+        image: str,
+        cpu_instance_type: str,
+        gpu_instance_type: str,
+        tags_prefix: str = "aifactory:",
+        name_contains: str = DEFAULT_NAME_CONTAINS,
+    ):
+        if not role_arn:
+            raise ValueError(
+                "SageMakerHostingPlatform needs an execution role ARN (AIFACTORY_SAGEMAKER_ROLE_ARN)."
+            )
+        if not image:
+            raise ValueError(
+                "SageMakerHostingPlatform needs the inference image (AIFACTORY_INFERENCE_IMAGE)."
+            )
+        self._sagemaker = sagemaker_client
+        self._runtime = runtime_client
+        self.role_arn = role_arn
+        self.image = image
+        self.cpu_instance_type = cpu_instance_type
+        self.gpu_instance_type = gpu_instance_type
+        self.tags_prefix = tags_prefix
+        self.name_contains = name_contains
+
+    # -- what the stage offers -------------------------------------------------------------
+
+    def device_count(self) -> int:
+        return INSTANCE_GPUS.get(self.gpu_instance_type, (0, "", 0))[0]
+
+    def instance_type(self, target_device_id: int) -> str:
+        return self.cpu_instance_type if int(target_device_id) == -1 else self.gpu_instance_type
+
+    # -- requests (also what tests compare against) ----------------------------------------
+
+    def tags(self, deployment: Deployment) -> list[dict[str, str]]:
+        values = {field: str(getattr(deployment, field)) for field in TAG_FIELDS}
+        for field, value in values.items():
+            if not _TAG_VALUE.fullmatch(value):
+                raise ValidationError(
+                    field,
+                    f"'{value}' cannot be kept as a SageMaker tag (at most 256 characters of "
+                    "letters, digits, spaces and _.:/=+-@).",
+                )
+        return [{"Key": self.tags_prefix + field, "Value": value} for field, value in values.items()]
+
+    def build_requests(self, deployment: Deployment) -> dict[str, dict[str, Any]]:
+        """CreateModel, CreateEndpointConfig and CreateEndpoint parameters for `deployment`."""
+        name = deployment.name
+        if len(name) > 63 or not _NAME.fullmatch(name):
+            raise ValidationError(
+                "name",
+                f"'{name}' is not a SageMaker endpoint name (1-63 letters, digits and hyphens, "
+                "starting and ending with a letter or digit).",
+            )
+        if not deployment.model_uri.startswith("s3://"):
+            raise ValidationError(
+                "model_uri", f"SageMaker hosting reads model data from S3, not '{deployment.model_uri}'."
+            )
+        device = int(deployment.target_device_id)
+        if device != -1 and not 0 <= device < self.device_count():
+            raise ValidationError(
+                "target_device_id",
+                f"{device} is not a GPU of {self.gpu_instance_type or 'the hosting instance'} "
+                f"(use -1 for CPU or 0..{self.device_count() - 1}).",
+            )
+        tags = self.tags(deployment)
+        return {
+            "create_model": {
+                "ModelName": name,
+                "ExecutionRoleArn": self.role_arn,
+                "PrimaryContainer": {
+                    "Image": self.image,
+                    "ModelDataSource": {
+                        "S3DataSource": {
+                            # The checkpoint directory as it is: SageMaker copies the prefix to /opt/ml/model.
+                            "S3Uri": deployment.model_uri.rstrip("/") + "/",
+                            "S3DataType": "S3Prefix",
+                            "CompressionType": "None",
+                        }
+                    },
+                    # Which device the server uses; nothing secret (DescribeModel shows it).
+                    "Environment": {"AIFACTORY_DEVICE": "cpu" if device == -1 else f"cuda:{device}"},
+                },
+                "Tags": tags,
+            },
+            "create_endpoint_config": {
+                "EndpointConfigName": name,
+                "ProductionVariants": [
+                    {
+                        "VariantName": VARIANT_NAME,
+                        "ModelName": name,
+                        "InitialInstanceCount": 1,
+                        "InstanceType": self.instance_type(device),
+                        "InitialVariantWeight": 1.0,
+                    }
+                ],
+                "Tags": tags,
+            },
+            "create_endpoint": {"EndpointName": name, "EndpointConfigName": name, "Tags": tags},
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def deploy(self, deployment: Deployment) -> None:
+        requests = self.build_requests(deployment)
+        name = deployment.name
+        if self._describe_endpoint(name) is not None:
+            raise Conflict(f"Deployment '{name}' already exists.")
+        created: list[str] = []  # what this call made, undone in reverse when a later step fails
+        try:
+            for operation in ("create_model", "create_endpoint_config", "create_endpoint"):
+                getattr(self._sagemaker, operation)(**requests[operation])
+                created.append(operation)
+        except ClientError as error:
+            self._roll_back(name, created)
+            if _already_exists(error):
+                raise Conflict(
+                    f"Deployment '{name}' already exists (or a half-removed one does: undeploy it first)."
+                ) from error
+            if _error_code(error) in ("ResourceLimitExceeded", "ValidationException", "ThrottlingException"):
+                raise Unavailable(f"SageMaker cannot deploy '{name}' now: {_error_message(error)}") from error
+            raise
+        except BaseException:
+            self._roll_back(name, created)
+            raise
+
+    def _roll_back(self, name: str, created: list[str]) -> None:
+        undo = {
+            "create_endpoint": lambda: self._sagemaker.delete_endpoint(EndpointName=name),
+            "create_endpoint_config": lambda: self._sagemaker.delete_endpoint_config(EndpointConfigName=name),
+            "create_model": lambda: self._sagemaker.delete_model(ModelName=name),
+        }
+        for operation in reversed(created):
+            try:
+                undo[operation]()
+            except ClientError:  # the original error is what the caller needs; undeploy cleans up later
+                log.exception("could not roll back %s of deployment %s", operation, name)
+
+    def undeploy(self, name: str) -> None:
+        removed = [
+            self._delete(lambda: self._sagemaker.delete_endpoint(EndpointName=name)),
+            self._delete(lambda: self._sagemaker.delete_endpoint_config(EndpointConfigName=name)),
+            self._delete(lambda: self._sagemaker.delete_model(ModelName=name)),
+        ]
+        if not any(removed):
+            raise NotFound(f"Deployment '{name}' not found.")
+
+    @staticmethod
+    def _delete(call) -> bool:
+        """True when the resource was there; a missing one is what a half-made deployment has."""
+        try:
+            call()
+        except ClientError as error:
+            if _is_missing(error):
+                return False
+            raise
+        return True
+
+    # -- reading back ------------------------------------------------------------------------
+
+    def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self._sagemaker.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _is_missing(error):
+                return None
+            raise
+
+    def _tags_of(self, arn: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for page in self._sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
+            tags.update({tag["Key"]: tag["Value"] for tag in page.get("Tags", [])})
+        return tags
+
+    def _deployment(self, name: str, status: str, failure_reason: str, tags: dict[str, str]) -> Deployment:
+        def tag(field: str) -> str:
+            return tags.get(self.tags_prefix + field, "")
+
+        def number(field: str, default: int) -> int:
+            try:
+                return int(tag(field))
+            except ValueError:
+                return default
+
+        return Deployment(
+            name=name,
+            job_id=tag("job_id"),
+            epoch=number("epoch", 0),
+            target_device_id=number("target_device_id", -1),
+            task=tag("task"),
+            model_uri=tag("model_uri"),
+            status=status,
+            failure_reason=failure_reason or "",
+        )
+
+    def describe(self, name: str) -> Deployment:
+        endpoint = self._describe_endpoint(name)
+        if endpoint is None:
+            raise NotFound(f"Deployment '{name}' not found.")
+        return self._deployment(
+            name,
+            endpoint["EndpointStatus"],
+            endpoint.get("FailureReason", ""),
+            self._tags_of(endpoint["EndpointArn"]),
+        )
+
+    def list(self) -> list[Deployment]:
+        found = []
+        pages = self._sagemaker.get_paginator("list_endpoints").paginate(
+            NameContains=self.name_contains, SortBy="CreationTime", SortOrder="Ascending"
+        )
+        for page in pages:
+            for summary in page.get("Endpoints", []):
+                tags = self._tags_of(summary["EndpointArn"])
+                if self.tags_prefix + "job_id" not in tags:
+                    continue  # a look-alike name someone else made
+                reason = ""
+                if summary["EndpointStatus"] == DEPLOY_FAILED:  # the summary lacks the reason
+                    described = self._describe_endpoint(summary["EndpointName"]) or {}
+                    reason = described.get("FailureReason", "")
+                found.append(
+                    self._deployment(summary["EndpointName"], summary["EndpointStatus"], reason, tags)
+                )
+        return found
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """The container's answer. Its own 4xx/5xx come back as (status, its body): SageMaker
+        wraps them in ModelError. The endpoint is only described when the call fails, so a
+        healthy infer costs one request."""
+        try:
+            response = self._runtime.invoke_endpoint(
+                EndpointName=name, Body=body, ContentType=content_type, Accept=ACCEPT
+            )
+        except ClientError as error:
+            code = _error_code(error)
+            if code == "ModelError":
+                status = int(error.response.get("OriginalStatusCode") or 0)
+                if 400 <= status <= 599:
+                    return status, (error.response.get("OriginalMessage") or "").encode()
+                raise Unavailable(
+                    f"The model server of deployment '{name}' did not answer: {_error_message(error)}"
+                ) from error
+            if code == "ValidationError":
+                self._raise_not_ready(name, error)
+            if code in (
+                "ServiceUnavailable",
+                "ModelNotReadyException",
+                "ThrottlingException",
+                "InternalDependencyException",
+                "InternalFailure",
+            ):
+                raise Unavailable(
+                    f"SageMaker could not run deployment '{name}' now ({code}): {_error_message(error)}"
+                ) from error
+            raise
+        return 200, response["Body"].read()
+
+    def _raise_not_ready(self, name: str, error: ClientError) -> None:
+        """InvokeEndpoint says 'not found' for an endpoint that is still Creating: ask why."""
+        endpoint = self._describe_endpoint(name)
+        if endpoint is None:
+            raise NotFound(f"Deployment '{name}' not found.") from error
+        status = endpoint["EndpointStatus"]
+        if status == DEPLOY_FAILED:
+            raise Unavailable(
+                f"Deployment '{name}' failed: {endpoint.get('FailureReason') or 'no reason given'}; "
+                "undeploy it and deploy again."
+            ) from error
+        if status != IN_SERVICE:
+            reason = _NOT_READY.get(status, f"is {status}")
+            raise Unavailable(f"Deployment '{name}' {reason}.") from error
+        raise ValidationError("body", _error_message(error)) from error
