@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import outbound
+from chalicelib import settings
 from chalicelib.errors import ValidationError
 
 
@@ -53,6 +54,9 @@ def check_data_location(field: str, location: str, *, local: bool, roots: tuple[
         raise ValidationError(field, f"'{location}' is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ValidationError(field, f"'{location}' is not readable")
+    home = settings.current().home.resolve()  # jobs, secrets, artifacts: never training data
+    if path == home or home in path.parents:
+        raise ValidationError(field, f"'{location}' is inside the service's state directory")
     local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
     if local_roots and not any(path == r or r in path.parents for r in local_roots):
         raise ValidationError(field, f"'{location}' is outside the allowed data roots")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -12,6 +13,9 @@ from chalicelib.errors import ValidationError
 
 CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
 MAX_BODY = 1 << 20
+MAX_JSON_DEPTH = 32  # the AI Factory payload nests 4 deep; json.loads recurses per level
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _content_type(request) -> str:
@@ -58,23 +62,47 @@ def read_json(request) -> Any:
             and next(iter(fields.values())).lstrip().startswith("{")
             and next(iter(fields)) not in ("job_name", "creator", "task_def")
         ):
-            return _json(next(iter(fields.values())).encode())
-        return {k: _maybe_json(v) for k, v in fields.items()}
+            name, value = next(iter(fields.items()))
+            return _json(value.encode(), name)
+        return {k: _maybe_json(k, v) for k, v in fields.items()}
     if not raw.strip():
         raise ValidationError("body", "a JSON object is required")
     return _json(raw)
 
 
-def _json(raw: bytes) -> Any:
+def json_depth(text: str) -> int:
+    """How deep the brackets of a JSON text nest, strings aside: linear, and never recursive,
+    so a 5,000-level body is measured before the (recursive) parser sees it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _check_depth(text: str, field: str) -> None:
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise ValidationError(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _json(raw: bytes, field: str = "body") -> Any:
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")
+        _check_depth(text, field)
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError("body", f"malformed JSON: {exc}") from None
+        raise ValidationError(field, f"malformed JSON: {exc}") from None
+    except RecursionError:  # unreachable after the depth check; kept so it can never be a 500
+        raise ValidationError(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
 
 
-def _maybe_json(value: str) -> Any:
+def _maybe_json(field: str, value: str) -> Any:
     text = value.strip()
     if text.startswith(("{", "[")):
+        _check_depth(text, field)
         try:
             return json.loads(text)
         except json.JSONDecodeError:
