@@ -10,6 +10,8 @@ point is `chalicelib.entrypoints.job_runner`, which composes it with the service
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -23,7 +25,11 @@ from pathlib import Path
 
 from chalicelib import timeutil
 from chalicelib.adapters.local.source_tree import TRAINER_CODE, child_pythonpath
-from chalicelib.adapters.local.training_platform import LocalTrainingPlatform, docker_command
+from chalicelib.adapters.local.training_platform import (
+    LocalTrainingPlatform,
+    docker_command,
+    process_start_time,
+)
 from chalicelib.images import is_builtin_trainer
 from chalicelib.ports import COMPLETED, FAILED, STOPPED
 from contracts import layout
@@ -32,6 +38,25 @@ from contracts.statuses import FAILURE_REASON_LIMIT
 log = logging.getLogger("aifactory.runner")
 # The trainer needs no secret of the API's: never the API key or the callback signing key.
 TRAINER_NEVER_SEES = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent_pid: int) -> Callable[[], None]:
+    """A `preexec_fn` that ties the trainer to this runner: Linux sends it SIGKILL when the
+    runner dies, however it dies (kill -9 included), so a trainer never outlives its runner
+    to write into a job already reported Failed or escape the concurrency limit. The trainer
+    also stays in the runner's process group (the runner leads its own session), so the
+    platform can kill both with one killpg."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+
+    def tie() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return tie
 
 
 def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
@@ -119,9 +144,15 @@ def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callabl
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=str(opt_ml),
+                preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
             )
         state = platform.read_state(name)
-        state.update(secondary_status="Training", trainer_pid=proc.pid)
+        state.update(
+            secondary_status="Training",
+            trainer_pid=proc.pid,
+            trainer_start=process_start_time(proc.pid),
+            trainer_container=None if is_builtin_trainer(request["image"]) else name,
+        )
         if state.get("stop_requested"):
             stop_event.set()
             proc.send_signal(signal.SIGTERM)

@@ -89,6 +89,42 @@ def pid_alive(pid: int | None, start_time: float | None) -> bool:
         return False
 
 
+def kill_orphaned_trainer(state: dict[str, Any], wait_s: float = 10.0) -> None:
+    """Kills what a dead runner left behind: its trainer (checked by start time, so a reused
+    pid is never hit), whatever else is in the runner's process group (data-loader workers),
+    and the container of a foreign image. Returns once they are gone."""
+    victims = []
+    pid = state.get("trainer_pid")
+    if pid and pid_alive(pid, state.get("trainer_start")):
+        try:
+            trainer = psutil.Process(pid)
+            victims.append(trainer)
+            if os.getpgid(pid) == state["runner_pid"]:  # the runner's group: the trainer's too
+                victims += [p for p in psutil.process_iter() if _pgid(p.pid) == state["runner_pid"]]
+        except (psutil.Error, ProcessLookupError):
+            pass
+    for process in victims:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(victims, timeout=wait_s)
+    if state.get("trainer_container"):
+        try:
+            subprocess.run(
+                ["docker", "kill", state["trainer_container"]], capture_output=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # no engine left to ask: nothing of ours runs there
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 class LocalTrainingPlatform:
     def __init__(
         self,
@@ -254,7 +290,8 @@ class LocalTrainingPlatform:
         self.write_state(name, state)
 
     def reconcile_one(self, name: str) -> dict[str, Any]:
-        """A job whose runner is gone is marked Failed, never left InProgress."""
+        """A job whose runner is gone is marked Failed, never left InProgress; its trainer
+        is killed first, so nothing writes into a job reported Failed."""
         state = self.read_state(name)
         if state["status"] in (IN_PROGRESS, STOPPING) and state.get("runner_pid"):
             if not pid_alive(state["runner_pid"], state.get("runner_start")):
@@ -262,6 +299,7 @@ class LocalTrainingPlatform:
                     state = self.read_state(name)
                     if state["status"] not in (IN_PROGRESS, STOPPING):
                         return state
+                    kill_orphaned_trainer(state)
                     if state.get("stop_requested"):
                         state.update(status=STOPPED, secondary_status="Stopped")
                     else:
@@ -286,6 +324,19 @@ class LocalTrainingPlatform:
                 except (NotFound, json.JSONDecodeError):
                     continue
         self.schedule()
+
+    def logs(self, name: str, offset: int, limit: int) -> tuple[list[str], bool]:
+        state = self.read_state(name)
+        path = self.job_dir(name) / "trainer.log"
+        lines: list[str] = []
+        if path.exists():
+            with open(path, errors="replace") as handle:
+                for number, line in enumerate(handle):
+                    if number >= offset + limit:
+                        break
+                    if number >= offset:
+                        lines.append(line.rstrip("\n"))
+        return lines, state["status"] not in TERMINAL or len(lines) == limit
 
     # --- the machine ---------------------------------------------------------------
     @functools.cache  # noqa: B019 - the hardware does not change while the API runs
