@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean venv examples
+.PHONY: run test lint format bench clean venv examples openapi
 
 venv: $(STAMP) $(BIN)/aifactory
 
@@ -34,6 +34,10 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(BIN)/ruff format .
+
+# The OpenAPI document of every route, from the registered app and the contracts tables.
+openapi: $(STAMP)
+	$(BIN)/python -m chalicelib.openapi docs/openapi.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_api.py

@@ -7,6 +7,9 @@ from chalice import Chalice, Response
 
 from chalicelib import settings
 from chalicelib.ai_factory.routes import bp as ai_factory_bp
+from chalicelib.dashboard.routes import PUBLIC_ROUTES as DASHBOARD_FILES
+from chalicelib.dashboard.routes import bp as dashboard_bp
+from chalicelib.openapi.routes import bp as openapi_bp
 from chalicelib.services import events
 from chalicelib.v15.routes import bp as v15_bp
 from chalicelib.wiring import services
@@ -16,12 +19,14 @@ app.log.setLevel(logging.INFO)
 app.api.binary_types.extend(["application/gzip", "application/octet-stream", "image/jpeg"])
 app.register_blueprint(ai_factory_bp)
 app.register_blueprint(v15_bp)
+app.register_blueprint(openapi_bp)
+app.register_blueprint(dashboard_bp)
 
 
 @app.middleware("http")
 def require_api_key(event, get_response):
     """API Gateway checks `x-api-key` on AWS; the local stage must do it itself (403 like API Gateway)."""
-    if settings.current().check_api_key:
+    if settings.current().check_api_key and event.path not in DASHBOARD_FILES:  # the page's own files
         given = (event.headers or {}).get("x-api-key", "")
         if not hmac.compare_digest(given.encode(), settings.current().api_key.encode()):
             return Response({"message": "Forbidden"}, status_code=403)

@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document, built from the registered Chalice app at run time.
+
+Paths come from `app.routes`, so a route is documented the moment it is registered; what a
+route takes and returns comes from `shapes.OPERATIONS` (the specs) and the contracts tables
+(`arguments`). A route the table does not know yet is still documented, with its envelopes
+and a loose success body (`x-shape-from-spec: false`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from . import shapes
+
+OPENAPI_VERSION = "3.1.0"
+API_KEY = "ApiKey"
+_PARAM = re.compile(r"\{[^}]*\}")
+# Path parameters whose values are numbers in every route that has them.
+_INTEGER_PARAMS = {
+    "epoch": {"type": "integer"},
+    "class": {"type": "integer", "minimum": 0},
+    "class_index": {"type": "integer", "minimum": 0},
+}
+
+
+def _template(path: str) -> str:
+    return _PARAM.sub("{}", path)
+
+
+def _surface(path: str) -> str:
+    if path == "/openapi.json":
+        return "Meta"
+    if path == "/" or path.startswith("/dashboard/"):
+        return "Dashboard"
+    return "v1.5" if path.startswith("/api/") else "AI Factory"
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error_responses(surface: str, content_types: list[str]) -> dict[str, Any]:
+    envelope = shapes.ref("V15Error" if surface == "v1.5" else "AiFactoryError")
+    responses = {
+        "400": _json(envelope, "Bad input: the message names the field and what it must be"),
+        "403": _json(shapes.ref("GatewayMessage"), "Missing or wrong `x-api-key`"),
+        "404": _json(envelope, "No such job, checkpoint or file"),
+        "409": _json(envelope, "The job's state forbids this request"),
+        "500": _json(envelope, "Unexpected error (the server log has the details)"),
+        "503": _json(envelope, "The platform cannot run this now"),
+    }
+    if content_types:
+        responses["415"] = _json(shapes.ref("ChaliceError"), "Unsupported Content-Type")
+    return responses
+
+
+def _success(surface: str, spec: dict[str, Any] | None) -> dict[str, Any]:
+    if spec is None:
+        loose = shapes.ok() if surface == "v1.5" else {"type": ["object", "array"]}
+        return {"200": _json(loose, "Success")}
+    if "binary" in spec:
+        return {
+            "200": {
+                "description": "The file",
+                "content": {spec["binary"]: {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "302": {
+                "description": "Redirect to a presigned download URL (AWS)",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+            },
+        }
+    if "text" in spec:
+        return {"200": {"description": "Success", "content": {"text/plain": {"schema": spec["text"]}}}}
+    return {"200": _json(spec["ok"], "Success")}
+
+
+def _dashboard_operation(path: str) -> dict[str, Any]:
+    if path == "/":
+        content = {"text/html": {"schema": {"type": "string"}}}
+        return {
+            "summary": "The dashboard page",
+            "responses": {"200": {"description": "HTML", "content": content}},
+        }
+    content = {kind: {"schema": {"type": "string"}} for kind in ("text/css", "text/javascript")}
+    return {
+        "summary": "The dashboard's script and style sheet",
+        "responses": {
+            "200": {"description": "The file", "content": content},
+            "404": {"description": "No such file", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    }
+
+
+def _parameters(entry) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": _INTEGER_PARAMS.get(name, {"type": "string", "minLength": 1}),
+        }
+        for name in entry.view_args
+    ]
+
+
+def operation(path: str, method: str, entry) -> dict[str, Any]:
+    surface = _surface(path)
+    doc = (entry.view_function.__doc__ or "").strip()
+    if surface == "Dashboard":
+        op = _dashboard_operation(path)
+    elif surface == "Meta":
+        op = {
+            "summary": "This document",
+            "responses": {
+                "200": _json(
+                    {"type": "object", "required": ["openapi", "info", "paths", "components"]}, "OpenAPI 3.1"
+                ),
+                "403": _json(shapes.ref("GatewayMessage"), "Missing or wrong `x-api-key`"),
+            },
+        }
+    else:
+        spec = shapes.OPERATIONS.get((method, _template(path)))
+        op = {"summary": spec["summary"] if spec else doc.split("\n")[0] or entry.view_name}
+        op["responses"] = {**_success(surface, spec), **_error_responses(surface, entry.content_types)}
+        if spec and "requestBody" in spec:
+            op["requestBody"] = spec["requestBody"]
+        if spec is None:
+            op["x-shape-from-spec"] = False
+        query = spec.get("parameters", []) if spec else []
+        if _parameters(entry) or query:
+            op["parameters"] = _parameters(entry) + query
+    if doc and "description" not in op:
+        op["description"] = doc
+    if surface == "Dashboard" and _parameters(entry):
+        op["parameters"] = _parameters(entry)
+    op["operationId"] = f"{method.lower()}_{entry.view_name}"
+    op["tags"] = [surface]
+    op["security"] = [{API_KEY: []}] if entry.api_key_required else []
+    return op
+
+
+def build(app) -> dict[str, Any]:
+    """The whole document for `app` (a Chalice app with both blueprints registered)."""
+    from chalicelib.v15.service import VERSION
+
+    paths: dict[str, Any] = {}
+    for path in sorted(app.routes):
+        for method in sorted(app.routes[path]):
+            entry = app.routes[path][method]
+            paths.setdefault(path, {})[method.lower()] = operation(path, method, entry)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "AI Factory API",
+            "version": VERSION.lstrip("v"),
+            "description": (
+                "Both APIs of AI Factory: the AI Factory text-training API (`status`/`message` "
+                "bodies) and the v1.5 vision training API under /api/v1.5.0 (`result`/`message` "
+                "bodies). Every route but the dashboard's files needs `x-api-key`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in ("AI Factory", "v1.5", "Dashboard", "Meta")],
+        "paths": paths,
+        "components": {
+            "schemas": shapes.components(),
+            "securitySchemes": {API_KEY: {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+        },
+        "security": [{API_KEY: []}],
+    }
