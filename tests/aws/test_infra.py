@@ -186,3 +186,150 @@ def test_reference_policy_matches_the_lambda_role(template):
         "logs:PutLogEvents",
     }
     assert in_policy == in_template
+
+
+# -- serving: hosting (SageMaker endpoints) and the tools function ---------------------------
+
+CONFIG = ROOT / "infra" / "chalice" / "config.json"
+ADAPTERS = ROOT / "chalicelib" / "adapters" / "aws"
+# (adapter file, attribute holding the client, boto3 service, IAM prefix)
+SERVING_CLIENTS = [
+    ("hosting_platform.py", "_sagemaker", "sagemaker", "sagemaker"),
+    ("hosting_platform.py", "_runtime", "sagemaker-runtime", "sagemaker"),
+    ("tool_runner.py", "_lambda", "lambda", "lambda"),
+]
+IAM_NAMES = {"lambda:Invoke": "lambda:InvokeFunction"}  # where IAM's name is not the operation's
+
+
+def _serving_actions() -> set[str]:
+    """The IAM actions of every call the serving adapters make, read from their source."""
+    import boto3
+
+    actions = set()
+    for file, attribute, service, prefix in SERVING_CLIENTS:
+        text = (ADAPTERS / file).read_text()
+        methods = set(re.findall(rf"self\.{attribute}\.(\w+)\b", text)) - {"get_paginator", "meta"}
+        methods |= set(re.findall(rf'self\.{attribute}\.get_paginator\("(\w+)"\)', text))
+        assert methods, (file, attribute)
+        mapping = boto3.client(service, region_name="us-east-1").meta.method_to_api_mapping
+        for method in methods:
+            action = f"{prefix}:{mapping[method]}"
+            actions.add(IAM_NAMES.get(action, action))
+        if "Tags" in text:  # Create* with Tags also needs AddTags
+            actions.add(f"{prefix}:AddTags")
+    return actions
+
+
+def _statements(role) -> list[dict]:
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_lambda_role_allows_every_call_of_the_serving_adapters(template):
+    needed = _serving_actions()
+    assert {"sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint", "lambda:InvokeFunction"} <= needed
+    role = template["Resources"]["ApiLambdaRole"]["Properties"]
+    allowed = _actions(p["PolicyDocument"] for p in role["Policies"])
+    assert needed <= allowed, sorted(needed - allowed)
+
+
+def test_hosting_permissions_cover_our_deployments_only(template):
+    from chalicelib.adapters.aws.hosting_platform import DEFAULT_NAME_CONTAINS
+
+    for statement in _statements(template["Resources"]["ApiLambdaRole"]):
+        actions = _listed(statement["Action"])
+        if not any(a in actions for a in ("sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint")):
+            continue
+        resources = [r["Fn::Sub"] for r in _listed(statement["Resource"])]
+        assert resources and all(r.endswith(f"/{DEFAULT_NAME_CONTAINS}*") for r in resources), resources
+        assert {r.rsplit(":", 1)[1].split("/")[0] for r in resources} == {
+            "model",
+            "endpoint-config",
+            "endpoint",
+        }
+    listing = [s for s in _statements(template["Resources"]["ApiLambdaRole"]) if s["Resource"] == "*"]
+    assert {a for s in listing for a in _listed(s["Action"])} == {"sagemaker:ListEndpoints"}
+
+
+def test_the_api_may_invoke_the_tools_function_only(template):
+    resources = template["Resources"]
+    (invoke,) = [
+        s for s in _statements(resources["ApiLambdaRole"]) if "lambda:InvokeFunction" in _listed(s["Action"])
+    ]
+    assert _listed(invoke["Action"]) == ["lambda:InvokeFunction"]
+    name = resources["ToolsFunction"]["Properties"]["FunctionName"]["Fn::Sub"]
+    assert invoke["Resource"]["Fn::Sub"].endswith(f":function:{name}")
+    config = json.loads(CONFIG.read_text())
+    for stage in ("dev", "prod"):
+        variables = config["stages"][stage]["environment_variables"]
+        assert variables["AIFACTORY_TOOLS_FUNCTION"] == name.replace("${Stage}", stage)
+
+
+def test_tools_function_runs_the_trainer_images_handler(template):
+    resources = template["Resources"]
+    function = resources["ToolsFunction"]
+    props = function["Properties"]
+    assert function["Condition"] == "HasToolsImage"  # the image must be pushed before the function exists
+    assert props["PackageType"] == "Image"
+    assert props["Code"] == {"ImageUri": {"Ref": "ToolsImageUri"}}
+    assert props["ImageConfig"]["Command"] == ["trainer.tools.handler"]
+    assert props["ImageConfig"]["EntryPoint"] == ["python", "-m", "awslambdaric"]
+    # The handler's module is where the trainer Dockerfile puts the package.
+    dockerfile = (ROOT / "containers" / "trainer" / "Dockerfile").read_text()
+    workdir = re.search(r"^WORKDIR (\S+)", dockerfile, re.M).group(1)
+    assert props["ImageConfig"]["WorkingDirectory"] == workdir
+    assert f"COPY containers/trainer/trainer/ {workdir}/trainer/" in dockerfile
+    # Sized for a checkpoint, within Lambda's limits, and no longer than the API waits.
+    api_timeout = json.loads(CONFIG.read_text())["lambda_timeout"]
+    assert 2048 <= props["MemorySize"] <= 10240
+    assert 1024 <= props["EphemeralStorage"]["Size"] <= 10240
+    assert props["Timeout"] <= api_timeout
+    assert props["Role"] == {"Fn::GetAtt": ["ToolsFunctionRole", "Arn"]}
+
+
+def test_tools_function_reads_and_never_writes(template):
+    resources = template["Resources"]
+    allowed = _actions(p["PolicyDocument"] for p in resources["ToolsFunctionRole"]["Properties"]["Policies"])
+    assert allowed == {"s3:ListBucket", "s3:GetObject"}
+    assert {"Ref": "ToolsFunctionRole"} in resources["SageMakerDataReadPolicy"]["Properties"]["Roles"]
+    (pull,) = resources["TrainerRepository"]["Properties"]["RepositoryPolicyText"]["Statement"]
+    assert pull["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert set(pull["Action"]) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
+    assert pull["Condition"]["StringLike"]["aws:sourceArn"]["Fn::Sub"].endswith(":function:aifactory-tools-*")
+
+
+def test_sagemaker_role_can_host_and_trusts_our_account_only(template):
+    role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = _statements({"Properties": role})
+    pull = next(s for s in statements if "ecr:BatchGetImage" in _listed(s["Action"]))
+    assert any(r["Fn::Sub"].endswith(":repository/aifactory-inference") for r in pull["Resource"])
+    model_data = next(s for s in statements if "s3:GetObject" in _listed(s["Action"]))
+    assert model_data["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/*"}  # checkpoints live there
+    logs = next(s for s in statements if "logs:PutLogEvents" in _listed(s["Action"]))
+    assert logs["Resource"]["Fn::Sub"].endswith(
+        ":log-group:/aws/sagemaker/*"
+    )  # /aws/sagemaker/Endpoints/<name>
+
+
+def test_stages_configure_hosting_sagemaker_accepts(template):
+    import boto3
+
+    from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
+
+    model = boto3.client("sagemaker", region_name="us-east-1").meta.service_model
+    hosting_types = model.shape_for("ProductionVariantInstanceType").enum
+    config = json.loads(CONFIG.read_text())
+    for stage in ("dev", "prod"):
+        variables = config["stages"][stage]["environment_variables"]
+        assert variables["AIFACTORY_HOSTING_CPU_INSTANCE_TYPE"] in hosting_types
+        assert variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"] in hosting_types
+        assert INSTANCE_GPUS[variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"]][0] >= 1
+        assert variables["AIFACTORY_INFERENCE_IMAGE"].rsplit(":", 1)[0].endswith("/aifactory-inference")
+    outputs = template["Outputs"]
+    assert outputs["InferenceRepositoryUri"]["Description"].startswith("push the inference image")
+    assert outputs["ToolsFunctionName"]["Value"] == {"Ref": "ToolsFunction"}

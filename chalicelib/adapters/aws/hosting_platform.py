@@ -191,9 +191,14 @@ class SageMakerHostingPlatform:
         if self._describe_endpoint(name) is not None:
             raise Conflict(f"Deployment '{name}' already exists.")
         created: list[str] = []  # what this call made, undone in reverse when a later step fails
+        steps = (
+            ("create_model", self._sagemaker.create_model),
+            ("create_endpoint_config", self._sagemaker.create_endpoint_config),
+            ("create_endpoint", self._sagemaker.create_endpoint),
+        )
         try:
-            for operation in ("create_model", "create_endpoint_config", "create_endpoint"):
-                getattr(self._sagemaker, operation)(**requests[operation])
+            for operation, call in steps:
+                call(**requests[operation])
                 created.append(operation)
         except ClientError as error:
             self._roll_back(name, created)
