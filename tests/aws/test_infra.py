@@ -333,3 +333,20 @@ def test_stages_configure_hosting_sagemaker_accepts(template):
     outputs = template["Outputs"]
     assert outputs["InferenceRepositoryUri"]["Description"].startswith("push the inference image")
     assert outputs["ToolsFunctionName"]["Value"] == {"Ref": "ToolsFunction"}
+
+
+def _lint(path: Path) -> list[str]:
+    from cfnlint.api import ManualArgs, lint_file
+
+    return [str(match) for match in lint_file(path, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))]
+
+
+def test_cfn_lint_finds_nothing():
+    assert _lint(TEMPLATE) == []
+
+
+def test_cfn_lint_catches_a_broken_function(tmp_path):
+    broken = tmp_path / "template.yaml"
+    broken.write_text(TEMPLATE.read_text().replace("PackageType: Image", "PackageType: Imagee"))
+    (finding,) = _lint(broken)
+    assert "'Imagee' is not one of ['Image', 'Zip']" in finding
