@@ -113,6 +113,18 @@ def by_id(driver, element_id):
     return driver.find_element("id", element_id)
 
 
+def query(driver, selector: str, script: str = "return element"):
+    """Reads the live DOM in one step: the page re-renders its tables on every refresh, so a
+    WebElement found earlier may be stale by the time it is used."""
+    return driver.execute_script(
+        f"const element = document.querySelector(arguments[0]); if (!element) return null; {script}", selector
+    )
+
+
+def click(driver, selector: str) -> bool:
+    return bool(query(driver, selector, "element.click(); return true"))
+
+
 def polls(driver) -> int:
     return int(driver.execute_script("return Number(document.body.dataset.polled || 0)"))
 
@@ -143,47 +155,41 @@ def test_a_wrong_key_is_refused_and_the_right_one_signs_in(api, driver):
     assert driver.execute_script("return localStorage.length") == 0  # nothing outlives the tab
 
 
-def _open(driver, job_id):
+def _open(driver, job_id) -> str:
     """The job's row: listed by GET /api/v1.5.0/train, or opened by id where the server has no list."""
     selector = f"tr[data-job-key='v15:{job_id}']"
-    if (
-        not driver.find_elements("css selector", selector)
-        and "open one by its id" in by_id(driver, "jobs-note").text
-    ):
+    if not query(driver, selector) and "open one by its id" in by_id(driver, "jobs-note").text:
         by_id(driver, "open-job-id").send_keys(job_id)
         by_id(driver, "open-button").click()
-    return wait(lambda: driver.find_elements("css selector", selector), 60, f"job {job_id} in the list")[0]
+    wait(lambda: query(driver, selector), 60, f"job {job_id} in the list")
+    return selector
+
+
+def status_of(driver, selector: str):
+    return query(driver, selector, "return element.dataset.status")
 
 
 def test_a_running_job_appears_and_its_loss_curve_grows(api, driver, job_id, tmp_path_factory):
     wait(lambda: polls(driver) > 0, 30, "a first refresh")
-    row = _open(driver, job_id)
-    row.click()
+    selector = _open(driver, job_id)
+    wait(lambda: click(driver, selector), 30, "a click on the job")
     wait(lambda: by_id(driver, "job").is_displayed(), 30, "the job view")
     assert job_id in by_id(driver, "job-title").text
-    selector = f"tr[data-job-key='v15:{job_id}']"
-    wait(
-        lambda: driver.find_element("css selector", selector).get_attribute("data-status") == "running",
-        240,
-        "running",
-    )
+    wait(lambda: status_of(driver, selector) == "running", 240, "running")
 
     def points():
         return int(by_id(driver, "loss-chart").get_attribute("data-points") or 0)
 
     first = wait(points, 120, "a first loss point")
     wait(lambda: points() > first + 1, 120, "the loss curve to grow")
-    assert driver.find_elements("css selector", "#loss-chart polyline")
+    assert query(driver, "#loss-chart polyline")
     assert int(by_id(driver, "lr-chart").get_attribute("data-points") or 0) >= 1
-    assert "epoch" in driver.find_element("css selector", selector).text
+    assert "epoch" in query(driver, selector, "return element.textContent")
     screenshot(driver, "dashboard-jobs.png", tmp_path_factory)
 
 
 def test_a_checkpoint_opens_with_its_metrics_and_plot(driver, tmp_path_factory):
-    button = wait(
-        lambda: driver.find_elements("css selector", "#checkpoints button[data-epoch]"), 240, "a checkpoint"
-    )
-    button[0].click()
+    wait(lambda: click(driver, "#checkpoints button[data-epoch]"), 240, "a checkpoint")
     wait(lambda: by_id(driver, "checkpoint-detail").is_displayed(), 30, "the checkpoint view")
     plot = by_id(driver, "metric-plot")
     wait(
@@ -201,10 +207,6 @@ def test_the_stop_button_stops_the_job(api, driver, job_id):
     assert stop.is_enabled()
     stop.click()
     selector = f"tr[data-job-key='v15:{job_id}']"
-    wait(
-        lambda: driver.find_element("css selector", selector).get_attribute("data-status") == "stopped",
-        120,
-        "the job to stop",
-    )
+    wait(lambda: status_of(driver, selector) == "stopped", 120, "the job to stop")
     assert api.call("GET", f"{V}/train/{job_id}")[1]["status"] == "stopped"
     wait(lambda: by_id(driver, "restore-button").is_enabled(), 30, "restore to be offered")
