@@ -3,7 +3,7 @@
 import hmac
 import logging
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import settings
 from chalicelib.ai_factory.routes import bp as ai_factory_bp
@@ -33,8 +33,22 @@ def require_api_key(event, get_response):
     return get_response(event)
 
 
+def _budget_s(event) -> float | None:
+    """Seconds this Lambda may still spend, less a margin to write the outcome down."""
+    context = getattr(event, "context", None)
+    if context is None or not hasattr(context, "get_remaining_time_in_millis"):
+        return None
+    return context.get_remaining_time_in_millis() / 1000.0 - 1.0
+
+
 @app.on_cw_event({"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]})
 def training_state_changed(event):
     events.on_training_state_change(
-        services(), event.detail["TrainingJobName"], event.detail["TrainingJobStatus"]
+        services(), event.detail["TrainingJobName"], event.detail["TrainingJobStatus"], _budget_s(event)
     )
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def retry_callbacks(event):
+    """The outbox on AWS: callbacks whose attempt failed, or whose sender died, are sent when due."""
+    events.deliver_pending(services(), _budget_s(event) or events.SWEEP_BUDGET_S)

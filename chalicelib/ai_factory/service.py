@@ -7,7 +7,7 @@ from typing import Any
 from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound
 from chalicelib.ports import Services
-from chalicelib.services import jobs
+from chalicelib.services import jobs, outbox
 from contracts import layout
 
 API = "ai_factory"
@@ -66,6 +66,8 @@ def list_training_jobs(svc: Services) -> list[dict[str, str]]:
         }
         if job.get("ended_at"):
             item["TrainingEndTime"] = job["ended_at"]
+        if outbox.summary(job):  # the callback: pending, delivered or failed (attempts, last error)
+            item["callback"] = outbox.summary(job)
         items.append(item)
     return items
 
@@ -78,6 +80,9 @@ def training_status(svc: Services, payload: Any) -> dict[str, str]:
     progress = _progress(svc, job)
     if progress:
         result["progress"] = progress
+    callback = outbox.summary(job)
+    if callback:
+        result["callback"] = callback
     return result
 
 

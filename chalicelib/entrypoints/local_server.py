@@ -231,18 +231,21 @@ def create_server(app, host: str, port: int, *, threads: int = 8, channel_timeou
     return server
 
 
-def sweep_forever(stop: threading.Event, interval: float) -> None:
-    """Launches queued jobs, settles dead ones and sends callbacks nobody sent."""
-    from chalicelib.services import events
+def sweep_forever(stop: threading.Event, interval: float, outbox) -> None:
+    """Launches queued jobs, settles dead ones and hands due callbacks to the outbox's
+    workers: the sweep never waits on a callback receiver."""
     from chalicelib.wiring import services
 
     sweep_log = logging.getLogger("aifactory.sweep")
     while not stop.wait(interval):
         try:
             services().platform.recover()
-            events.deliver_pending(services())
         except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
-            sweep_log.exception("sweep failed")
+            sweep_log.exception("platform sweep failed")
+        try:
+            outbox.submit_due()
+        except Exception:  # noqa: BLE001 - nor a bad job record
+            sweep_log.exception("callback sweep failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib import settings
     from chalicelib.adapters.local.source_tree import REPO_ROOT
+    from chalicelib.services.outbox import Outbox
     from chalicelib.wiring import services
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -281,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.reset()
     services().platform.recover()
     stop = threading.Event()
-    threading.Thread(target=sweep_forever, args=(stop, args.sweep_interval), daemon=True).start()
+    outbox = Outbox(services)
+    threading.Thread(target=sweep_forever, args=(stop, args.sweep_interval, outbox), daemon=True).start()
 
     def shutdown(signum, frame):  # noqa: ARG001
         stop.set()
@@ -302,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.set()
         server.close()
+        outbox.close()
     return 0
 
 

@@ -1,0 +1,56 @@
+"""A scriptable callback receiver on loopback: answers from a script of statuses, can hold
+requests until released (a slow or hung receiver), and records every request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        owner: Receiver = self.server.owner
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
+        with owner.cond:
+            owner.calls.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+            owner.cond.notify_all()
+        owner.gate.wait(120)
+        status = owner.statuses.pop(0) if owner.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+class Receiver:
+    def __init__(self, port: int = 0, statuses: list[int] | None = None, hold: bool = False):
+        self.calls: list[dict] = []
+        self.statuses = list(statuses or [])
+        self.cond = threading.Condition()
+        self.gate = threading.Event()
+        if not hold:
+            self.gate.set()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.owner = self
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.gate.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def wait(self, count: int = 1, timeout: float = 60) -> list[dict]:
+        with self.cond:
+            if not self.cond.wait_for(lambda: len(self.calls) >= count, timeout):
+                raise AssertionError(f"expected {count} callbacks, got {len(self.calls)}")
+            return list(self.calls)
