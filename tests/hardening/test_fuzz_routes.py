@@ -12,20 +12,17 @@ import sqlite3
 import urllib.parse
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.v15_arguments import ARGS
 from tests.builders import create_payload
 
-settings.register_profile(
-    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+EXAMPLES = {"ci": 40, "deep": 2000}[os.environ.get("HYPOTHESIS_PROFILE", "ci")]
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-settings.register_profile(
-    "deep", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
 
 V15_NAMES = sorted({arg.name for arg in ARGS})
 AIF_NAMES = ["task_def", "creator", "callback_url", "dataset_endpoint", "training_model", "job_name"]
@@ -115,28 +112,27 @@ PAYLOAD_PATHS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _profile():
-    settings.load_profile(PROFILE)
-
-
+@FUZZ
 @given(path=st.sampled_from(PAYLOAD_PATHS), value=JSON_VALUES)
 def test_create_training_job_with_one_field_changed(api, path, value):
     check(api, "POST", "/create_training_job", body=mutate(create_payload(), path, value))
 
 
+@FUZZ
 @given(body=JSON_VALUES)
 def test_ai_factory_routes_with_any_json(api, body):
     for path in ("/create_training_job", "/status", "/stop_training_job", "/check_trained_job"):
         check(api, "POST", path, body=body)
 
 
+@FUZZ
 @given(form=st.dictionaries(st.sampled_from(AIF_NAMES) | TEXT, TEXT, max_size=6))
 def test_ai_factory_routes_with_any_form(api, form):
     for path in ("/create_training_job", "/status", "/stop_training_job"):
         check(api, "POST", path, form=form)
 
 
+@FUZZ
 @given(
     form=st.dictionaries(st.sampled_from(V15_NAMES) | TEXT, TEXT, max_size=8),
     task=st.sampled_from(["classification", "detection", "instance_segmentation"]),
@@ -152,11 +148,13 @@ def test_v15_train_with_any_form(api, tmp_path_factory, form, task):
     check(api, "POST", "/api/v1.5.0/train", form=form)
 
 
+@FUZZ
 @given(query=st.dictionaries(st.sampled_from(V15_NAMES) | TEXT, TEXT, max_size=4))
 def test_v15_train_with_any_query_string(api, query):
     check(api, "POST", "/api/v1.5.0/train?" + urllib.parse.urlencode(query), form={})
 
 
+@FUZZ
 @given(job_id=TEXT, epoch=TEXT, method=st.sampled_from(["GET", "PATCH", "PUT", "DELETE"]))
 def test_v15_job_routes_with_any_path(api, job_id, epoch, method):
     job = urllib.parse.quote(job_id, safe="") or "x"
@@ -168,6 +166,7 @@ def test_v15_job_routes_with_any_path(api, job_id, epoch, method):
     )
 
 
+@FUZZ
 @given(name=TEXT)
 def test_model_download_with_any_name(api, name):
     check(api, "GET", f"/models/{urllib.parse.quote(name, safe='') or 'x'}")
