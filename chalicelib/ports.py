@@ -102,10 +102,78 @@ class TrainingPlatform(Protocol):
         """Settles jobs whose process died and launches queued ones (no-op where the cloud does it)."""
         ...
 
+    def logs(self, training_job_name: str, offset: int, limit: int) -> tuple[list[str], bool]:
+        """Lines `offset`.. of the trainer's stdout/stderr (at most `limit`), and whether more may come."""
+        ...
+
     def hardware(self) -> Hardware: ...
     def live_devices(self) -> list[dict[str, Any]] | None:
         """Live GPU readings of this machine, or None where they come from the jobs' heartbeats."""
         ...
+
+
+# SageMaker EndpointStatus values the API distinguishes.
+CREATING = "Creating"
+IN_SERVICE = "InService"
+DEPLOY_FAILED = "Failed"
+DELETING = "Deleting"
+
+
+@dataclass
+class Deployment:
+    """One deployed checkpoint: a SageMaker model + endpoint config + endpoint (or a local server)."""
+
+    name: str  # the endpoint name: unique per (job, epoch, target device)
+    job_id: str
+    epoch: int
+    target_device_id: int  # -1 = CPU, else a GPU index
+    task: str
+    model_uri: str  # the self-contained checkpoint directory: local path or s3:// prefix
+    status: str = CREATING
+    failure_reason: str = ""
+
+
+class HostingPlatform(Protocol):
+    def device_count(self) -> int:
+        """GPUs a deployment may ask for (`target_device_id` in [0, count), or -1 for CPU)."""
+        ...
+
+    def deploy(self, deployment: Deployment) -> None:
+        """Starts it and returns at once; Conflict when the name exists."""
+        ...
+
+    def undeploy(self, name: str) -> None:
+        """Removes everything the deployment made; NotFound when there is none."""
+        ...
+
+    def describe(self, name: str) -> Deployment: ...
+    def list(self) -> list[Deployment]: ...
+    def recover(self) -> None:
+        """Restarts local servers that died (a no-op where the cloud keeps endpoints up)."""
+        ...
+
+    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """The model server's answer (HTTP status, body); Unavailable while it is not InService."""
+        ...
+
+
+class DataStore(Protocol):
+    """Where users keep images and data sets: local files on the local stage, S3 on AWS."""
+
+    def read(self, location: str, max_bytes: int) -> bytes:
+        """The object's bytes; NotFound when absent, ValidationError when over `max_bytes`."""
+        ...
+
+    def glob(self, pattern: str, limit: int) -> list[str]:
+        """Locations matching a shell pattern, sorted; at most `limit` + 1 (so callers see "too many")."""
+        ...
+
+
+class ToolRunner(Protocol):
+    """Torch-bound one-off work (contracts.tools) in the trainer image: a child process locally,
+    the tools Lambda function (a container image built from the trainer image) on AWS."""
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class SecretStore(Protocol):
@@ -125,3 +193,6 @@ class Services:
     artifacts: ArtifactStore
     platform: TrainingPlatform
     secrets: SecretStore
+    hosting: HostingPlatform | None = None
+    tools: ToolRunner | None = None
+    data: DataStore | None = None

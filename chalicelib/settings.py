@@ -209,6 +209,62 @@ TABLE = (
         "the instance type v1.5 jobs train on",
     ),
     Setting(
+        "max_image_bytes",
+        "AIFACTORY_MAX_IMAGE_BYTES",
+        int,
+        5 * 1024 * 1024,
+        "largest image infer accepts (SageMaker's payload limit is 6 MB with base64)",
+    ),
+    Setting(
+        "max_image_pixels",
+        "AIFACTORY_MAX_IMAGE_PIXELS",
+        int,
+        40_000_000,
+        "width x height cap of an image to infer (decompression bombs)",
+    ),
+    Setting(
+        "max_infer_images",
+        "AIFACTORY_MAX_INFER_IMAGES",
+        int,
+        100,
+        "images one infer_multiple may expand its patterns to",
+    ),
+    Setting(
+        "infer_concurrency",
+        "AIFACTORY_INFER_CONCURRENCY",
+        int,
+        4,
+        "infer_multiple invocations in flight at once",
+    ),
+    Setting(
+        "inference_image",
+        "AIFACTORY_INFERENCE_IMAGE",
+        str,
+        "aifactory-inference:latest",
+        "the image SageMaker endpoints serve checkpoints with (aws)",
+    ),
+    Setting(
+        "hosting_cpu_instance_type",
+        "AIFACTORY_HOSTING_CPU_INSTANCE_TYPE",
+        str,
+        "ml.m5.large",
+        "the endpoint instance type of a deployment on `target_device_id` -1 (aws)",
+    ),
+    Setting(
+        "hosting_gpu_instance_type",
+        "AIFACTORY_HOSTING_GPU_INSTANCE_TYPE",
+        str,
+        "ml.g5.xlarge",
+        "the endpoint instance type of a GPU deployment; its GPUs bound `target_device_id` (aws)",
+    ),
+    Setting(
+        "tools_function",
+        "AIFACTORY_TOOLS_FUNCTION",
+        str,
+        "",
+        "the tools Lambda function (summarize, visualize, aug preview) built from the trainer image (aws)",
+    ),
+    Setting(
         "callback_attempts",
         "AIFACTORY_CALLBACK_ATTEMPTS",
         int,
@@ -311,3 +367,28 @@ def current() -> Settings:
 
 def reset() -> None:
     current.cache_clear()
+
+
+_SHOWN_DEFAULTS = {  # defaults that are functions of the stage, or too long to print
+    "home": "`./.aifactory`",
+    "api_key_env": "generated",
+    "check_api_key": "true local, false aws",
+    "max_instance_count": "1 local, 8 aws",
+    "allow_private_urls": "true local, false aws",
+    "allowed_instance_types": "every SageMaker training type",
+    "allowed_images": "`chappieai-sagemaker,aifactory-trainer`",
+}
+
+
+def markdown_table() -> str:
+    """README's settings table (`python -m chalicelib.settings` prints it)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in TABLE:
+        default = setting.default
+        shown = _SHOWN_DEFAULTS.get(setting.name) or ("unset" if default in ("", ()) else f"`{default}`")
+        rows.append(f"| `{setting.env}` | {shown} | {setting.meaning} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -14,30 +14,41 @@ from chalicelib.ports import Services
 
 def _local() -> Services:
     from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
+    from chalicelib.adapters.local.data_store import LocalDataStore
+    from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
     from chalicelib.adapters.local.job_store import SqliteJobStore
     from chalicelib.adapters.local.secret_store import FileSecretStore
+    from chalicelib.adapters.local.tool_runner import LocalToolRunner
     from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 
     config = settings.current()
+    platform = LocalTrainingPlatform(
+        config.home,
+        max_concurrent=config.max_concurrent_jobs,
+        docker_enabled=lambda: config.docker_enabled,
+        stop_grace_seconds=config.stop_grace_seconds,
+    )
     return Services(
         jobs=SqliteJobStore(config.home / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(config.home / "artifacts"),
-        platform=LocalTrainingPlatform(
-            config.home,
-            max_concurrent=config.max_concurrent_jobs,
-            docker_enabled=lambda: config.docker_enabled,
-            stop_grace_seconds=config.stop_grace_seconds,
-        ),
+        platform=platform,
         secrets=FileSecretStore(config.home / "secrets"),
+        hosting=LocalHostingPlatform(config.home, device_count=lambda: len(platform.hardware().devices)),
+        tools=LocalToolRunner(),
+        data=LocalDataStore(),
     )
 
 
 def _aws() -> Services:
     import boto3
+    from botocore.config import Config
 
     from chalicelib.adapters.aws.artifact_store import S3ArtifactStore, make_s3_client
+    from chalicelib.adapters.aws.data_store import S3DataStore
+    from chalicelib.adapters.aws.hosting_platform import SageMakerHostingPlatform
     from chalicelib.adapters.aws.job_store import DynamoJobStore
     from chalicelib.adapters.aws.secret_store import SecretsManagerStore
+    from chalicelib.adapters.aws.tool_runner import LambdaToolRunner
     from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 
     config = settings.current()
@@ -49,8 +60,27 @@ def _aws() -> Services:
             config.sagemaker_role_arn,
             spot=config.spot_training,
             instance_type=config.v15_instance_type,
+            logs_client=boto3.client("logs"),
         ),
         secrets=SecretsManagerStore(boto3.client("secretsmanager")),
+        data=S3DataStore(make_s3_client()),
+        hosting=SageMakerHostingPlatform(
+            boto3.client("sagemaker"),
+            # One attempt: SageMaker ends an invocation at 60 s, and a retry would outlive the API's own timeout.
+            boto3.client(
+                "sagemaker-runtime", config=Config(read_timeout=60, retries={"total_max_attempts": 1})
+            ),
+            config.sagemaker_role_arn,
+            image=config.inference_image,
+            cpu_instance_type=config.hosting_cpu_instance_type,
+            gpu_instance_type=config.hosting_gpu_instance_type,
+        ),
+        tools=LambdaToolRunner(
+            boto3.client("lambda", config=Config(read_timeout=60, retries={"total_max_attempts": 1})),
+            config.tools_function,
+        )
+        if config.tools_function
+        else None,
     )
 
 

@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import re
 
-FORMAT_VERSION = 1
-"""job.json / artifact layout version; `upgrade` migrates older layouts to it."""
+FORMAT_VERSION = 2
+"""job.json / artifact layout version; `upgrade` migrates older layouts to it.
+
+1 (releases 1.1.0 to 1.4.x): R-CNN checkpoints' model.json leave the normalisation implicit
+  (`needs_freeze_bn` decided frozen or trainable BatchNorm).
+2: every checkpoint's model.json names its normalisation (`rcnn_norm`); from-scratch
+  detectors may use GroupNorm, which only an explicit value can express.
+0 or absent (before 1.1.0): no job.json format at all; not upgradable.
+"""
+OLDEST_UPGRADABLE = 1
+VERSION_NAMES = {0: "1.0.x", 1: "1.1.0", 2: "1.5.0"}
 
 JOB_FILE = "job.json"
 PROGRESS = "progress.json"

@@ -703,3 +703,21 @@ def resolve_job_hyperparameters(task: str, hyperparameters: Mapping[str, Any]) -
             origin[arg.name] = "default"
     _check_cross_fields(task, values, origin, None)
     return values
+
+
+def resolve_preview_args(task: str, form: Mapping[str, Any]) -> dict[str, Any]:
+    """The aug preview's arguments: the given ones checked by their rows, the defaults for the
+    rest, so the preview runs the training pipeline exactly as a job with them would."""
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for arg in arguments_for(task):
+        if arg.name in _TOP_LEVEL or arg.name in _SOURCE_ARGS.values():
+            continue
+        if arg.name in form:
+            values[arg.name] = arg.validator(arg.name, form[arg.name])
+            origin[arg.name] = "given"
+        elif not arg.required:
+            values[arg.name] = arg.default_for(task, form.get("algorithm"))
+            origin[arg.name] = "default"
+    _check_cross_fields(task, values, origin, None)
+    return values

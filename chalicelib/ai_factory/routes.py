@@ -46,6 +46,12 @@ def stop_training_job():
     return service.stop_training_job(services(), read_json(bp.current_request))
 
 
+@bp.route("/logs", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@ai_factory_errors
+def training_logs():
+    return service.training_logs(services(), read_json(bp.current_request))
+
+
 @bp.route("/models/{job_name}", methods=["GET"], api_key_required=True)
 @ai_factory_errors
 def download_model(job_name):

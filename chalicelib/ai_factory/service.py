@@ -8,6 +8,7 @@ from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound
 from chalicelib.ports import Services
 from chalicelib.services import jobs, outbox
+from chalicelib.services import logs as job_logs
 from contracts import layout
 
 API = "ai_factory"
@@ -119,3 +120,12 @@ def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str
     if data is None:
         raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
     return key, data, None
+
+
+def training_logs(svc: Services, payload: Any) -> dict[str, Any]:
+    body = payload if isinstance(payload, dict) else {}
+    job = jobs.get_by_name(svc, parse_job_name(payload), API)
+    return {
+        "status": "success",
+        **job_logs.read(svc, job, body.get("offset"), body.get("limit"), body.get("attempt")),
+    }

@@ -243,6 +243,11 @@ def sweep_forever(stop: threading.Event, interval: float, outbox) -> None:
         except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
             sweep_log.exception("platform sweep failed")
         try:
+            if services().hosting is not None:
+                services().hosting.recover()  # restarts model servers that died
+        except Exception:  # noqa: BLE001 - nor a bad deployment directory
+            sweep_log.exception("hosting sweep failed")
+        try:
             outbox.submit_due()
         except Exception:  # noqa: BLE001 - nor a bad job record
             sweep_log.exception("callback sweep failed")

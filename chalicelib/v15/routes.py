@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib.v15 import service
+from chalicelib.v15 import deployments, plots, service, tools
 from chalicelib.web.envelopes import v15_errors
 from chalicelib.web.request_body import CONTENT_TYPES, read_fields
 from chalicelib.wiring import services
@@ -29,6 +29,12 @@ def environment():
 @v15_errors
 def devices():
     return service.devices(services())
+
+
+@bp.route(BASE + "/train", methods=["GET"], api_key_required=True)
+@v15_errors
+def list_jobs():
+    return service.list_jobs(services())
 
 
 @bp.route(BASE + "/train", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
@@ -83,3 +89,94 @@ def checkpoints(job_id):
 @v15_errors
 def checkpoint(job_id, epoch):
     return service.checkpoint(services(), job_id, epoch)
+
+
+@bp.route(TRAIN_JOB + "/logs", methods=["GET"], api_key_required=True)
+@v15_errors
+def logs(job_id):
+    return service.logs(services(), job_id, bp.current_request.query_params or {})
+
+
+# --- plots -------------------------------------------------------------------------------------
+@bp.route(TRAIN_JOB + "/plots/model-graph", methods=["GET"], api_key_required=True)
+@v15_errors
+def model_graph_plot(job_id):
+    return plots.model_graph(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/plots/loss", methods=["GET"], api_key_required=True)
+@v15_errors
+def loss_plot(job_id):
+    return plots.loss(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/plots/confusion-matrix/epoch/{epoch}", methods=["GET"], api_key_required=True)
+@v15_errors
+def confusion_matrix_plot(job_id, epoch):
+    return plots.confusion_matrix(services(), job_id, epoch)
+
+
+@bp.route(
+    TRAIN_JOB + "/plots/threshold/epoch/{epoch}/class/{class_index}", methods=["GET"], api_key_required=True
+)
+@v15_errors
+def threshold_plot(job_id, epoch, class_index):
+    return plots.threshold(services(), job_id, epoch, class_index)
+
+
+# --- serving -----------------------------------------------------------------------------------
+@bp.route(BASE + "/deploy/list", methods=["GET"], api_key_required=True)
+@v15_errors
+def list_deployments():
+    return deployments.list_deployments(services())
+
+
+@bp.route(BASE + "/deploy/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def deploy(job_id):
+    return deployments.deploy(services(), job_id, read_fields(bp.current_request))
+
+
+@bp.route(BASE + "/deploy/{job_id}", methods=["DELETE"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def undeploy(job_id):
+    return deployments.undeploy(services(), job_id, read_fields(bp.current_request))
+
+
+@bp.route(BASE + "/infer/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def infer(job_id):
+    return deployments.infer(services(), job_id, read_fields(bp.current_request))
+
+
+@bp.route(
+    BASE + "/infer_multiple/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES
+)
+@v15_errors
+def infer_multiple(job_id):
+    return deployments.infer_multiple(services(), job_id, read_fields(bp.current_request))
+
+
+# --- tools -------------------------------------------------------------------------------------
+@bp.route(BASE + "/upgrade/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def upgrade(job_id):
+    return tools.upgrade(services(), job_id, read_fields(bp.current_request))
+
+
+@bp.route(BASE + "/aug", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def aug_preview():
+    return tools.aug_preview(services(), read_fields(bp.current_request))
+
+
+@bp.route(BASE + "/summarize/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def summarize(job_id):
+    return tools.summarize(services(), job_id, read_fields(bp.current_request))
+
+
+@bp.route(BASE + "/visualize/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def visualize(job_id):
+    return tools.visualize(services(), job_id, read_fields(bp.current_request))

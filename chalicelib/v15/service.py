@@ -14,6 +14,8 @@ from chalicelib.errors import Conflict, NotFound, ValidationError
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
 from chalicelib.services import jobs
+from chalicelib.services import logs as job_logs
+from chalicelib.v15 import deployments
 from contracts import layout, statuses
 from contracts import v15_arguments as params
 
@@ -135,8 +137,35 @@ def clear(svc: Services, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
     if job["status"] not in (STOPPED, COMPLETED, FAILED):
         raise Conflict("Job is not stopped.")
+    deployments.undeploy_all(svc, job_id)
     jobs.clear(svc, job)
     return {"result": "OK"}
+
+
+def list_jobs(svc: Services) -> dict[str, Any]:
+    """Every v1.5 job, newest first, with what a dashboard row shows."""
+    found = []
+    for job in reversed(svc.jobs.list(API)):
+        body = monitor(svc, job["job_id"])
+        found.append(
+            {
+                "job_id": job["job_id"],
+                "task": job["task"],
+                "status": body["status"],
+                "epoch": body["epoch"],
+                "total_epoch": body["total_epoch"],
+                "created_at": job["created_at"],
+            }
+        )
+    return {"result": "OK", "jobs": found}
+
+
+def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
+    job = jobs.get(svc, job_id, API)
+    return {
+        "result": "OK",
+        **job_logs.read(svc, job, query.get("offset"), query.get("limit"), query.get("attempt")),
+    }
 
 
 # --- monitor -----------------------------------------------------------------------------

@@ -31,3 +31,8 @@ def test_stage_decides_the_stage_dependent_defaults(monkeypatch):
 def test_settings_are_read_only():
     with pytest.raises(AttributeError, match="read-only"):
         settings.current().stage = "prod"
+
+
+def test_readme_table_is_the_generated_one():
+    """`python -m chalicelib.settings` prints the table; paste it into README.md when a row changes."""
+    assert settings.markdown_table() in README

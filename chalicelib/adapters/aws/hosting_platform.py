@@ -314,6 +314,9 @@ class SageMakerHostingPlatform:
 
     # -- inference ---------------------------------------------------------------------------
 
+    def recover(self) -> None:
+        """SageMaker keeps endpoints running; nothing to restart."""
+
     def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         """The container's answer. Its own 4xx/5xx come back as (status, its body): SageMaker
         wraps them in ModelError. The endpoint is only described when the call fails, so a

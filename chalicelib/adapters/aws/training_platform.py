@@ -108,12 +108,14 @@ class SageMakerTrainingPlatform:
         vpc_config: dict[str, Any] | None = None,
         max_wait_s: int | None = None,
         instance_type: str = "",
+        logs_client=None,
     ):
         if not role_arn:
             raise ValueError(
                 "SageMakerTrainingPlatform needs an execution role ARN (AIFACTORY_SAGEMAKER_ROLE_ARN)."
             )
         self._sagemaker = sagemaker_client
+        self._logs = logs_client
         self.role_arn = role_arn
         self.metric_definitions = (
             default_metric_definitions() if metric_definitions is None else list(metric_definitions)
@@ -223,6 +225,43 @@ class SageMakerTrainingPlatform:
             if code == "ResourceLimitExceeded":
                 raise Unavailable(f"SageMaker cannot start the job now: {_error_message(error)}") from error
             raise
+
+    LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+    def logs(self, training_job_name: str, offset: int, limit: int) -> tuple[list[str], bool]:
+        """The job's CloudWatch streams (`<name>/algo-N-...`), host by host, as one numbered list of lines."""
+        if self._logs is None:
+            raise Unavailable("This stage has no CloudWatch Logs client configured.")
+        streams = []
+        paginator = self._logs.get_paginator("describe_log_streams")
+        try:
+            for page in paginator.paginate(
+                logGroupName=self.LOG_GROUP, logStreamNamePrefix=f"{training_job_name}/"
+            ):
+                streams.extend(item["logStreamName"] for item in page.get("logStreams", []))
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":
+                raise
+        lines: list[str] = []
+        seen = 0
+        for stream in sorted(streams):
+            token = None
+            while True:
+                kwargs = {"nextToken": token} if token else {}
+                page = self._logs.get_log_events(
+                    logGroupName=self.LOG_GROUP, logStreamName=stream, startFromHead=True, **kwargs
+                )
+                for event in page.get("events", []):
+                    if seen >= offset:
+                        lines.append(event["message"].rstrip("\n"))
+                        if len(lines) >= limit:
+                            return lines, True
+                    seen += 1
+                if not page.get("events") or page.get("nextForwardToken") in (None, token):
+                    break
+                token = page["nextForwardToken"]
+        status = self.describe(training_job_name).status
+        return lines, status not in ("Completed", "Failed", "Stopped")
 
     def describe(self, training_job_name: str) -> TrainingDescription:
         try:

@@ -279,9 +279,15 @@ def _checkpoint_files(model_json, record, summary, evaluation, task, class_names
         files[layout.CONFUSION_MATRIX_PLOT] = plots.confusion_matrix_plot(
             confusion_matrix(evaluation.probs, evaluation.targets, c), class_names
         )
-        files[layout.THRESHOLD_PLOT] = plots.threshold_plot(
-            *precision_recall_vs_threshold(evaluation.probs, evaluation.targets, c), class_names
+        thresholds, precision, recall = precision_recall_vs_threshold(evaluation.probs, evaluation.targets, c)
+        # The threshold route's class 0 is the mean over classes; 1..C one class each.
+        files[layout.threshold_plot(0)] = plots.threshold_plot(
+            thresholds, precision.mean(0, keepdim=True), recall.mean(0, keepdim=True), ["mean of classes"]
         )
+        for k, name in enumerate(class_names, start=1):
+            files[layout.threshold_plot(k)] = plots.threshold_plot(
+                thresholds, precision[k - 1 : k], recall[k - 1 : k], [name]
+            )
     return files
 
 

@@ -1,0 +1,221 @@
+"""HostingPlatform as child processes: each deployment is the inference server
+(`python -m inference.serve`) on a free loopback port, the local stage's SageMaker endpoint.
+
+`<home>/hosting/<name>/` keeps `deployment.json`, `state.json` (pid, start time, port) and
+`server.log`. Servers run in their own session, so they outlive an API restart; a server
+that died after it served is restarted (up to `max_restarts`), one that never came up is
+reported Failed with the end of its log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
+from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.ports import CREATING, DEPLOY_FAILED, IN_SERVICE, Deployment
+from contracts import atomic
+
+SERVER_MODULE = "inference.serve"
+NEVER_PASSED = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
+LOG_TAIL = 1500
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalHostingPlatform:
+    def __init__(
+        self,
+        home: Path,
+        device_count: Callable[[], int] = lambda: 0,
+        python: str | None = None,
+        max_restarts: int = 3,
+        invoke_timeout: float = 120.0,
+    ):
+        self.root = Path(home).resolve() / "hosting"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._device_count = device_count
+        self.python = python or sys.executable
+        self.max_restarts = max_restarts
+        self.invoke_timeout = invoke_timeout
+
+    # --- files -------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        if "/" in name or name.startswith("."):
+            raise NotFound(f"Deployment {name} not found.")
+        return self.root / name
+
+    def _read(self, name: str) -> tuple[Deployment, dict]:
+        directory = self._dir(name)
+        try:
+            deployment = Deployment(**json.loads((directory / "deployment.json").read_text()))
+            state = json.loads((directory / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            raise NotFound(f"Deployment {name} not found.") from None
+        return deployment, state
+
+    def _write_state(self, name: str, state: dict) -> None:
+        atomic.write_bytes(self._dir(name) / "state.json", json.dumps(state).encode())
+
+    # --- the server process --------------------------------------------------------
+    def _spawn(self, deployment: Deployment) -> dict:
+        directory = self._dir(deployment.name)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in NEVER_PASSED}
+        env["PYTHONPATH"] = child_pythonpath(TRAINER_CODE, INFERENCE_CODE)
+        env["PYTHONUNBUFFERED"] = "1"
+        device = "cpu" if deployment.target_device_id < 0 else f"cuda:{deployment.target_device_id}"
+        command = [
+            self.python, "-m", SERVER_MODULE, "--model-dir", deployment.model_uri,
+            "--host", "127.0.0.1", "--port", str(port), "--device", device,
+        ]  # fmt: skip
+        with open(directory / "server.log", "ab") as log:
+            proc = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(REPO_ROOT),
+                env=env,
+                start_new_session=True,
+            )
+        return {
+            "pid": proc.pid,
+            "start": process_start_time(proc.pid),
+            "port": port,
+            "started_at": time.time(),
+        }
+
+    def _log_tail(self, name: str) -> str:
+        path = self._dir(name) / "server.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-LOG_TAIL:].strip()
+
+    def _ping(self, port: int) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _refresh(self, name: str) -> tuple[Deployment, dict]:
+        """Brings the status up to date with the process: the local DescribeEndpoint."""
+        deployment, state = self._read(name)
+        if deployment.status == DEPLOY_FAILED:
+            return deployment, state
+        if pid_alive(state.get("pid"), state.get("start")):
+            if deployment.status == CREATING and self._ping(state["port"]):
+                deployment.status = IN_SERVICE
+                self._save(deployment)
+            return deployment, state
+        if deployment.status == IN_SERVICE and state.get("restarts", 0) < self.max_restarts:
+            state = {**self._spawn(deployment), "restarts": state.get("restarts", 0) + 1}
+            self._write_state(name, state)
+            deployment.status = CREATING  # back InService once the new server answers /ping
+            self._save(deployment)
+            return deployment, state
+        deployment.status = DEPLOY_FAILED
+        deployment.failure_reason = (
+            "The inference server exited"
+            + (" after too many restarts" if state.get("restarts") else " before it served")
+            + f". Its log ends:\n{self._log_tail(name)}"
+        )
+        self._save(deployment)
+        return deployment, state
+
+    def _save(self, deployment: Deployment) -> None:
+        atomic.write_bytes(
+            self._dir(deployment.name) / "deployment.json",
+            json.dumps(dataclasses.asdict(deployment)).encode(),
+        )
+
+    def _kill(self, state: dict) -> None:
+        pid = state.get("pid")
+        if not pid_alive(pid, state.get("start")):
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            psutil.Process(pid).wait(timeout=10)
+        except psutil.TimeoutExpired:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+
+    # --- port --------------------------------------------------------------------
+    def device_count(self) -> int:
+        return self._device_count()
+
+    def deploy(self, deployment: Deployment) -> None:
+        directory = self._dir(deployment.name)
+        try:
+            directory.mkdir(parents=True)
+        except FileExistsError:
+            raise Conflict(f"Deployment {deployment.name} already exists.") from None
+        deployment = dataclasses.replace(deployment, status=CREATING, failure_reason="")
+        self._save(deployment)
+        try:
+            self._write_state(deployment.name, self._spawn(deployment))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+
+    def undeploy(self, name: str) -> None:
+        _, state = self._read(name)
+        self._kill(state)
+        shutil.rmtree(self._dir(name), ignore_errors=True)
+
+    def describe(self, name: str) -> Deployment:
+        return self._refresh(name)[0]
+
+    def list(self) -> list[Deployment]:
+        found = []
+        for path in sorted(self.root.iterdir()):
+            if path.is_dir() and (path / "deployment.json").exists():
+                try:
+                    found.append(self.describe(path.name))
+                except NotFound:
+                    continue  # removed meanwhile
+        return found
+
+    def recover(self) -> None:
+        """Called by the sweep: restarts servers that died, so deployments outlive anything."""
+        self.list()
+
+    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        deployment, state = self._refresh(name)
+        if deployment.status == CREATING:
+            raise Unavailable(f"Deployment {name} is still starting (Creating); try again in a few seconds.")
+        if deployment.status != IN_SERVICE:
+            raise Unavailable(f"Deployment {name} is {deployment.status}: {deployment.failure_reason}")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{state['port']}/invocations",
+            data=body,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.invoke_timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            raise Unavailable(f"Deployment {name} did not answer: {error}") from None

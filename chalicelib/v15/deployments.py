@@ -1,0 +1,284 @@
+"""Deploy, undeploy, list and infer: v1.5 checkpoints served from SageMaker endpoints (or
+local model servers), through the HostingPlatform port.
+
+A deployment is named after its job, epoch and device, so the same checkpoint may be
+served on the CPU and on a GPU at once, and infer finds it without a table of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chalicelib import settings
+from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
+from chalicelib.ports import IN_SERVICE, Deployment, Services
+from chalicelib.services import jobs
+from chalicelib.v15 import image_input
+from contracts import layout
+from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
+
+API = "v1.5"
+DEPLOY_ROUTE = "POST /api/v1.5.0/deploy/{job_id} (task, epoch, target_device_id)"
+
+
+class ModelServerError(DomainError):
+    """The model server refused or failed a request; its status and message pass through."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status_code = status if 400 <= status < 500 else 502
+
+
+def deployment_name(job: dict[str, Any], epoch: int, device: int) -> str:
+    """SageMaker names (<= 63 of [a-zA-Z0-9-]): the job's name, the epoch, the device."""
+    return f"{job['job_name']}-e{epoch}-{'cpu' if device < 0 else f'gpu{device}'}"
+
+
+def _hosting(svc: Services):
+    if svc.hosting is None:
+        raise Unavailable("This stage has no hosting platform configured.")
+    return svc.hosting
+
+
+def _job(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    job = jobs.get(svc, job_id, API)
+    task = form.get("task")
+    if task is not None and task.strip() != job["task"]:
+        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(task)}")
+    return job
+
+
+def _epoch(form: dict[str, str]) -> int:
+    if "epoch" not in form:
+        raise ValidationError("epoch", "required")
+    epoch = parse_int("epoch", form["epoch"], "an integer >= 1")
+    if epoch < 1:
+        raise ValidationError("epoch", f"must be an integer >= 1; got {epoch}")
+    return epoch
+
+
+def _device(svc: Services, form: dict[str, str]) -> int:
+    if "target_device_id" not in form:
+        raise ValidationError("target_device_id", "required")
+    device = parse_int("target_device_id", form["target_device_id"])
+    count = _hosting(svc).device_count()
+    if device != -1 and not 0 <= device < count:
+        allowed = "-1 (CPU)" + (f" or a GPU index in [0, {count})" if count else "; this platform has no GPU")
+        raise ValidationError("target_device_id", f"must be {allowed}; got {device}")
+    return device
+
+
+def _available_checkpoint(svc: Services, job: dict[str, Any], epoch: int) -> None:
+    if (
+        svc.artifacts.get_bytes(layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.METRICS_JSON)))
+        is None
+    ):
+        raise NotFound(f"Checkpoint of epoch {epoch} not found.")
+    if (
+        svc.artifacts.get_bytes(layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.WEIGHTS)))
+        is None
+    ):
+        raise ValidationError(
+            "epoch", f"the checkpoint of epoch {epoch} has no weights (pruned by max_num_checkpoints)"
+        )
+
+
+# --- deploy / undeploy / list -------------------------------------------------------------
+def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
+    job = _job(svc, job_id, form)
+    if "task" not in form:
+        raise ValidationError("task", "required")
+    epoch, device = _epoch(form), _device(svc, form)
+    _available_checkpoint(svc, job, epoch)
+    uri = f"{svc.artifacts.job_uri(job_id).rstrip('/')}/{layout.epoch_dir(epoch)}"
+    _hosting(svc).deploy(
+        Deployment(deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri)
+    )
+    return {"result": "OK"}
+
+
+def undeploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
+    job = _job(svc, job_id, form)
+    epoch, device = _epoch(form), parse_int("target_device_id", form.get("target_device_id", "None"))
+    try:
+        _hosting(svc).undeploy(deployment_name(job, epoch, device))
+    except NotFound:
+        raise NotFound(f"Checkpoint of epoch {epoch} is not deployed on device {device}.") from None
+    return {"result": "OK"}
+
+
+def undeploy_all(svc: Services, job_id: str) -> None:
+    """Clearing a job takes its deployments with it: nothing keeps serving a deleted model."""
+    if svc.hosting is None:
+        return
+    for deployment in svc.hosting.list():
+        if deployment.job_id == job_id:
+            svc.hosting.undeploy(deployment.name)
+
+
+def list_deployments(svc: Services) -> dict[str, Any]:
+    return {
+        "result": "OK",
+        "deployments": [
+            {
+                "job_id": d.job_id,
+                "epoch": d.epoch,
+                "target_device_id": d.target_device_id,
+                "status": d.status,
+                **({"failure_reason": d.failure_reason} if d.failure_reason else {}),
+            }
+            for d in _hosting(svc).list()
+        ],
+    }
+
+
+# --- infer -----------------------------------------------------------------------------------
+def _serving(svc: Services, job: dict[str, Any], epoch: int) -> Deployment:
+    """A deployment of the job's epoch, InService ones first (any device will do)."""
+    candidates = [d for d in _hosting(svc).list() if d.job_id == job["job_id"] and d.epoch == epoch]
+    if not candidates:
+        raise NotFound(
+            f"Checkpoint of epoch {epoch} of job {job['job_id']} is not deployed; "
+            f"deploy it first with {DEPLOY_ROUTE.format(job_id=job['job_id'])}."
+        )
+    candidates.sort(key=lambda d: d.status != IN_SERVICE)
+    return candidates[0]
+
+
+def _thresholds(form: dict[str, str]) -> tuple[float, float]:
+    low = parse_float("lower_prob_thresh", form.get("lower_prob_thresh", "0.7"), "a number in [0, 1]")
+    high = parse_float("upper_prob_thresh", form.get("upper_prob_thresh", "1.0"), "a number in [0, 1]")
+    for name, value in (("lower_prob_thresh", low), ("upper_prob_thresh", high)):
+        if not 0 <= value <= 1:
+            raise ValidationError(name, f"must be a number in [0, 1]; got {value}")
+    if low > high:
+        raise ValidationError("lower_prob_thresh", f"must be at most upper_prob_thresh ({high}); got {low}")
+    return low, high
+
+
+def _invoke(
+    svc: Services, deployment: Deployment, image: bytes, low: float, high: float, images: bool
+) -> dict:
+    body = json.dumps(
+        {
+            "base64_image": base64.b64encode(image).decode(),
+            "lower_prob_thresh": low,
+            "upper_prob_thresh": high,
+            "returns_images": images,
+        }
+    ).encode()
+    status, answer = _hosting(svc).invoke(deployment.name, body, "application/json")
+    try:
+        decoded = json.loads(answer)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        decoded = {"message": answer[:200].decode(errors="replace")}
+    if status != 200 or not isinstance(decoded, dict) or decoded.get("result") != "OK":
+        message = decoded.get("message") if isinstance(decoded, dict) else None
+        raise ModelServerError(
+            status if status != 200 else 502, message or f"The model server answered HTTP {status}."
+        )
+    return decoded
+
+
+def _read_image(svc: Services, form: dict[str, str]) -> bytes:
+    config = settings.current()
+    given = [
+        name for name in ("path_to_image", "base64_image") if form.get(name, "").strip() not in ("", "None")
+    ]
+    if len(given) != 1:
+        raise ValidationError(
+            "path_to_image",
+            "exactly one of path_to_image and base64_image must have a value"
+            + ("; got both" if len(given) == 2 else ""),
+        )
+    if given[0] == "base64_image":
+        data = image_input.decode_base64("base64_image", form["base64_image"], config.max_image_bytes)
+    else:
+        location = image_input.check_location(
+            "path_to_image",
+            form["path_to_image"],
+            local=config.is_local,
+            roots=config.data_roots,
+            home=config.home,
+        )
+        data = svc.data.read(location, config.max_image_bytes)
+    image_input.check_image(given[0], data, config.max_image_bytes, config.max_image_pixels)
+    return data
+
+
+def infer(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    job = _job(svc, job_id, form)
+    epoch = _epoch(form)
+    low, high = _thresholds(form)
+    images = parse_bool("returns_images", form.get("returns_images", "True"))
+    data = _read_image(svc, form)
+    return _invoke(svc, _serving(svc, job, epoch), data, low, high, images)
+
+
+def _patterns(form: dict[str, str]) -> list[str]:
+    raw = form.get("path_to_image_pattern_list")
+    if raw is None or not raw.strip():
+        raise ValidationError("path_to_image_pattern_list", "required")
+    parsed = parse_literal("path_to_image_pattern_list", raw) if raw.strip()[:1] in "[(" else [raw]
+    if (
+        not isinstance(parsed, (list, tuple))
+        or not parsed
+        or not all(isinstance(p, str) and p for p in parsed)
+    ):
+        raise ValidationError(
+            "path_to_image_pattern_list", f"must be a non-empty list of path patterns; got {quote(raw)}"
+        )
+    if any(".." in p.replace("\\", "/").split("/") for p in parsed):
+        raise ValidationError("path_to_image_pattern_list", "patterns may not contain '..'")
+    return list(parsed)
+
+
+def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    config = settings.current()
+    job = _job(svc, job_id, form)
+    epoch = _epoch(form)
+    low, high = _thresholds(form)
+    paths: list[str] = []
+    for pattern in _patterns(form):
+        location = image_input.check_location(
+            "path_to_image_pattern_list",
+            pattern,
+            local=config.is_local,
+            roots=config.data_roots,
+            home=config.home,
+        )
+        matches = (
+            svc.data.glob(location, config.max_infer_images)
+            if any(c in pattern for c in "*?[")
+            else [location]
+        )
+        for match in matches:
+            image_input.check_location(
+                "path_to_image_pattern_list",
+                match,
+                local=config.is_local,
+                roots=config.data_roots,
+                home=config.home,
+            )
+            paths.append(match)
+        if len(paths) > config.max_infer_images:
+            raise ValidationError(
+                "path_to_image_pattern_list",
+                f"matches more than {config.max_infer_images} images (AIFACTORY_MAX_INFER_IMAGES); narrow the patterns",
+            )
+    if not paths:
+        raise ValidationError("path_to_image_pattern_list", "matches no image")
+    deployment = _serving(svc, job, epoch)
+
+    def one(path: str) -> dict[str, Any]:
+        data = svc.data.read(path, config.max_image_bytes)
+        image_input.check_image(path, data, config.max_image_bytes, config.max_image_pixels)
+        body = _invoke(svc, deployment, data, low, high, False)
+        return {"path": path, **{k: v for k, v in body.items() if k not in ("result", "base64_images")}}
+
+    with ThreadPoolExecutor(max_workers=max(1, config.infer_concurrency)) as pool:
+        results = list(pool.map(one, paths))  # in pattern order, each pattern's matches sorted
+    return {"result": "OK", "images": results}

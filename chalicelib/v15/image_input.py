@@ -1,0 +1,109 @@
+"""The image an infer request names: where it may come from, and whether its bytes are an
+image we will hand to a model server.
+
+The Lambda has no Pillow, so dimensions are read from the PNG IHDR and JPEG SOF headers
+(a few bytes each): enough to refuse a decompression bomb before it reaches a server, which
+checks again with Pillow's own limit while decoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from pathlib import Path
+
+from chalicelib.errors import ValidationError
+
+PNG = b"\x89PNG\r\n\x1a\n"
+JPEG = b"\xff\xd8\xff"
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def decode_base64(field: str, text: str, max_bytes: int) -> bytes:
+    if len(text) > (max_bytes * 4) // 3 + 8:
+        raise ValidationError(field, f"is larger than {max_bytes} bytes once decoded")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "is not valid base64") from None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def image_size(data: bytes) -> tuple[str, int, int]:
+    """(content type, width, height) of a PNG or JPEG; ValueError for anything else."""
+    if data.startswith(PNG) and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return "image/png", width, height
+    if data.startswith(JPEG):
+        size = _jpeg_size(data)
+        if size is None:
+            raise ValueError("is a JPEG without a readable frame header")
+        return "image/jpeg", *size
+    raise ValueError("is not a JPEG or PNG image")
+
+
+def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int) -> str:
+    """The image's content type, or a ValidationError naming `field` and the problem."""
+    if not data:
+        raise ValidationError(field, "is empty")
+    if len(data) > max_bytes:
+        raise ValidationError(field, f"is {len(data)} bytes; at most {max_bytes} are allowed")
+    try:
+        content_type, width, height = image_size(data)
+    except ValueError as exc:
+        raise ValidationError(field, str(exc)) from None
+    if width < 1 or height < 1:
+        raise ValidationError(field, f"has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ValidationError(field, f"is {width}x{height} pixels; at most {max_pixels} pixels are allowed")
+    return content_type
+
+
+def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...], home: Path) -> str:
+    """An allowed place to read an image (or a pattern of images) from.
+
+    Local stage: a path outside the service's own state, under AIFACTORY_DATA_ROOTS when set.
+    AWS: an `s3://` location under an allowed prefix. Patterns are checked by their fixed part.
+    """
+    if not isinstance(location, str) or not location.strip():
+        raise ValidationError(field, "required")
+    location = location.strip()
+    if location.startswith("s3://"):
+        if local:
+            raise ValidationError(
+                field, "s3:// locations need an aws stage; the local stage reads local paths"
+            )
+        if not any(location.startswith(root.rstrip("/") + "/") for root in roots if root.startswith("s3://")):
+            raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
+        return location
+    if not local:
+        raise ValidationError(field, "must be an s3:// location in this stage")
+    path = Path(location).expanduser()
+    fixed = Path(*[part for part in path.parts if not any(c in part for c in "*?[")] or ["."])
+    resolved_fixed = fixed.resolve()
+    if resolved_fixed == home or home in resolved_fixed.parents:
+        raise ValidationError(field, f"'{location}' is inside the service's own state directory")
+    local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
+    if local_roots and not any(resolved_fixed == r or r in resolved_fixed.parents for r in local_roots):
+        raise ValidationError(field, f"'{location}' is outside the allowed data roots")
+    return str(path.resolve()) if fixed == path else str(path)

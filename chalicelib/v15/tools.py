@@ -1,0 +1,154 @@
+"""summarize, visualize, aug preview and upgrade.
+
+The first three are torch-bound and run in the trainer image through the ToolRunner port
+(contracts.tools); upgrade migrates a job's artifact layout (contracts.layout) and needs no
+torch, so the API does it itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import settings
+from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
+from chalicelib.ports import Services
+from chalicelib.security import check_data_location
+from chalicelib.services import jobs
+from contracts import layout, tools
+from contracts import v15_arguments as params
+from contracts.v15_literals import parse_int, quote
+
+API = "v1.5"
+RCNN_TASKS = ("detection", "instance_segmentation")
+
+
+class ToolError(DomainError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status_code = status if 400 <= status < 600 else 500
+
+
+def _run(svc: Services, request: dict[str, Any]) -> dict[str, Any]:
+    if svc.tools is None:
+        raise Unavailable("This stage has no tools function configured.")
+    answer = svc.tools.run(request)
+    if not answer.get("ok"):
+        raise ToolError(int(answer.get("status", 500)), answer.get("message") or "The tool failed.")
+    return {k: v for k, v in answer.items() if k != "ok"}
+
+
+def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[dict[str, Any], int]:
+    job = jobs.get(svc, job_id, API)
+    if "task" not in form:
+        raise ValidationError("task", "required")
+    if form["task"].strip() != job["task"]:
+        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(form['task'])}")
+    if "epoch" not in form:
+        raise ValidationError("epoch", "required")
+    epoch = parse_int("epoch", form["epoch"], "an integer >= 1")
+    if svc.artifacts.get_bytes(layout.job_key(job_id, layout.epoch_file(epoch, layout.METRICS_JSON))) is None:
+        raise NotFound(f"Checkpoint of epoch {epoch} not found.")
+    return job, epoch
+
+
+def _checkpoint_uri(svc: Services, job_id: str, epoch: int) -> str:
+    return f"{svc.artifacts.job_uri(job_id).rstrip('/')}/{layout.epoch_dir(epoch)}"
+
+
+def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    """The trainer measured FLOPs (torch's FlopCounterMode) when it wrote the checkpoint; a
+    checkpoint without summary.json is measured now, in the trainer image."""
+    _, epoch = _job_and_epoch(svc, job_id, form)
+    summary = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(epoch, layout.SUMMARY_JSON)))
+    if not summary:
+        summary = _run(
+            svc, tools.request(tools.SUMMARIZE, checkpoint_uri=_checkpoint_uri(svc, job_id, epoch))
+        )
+    return {
+        "result": "OK",
+        "flops": summary["flops"],
+        "params": summary["params"],
+        "param_keys": summary["param_keys"],
+    }
+
+
+def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    _, epoch = _job_and_epoch(svc, job_id, form)
+    key = (form.get("param_key") or "").strip()
+    if not key:
+        raise ValidationError("param_key", "required")
+    uri = _checkpoint_uri(svc, job_id, epoch)
+    answer = _run(svc, tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key))
+    return {"result": "OK", "base64_image": answer["base64_image"]}
+
+
+def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
+    config = settings.current()
+    task = (form.get("task") or "").strip()
+    if task not in params.TASKS:
+        raise ValidationError("task", f"must be one of {{{', '.join(params.TASKS)}}}; got {quote(task)}")
+    data_dir = check_data_location(
+        "data_dir", form.get("data_dir", ""), local=config.is_local, roots=config.data_roots
+    )
+    if "index" not in form:
+        raise ValidationError("index", "required")
+    index = parse_int("index", form["index"], "an integer >= 0")
+    if index < 0:
+        raise ValidationError("index", f"must be an integer >= 0; got {index}")
+    seed = parse_int("seed", form.get("seed", "0"))
+    hyperparameters = params.resolve_preview_args(task, form)
+    request = tools.request(
+        tools.AUG_PREVIEW,
+        data_uri=data_dir,
+        task=task,
+        index=index,
+        hyperparameters=hyperparameters,
+        seed=seed,
+    )
+    return {"result": "OK", "base64_aug_image": _run(svc, request)["base64_aug_image"]}
+
+
+# --- upgrade ---------------------------------------------------------------------------------
+def _migrate_1_to_2(svc: Services, job: dict[str, Any]) -> None:
+    """model.json names its normalisation: what `needs_freeze_bn` meant for R-CNNs before GroupNorm."""
+    if job["task"] not in RCNN_TASKS:
+        return
+    prefix = layout.job_key(job["job_id"], layout.CHECKPOINTS) + "/"
+    for key in list(svc.artifacts.list_keys(prefix)):
+        found = layout.parse_epoch_key(key)
+        if not found or found[1] != layout.MODEL_JSON:
+            continue
+        model = svc.artifacts.get_json(key) or {}
+        hp = model.setdefault("hyperparameters", {})
+        if "rcnn_norm" not in hp:
+            hp["rcnn_norm"] = "frozen_batch" if hp.get("needs_freeze_bn") else "batch"
+            svc.artifacts.put_json(key, model)
+
+
+MIGRATIONS = {1: _migrate_1_to_2}
+
+
+def upgrade(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    job = jobs.get(svc, job_id, API)
+    if form.get("task") is not None and form["task"].strip() != job["task"]:
+        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(form['task'])}")
+    version = int(job.get("format_version") or 0)
+    if version >= layout.FORMAT_VERSION:
+        return {"result": "OK", "upgraded": False, "exception": None}
+    if version < layout.OLDEST_UPGRADABLE:
+        oldest = layout.VERSION_NAMES[layout.OLDEST_UPGRADABLE]
+        return {
+            "result": "OK",
+            "upgraded": False,
+            "exception": {"type": "ValueError", "message": f"The version under {oldest} is not upgradable."},
+        }
+    if job["status"] not in ("Completed", "Failed", "Stopped"):
+        raise ValidationError("job_id", "a job is upgraded when it is not running; stop it first")
+    config_key = layout.job_key(job_id, layout.JOB_FILE)
+    while version < layout.FORMAT_VERSION:
+        MIGRATIONS[version](svc, job)
+        version += 1
+    job_config = svc.artifacts.get_json(config_key) or {}
+    svc.artifacts.put_json(config_key, {**job_config, "format_version": version})
+    svc.jobs.update(job_id, {"format_version": version})
+    return {"result": "OK", "upgraded": True, "exception": None}
