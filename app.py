@@ -6,6 +6,7 @@ import logging
 from chalice import Chalice, Rate, Response
 
 from chalicelib import settings
+from chalicelib.ai_factory.routes import SIGNED_MODEL_ROUTE
 from chalicelib.ai_factory.routes import bp as ai_factory_bp
 from chalicelib.dashboard.routes import PUBLIC_ROUTES as DASHBOARD_FILES
 from chalicelib.dashboard.routes import bp as dashboard_bp
@@ -21,12 +22,14 @@ app.register_blueprint(ai_factory_bp)
 app.register_blueprint(v15_bp)
 app.register_blueprint(openapi_bp)
 app.register_blueprint(dashboard_bp)
+# Routes a plain GET may open: the dashboard's own files, and model links carrying their own signature.
+KEYLESS_ROUTES = frozenset({*DASHBOARD_FILES, SIGNED_MODEL_ROUTE})
 
 
 @app.middleware("http")
 def require_api_key(event, get_response):
     """API Gateway checks `x-api-key` on AWS; the local stage must do it itself (403 like API Gateway)."""
-    if settings.current().check_api_key and event.path not in DASHBOARD_FILES:  # the page's own files
+    if settings.current().check_api_key and event.path not in KEYLESS_ROUTES:
         given = (event.headers or {}).get("x-api-key", "")
         if not hmac.compare_digest(given.encode(), settings.current().api_key.encode()):
             return Response({"message": "Forbidden"}, status_code=403)

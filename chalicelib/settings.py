@@ -306,6 +306,20 @@ TABLE = (
         4,
         "callbacks sent at once by the local outbox and the scheduled handler",
     ),
+    Setting(
+        "model_link_key",
+        "AIFACTORY_MODEL_LINK_KEY",
+        str,
+        "",
+        "HMAC key of the callback's model download links (local: generated into `<home>/model_link_key`)",
+    ),
+    Setting(
+        "model_link_days",
+        "AIFACTORY_MODEL_LINK_DAYS",
+        float,
+        7.0,
+        "how long a callback's model link works without the API key",
+    ),
 )
 
 

@@ -6,6 +6,7 @@ from chalice import Blueprint, Response
 
 from chalicelib import settings
 from chalicelib.ai_factory import service
+from chalicelib.services import model_links
 from chalicelib.web.envelopes import ai_factory_errors
 from chalicelib.web.request_body import CONTENT_TYPES, read_json
 from chalicelib.wiring import services
@@ -52,9 +53,24 @@ def training_logs():
     return service.training_logs(services(), read_json(bp.current_request))
 
 
+SIGNED_MODEL_ROUTE = "/models/{job_name}/signed"
+
+
+@bp.route(SIGNED_MODEL_ROUTE, methods=["GET"], api_key_required=False)
+@ai_factory_errors
+def download_model_signed(job_name):
+    """The callback's link: a plain GET works until it expires (no API key, like S3 presigned URLs)."""
+    model_links.check(job_name, bp.current_request.query_params)
+    return _model_response(job_name)
+
+
 @bp.route("/models/{job_name}", methods=["GET"], api_key_required=True)
 @ai_factory_errors
 def download_model(job_name):
+    return _model_response(job_name)
+
+
+def _model_response(job_name: str) -> Response:
     key, data, url = service.model_artifact(services(), job_name)
     if url:
         return Response(body="", status_code=302, headers={"Location": url})

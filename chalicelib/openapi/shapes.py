@@ -339,6 +339,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Download a finished job's model.tar.gz (the callback's `model` URL)",
         "binary": "application/gzip",
     },
+    ("GET", "/models/{}/signed"): {
+        "summary": "Download a finished job's model.tar.gz with the callback's signed link (no API key)",
+        "binary": "application/gzip",
+        "parameters": [
+            {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+            {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
+        ],
+    },
     ("GET", "/api/version"): {"summary": "The v1.5 API version", "text": {"const": "v1.5.0"}},
     ("GET", V15 + "/environment"): {"summary": "Hardware and software", "ok": ref("V15Environment")},
     ("GET", V15 + "/devices"): {"summary": "Device usage", "ok": ref("V15Devices")},

@@ -34,7 +34,7 @@ from typing import Any
 from callbacks import delivery, payload
 from chalicelib import settings
 from chalicelib.ports import TERMINAL, ConflictError, Services
-from chalicelib.services import jobs
+from chalicelib.services import jobs, model_links
 from contracts import layout
 
 log = logging.getLogger("aifactory.outbox")
@@ -162,7 +162,8 @@ def attempt(svc: Services, job: dict[str, Any], token: str, timeout: float | Non
     try:
         secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
         result = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.RESULT), {}) or {}
-        body = payload.build({**job, "status": box["status"]}, result, job.get("model_url"))
+        link = model_links.signed_url(job.get("model_url"), job["job_name"])
+        body = payload.build({**job, "status": box["status"]}, result, link)
         outcome = delivery.deliver_once(
             job["callback"]["url"],
             body,
