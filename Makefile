@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean venv examples openapi
+.PHONY: run test lint format bench clean venv examples example-ai-factory openapi
 
 venv: $(STAMP) $(BIN)/aifactory
 
@@ -47,6 +47,9 @@ examples: $(STAMP)
 	for task in classification detection instance_segmentation; do \
 	  PYTHONPATH=containers/trainer $(BIN)/python -m trainer.vision.synthetic --task $$task \
 	    --out examples/$$task --num-images 60 --image-size 64; done
+
+example-ai-factory: $(STAMP)
+	$(BIN)/python scripts/example_ai_factory.py
 
 clean:
 	rm -rf $(VENV) .aifactory .pytest_cache .ruff_cache
