@@ -34,19 +34,32 @@ def check_headers(field: str, headers: object) -> dict[str, str]:
         raise ValidationError(field, exc.problem) from None
 
 
+def check_s3_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
+    """An `s3://` location under one of the allowed prefixes (aws stages only)."""
+    if local:
+        raise ValidationError(field, "s3:// locations need an aws stage; the local stage reads local paths")
+    if not any(location.startswith(root.rstrip("/") + "/") for root in roots if root.startswith("s3://")):
+        raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
+    return location
+
+
+def check_local_place(field: str, location: str, path: Path, roots: tuple[str, ...]) -> None:
+    """A resolved local path: never inside the service's own state, under the data roots when set."""
+    home = settings.current().home.resolve()  # jobs, secrets, artifacts: never user data
+    if path == home or home in path.parents:
+        raise ValidationError(field, f"'{location}' is inside the service's state directory")
+    local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
+    if local_roots and not any(path == r or r in path.parents for r in local_roots):
+        raise ValidationError(field, f"'{location}' is outside the allowed data roots")
+
+
 def check_data_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
     """Local stage: a readable directory (under AIFACTORY_DATA_ROOTS if set); aws: an allowed s3:// prefix."""
     if not isinstance(location, str) or not location.strip():
         raise ValidationError(field, "required")
     location = location.strip()
     if location.startswith("s3://"):
-        if local:
-            raise ValidationError(
-                field, "s3:// locations need an aws stage; the local stage reads local paths"
-            )
-        if not any(location.startswith(root) for root in roots if root.startswith("s3://")):
-            raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
-        return location
+        return check_s3_location(field, location, local=local, roots=roots)
     if not local:
         raise ValidationError(field, "must be an s3:// prefix in this stage")
     path = Path(location).expanduser().resolve()
@@ -54,10 +67,5 @@ def check_data_location(field: str, location: str, *, local: bool, roots: tuple[
         raise ValidationError(field, f"'{location}' is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ValidationError(field, f"'{location}' is not readable")
-    home = settings.current().home.resolve()  # jobs, secrets, artifacts: never training data
-    if path == home or home in path.parents:
-        raise ValidationError(field, f"'{location}' is inside the service's state directory")
-    local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
-    if local_roots and not any(path == r or r in path.parents for r in local_roots):
-        raise ValidationError(field, f"'{location}' is outside the allowed data roots")
+    check_local_place(field, location, path, roots)
     return str(path)

@@ -202,7 +202,6 @@ def _read_image(svc: Services, form: dict[str, str]) -> bytes:
             form["path_to_image"],
             local=config.is_local,
             roots=config.data_roots,
-            home=config.home,
         )
         data = svc.data.read(location, config.max_image_bytes)
     image_input.check_image(given[0], data, config.max_image_bytes, config.max_image_pixels)
@@ -248,7 +247,6 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
             pattern,
             local=config.is_local,
             roots=config.data_roots,
-            home=config.home,
         )
         matches = (
             svc.data.glob(location, config.max_infer_images)
@@ -261,7 +259,6 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
                 match,
                 local=config.is_local,
                 roots=config.data_roots,
-                home=config.home,
             )
             paths.append(match)
         if len(paths) > config.max_infer_images:

@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 from chalicelib.errors import ValidationError
+from chalicelib.security import check_local_place, check_s3_location
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff"
@@ -79,7 +80,7 @@ def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int) -> str
     return content_type
 
 
-def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...], home: Path) -> str:
+def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
     """An allowed place to read an image (or a pattern of images) from.
 
     Local stage: a path outside the service's own state, under AIFACTORY_DATA_ROOTS when set.
@@ -89,21 +90,10 @@ def check_location(field: str, location: str, *, local: bool, roots: tuple[str, 
         raise ValidationError(field, "required")
     location = location.strip()
     if location.startswith("s3://"):
-        if local:
-            raise ValidationError(
-                field, "s3:// locations need an aws stage; the local stage reads local paths"
-            )
-        if not any(location.startswith(root.rstrip("/") + "/") for root in roots if root.startswith("s3://")):
-            raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
-        return location
+        return check_s3_location(field, location, local=local, roots=roots)
     if not local:
         raise ValidationError(field, "must be an s3:// location in this stage")
     path = Path(location).expanduser()
     fixed = Path(*[part for part in path.parts if not any(c in part for c in "*?[")] or ["."])
-    resolved_fixed = fixed.resolve()
-    if resolved_fixed == home or home in resolved_fixed.parents:
-        raise ValidationError(field, f"'{location}' is inside the service's own state directory")
-    local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
-    if local_roots and not any(resolved_fixed == r or r in resolved_fixed.parents for r in local_roots):
-        raise ValidationError(field, f"'{location}' is outside the allowed data roots")
+    check_local_place(field, location, fixed.resolve(), roots)
     return str(path.resolve()) if fixed == path else str(path)

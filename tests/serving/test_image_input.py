@@ -10,6 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
+from chalicelib import settings
 from chalicelib.errors import ValidationError
 from chalicelib.v15 import image_input
 
@@ -72,37 +73,31 @@ def test_base64_is_checked():
         image_input.decode_base64("base64_image", "QUFB" * 10, 10)
 
 
-def test_local_locations_stay_out_of_the_state_directory(tmp_path):
+def test_local_locations_stay_out_of_the_state_directory(tmp_path, monkeypatch):
     home = tmp_path / "home"
+    monkeypatch.setenv("AIFACTORY_HOME", str(home))
+    settings.reset()
     (home / "artifacts").mkdir(parents=True)
-    with pytest.raises(ValidationError, match="inside the service's own state directory"):
-        image_input.check_location(
-            "path_to_image", str(home / "artifacts" / "x.jpg"), local=True, roots=(), home=home
-        )
-    with pytest.raises(ValidationError, match="inside the service's own state directory"):
-        image_input.check_location("p", str(home / "*" / "*.jpg"), local=True, roots=(), home=home)
+    with pytest.raises(ValidationError, match="inside the service's state directory"):
+        image_input.check_location("path_to_image", str(home / "artifacts" / "x.jpg"), local=True, roots=())
+    with pytest.raises(ValidationError, match="inside the service's state directory"):
+        image_input.check_location("p", str(home / "*" / "*.jpg"), local=True, roots=())
 
 
-def test_local_locations_respect_the_data_roots(tmp_path):
+def test_local_locations_respect_the_data_roots(tmp_path):  # the home is ./.aifactory here
     root = tmp_path / "data"
     root.mkdir()
-    home = tmp_path / "home"
-    inside = image_input.check_location(
-        "p", str(root / "a" / "*.jpg"), local=True, roots=(str(root),), home=home
-    )
+    inside = image_input.check_location("p", str(root / "a" / "*.jpg"), local=True, roots=(str(root),))
     assert inside == str(root / "a" / "*.jpg")
     with pytest.raises(ValidationError, match="outside the allowed data roots"):
-        image_input.check_location(
-            "p", str(tmp_path / "other.jpg"), local=True, roots=(str(root),), home=home
-        )
+        image_input.check_location("p", str(tmp_path / "other.jpg"), local=True, roots=(str(root),))
 
 
-def test_s3_locations_follow_the_stage(tmp_path):
-    home = tmp_path / "home"
+def test_s3_locations_follow_the_stage():
     with pytest.raises(ValidationError, match="need an aws stage"):
-        image_input.check_location("p", "s3://b/x.jpg", local=True, roots=(), home=home)
-    assert image_input.check_location("p", "s3://b/in/x.jpg", local=False, roots=("s3://b/in",), home=home)
+        image_input.check_location("p", "s3://b/x.jpg", local=True, roots=())
+    assert image_input.check_location("p", "s3://b/in/x.jpg", local=False, roots=("s3://b/in",))
     with pytest.raises(ValidationError, match="not under an allowed S3 prefix"):
-        image_input.check_location("p", "s3://b/inner/x.jpg", local=False, roots=("s3://b/in",), home=home)
+        image_input.check_location("p", "s3://b/inner/x.jpg", local=False, roots=("s3://b/in",))
     with pytest.raises(ValidationError, match="must be an s3:// location"):
-        image_input.check_location("p", "/etc/passwd", local=False, roots=("s3://b/in",), home=home)
+        image_input.check_location("p", "/etc/passwd", local=False, roots=("s3://b/in",))
