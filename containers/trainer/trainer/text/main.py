@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from contracts import metrics
+from trainer import gpu_required
 from trainer.reporting import emit_metric
 from trainer.secrets import read_dataset_headers
 from trainer.text import checkpoints
@@ -45,6 +46,7 @@ def pick_device(using_gpu: bool) -> torch.device:
     """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing."""
     if using_gpu and torch.cuda.is_available():
         return torch.device("cuda")
+    gpu_required.check(using_gpu, torch.cuda.is_available)  # E01 on a GPU instance with no CUDA device
     if using_gpu:
         log.info("using_gpu is True but no CUDA device is available: using the CPU")
     return torch.device("cpu")

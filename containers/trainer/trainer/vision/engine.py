@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainer import gpu_required
 from trainer.vision import metrics as vision_metrics
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def select_device(visible_devices) -> torch.device:
     if visible_devices is not None and len(visible_devices) == 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
+        gpu_required.check(True, torch.cuda.is_available)  # E01 on a GPU instance: never a silent CPU run
         if visible_devices:
             raise ValueError(
                 f"visible_devices {list(visible_devices)} asks for GPUs but no CUDA device is available; "

@@ -1,0 +1,122 @@
+"""A job that asked for the GPU on a GPU instance fails (E01, with advice) when CUDA sees none;
+without a SageMaker instance type (the local platform) it trains on the CPU as before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from trainer import gpu_required
+from trainer.text.main import pick_device
+from trainer.vision import engine
+
+from contracts.statuses import exception_code, parse_failure_reason
+from tests.trainer.test_vision_train import CLASSIFICATION, Job
+
+
+def no_cuda() -> bool:
+    return False
+
+
+def gpu_host(instance_type: str = "ml.g5.xlarge") -> dict:
+    return {"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": instance_type}
+
+
+@pytest.fixture
+def opt_ml(tmp_path, monkeypatch):
+    """An /opt/ml/input/config for the trainer to read, and no CUDA device whatever the machine."""
+    config = tmp_path / "input" / "config"
+    config.mkdir(parents=True)
+    monkeypatch.setenv("AIFACTORY_OPT_ML", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
+
+    def write(resource_config: dict) -> None:
+        (config / "resourceconfig.json").write_text(json.dumps(resource_config))
+
+    return write
+
+
+@pytest.mark.parametrize("name", ["ml.g4dn.xlarge", "ml.g5.2xlarge", "ml.g6e.xlarge", "ml.p4d.24xlarge"])
+def test_gpu_instance_types(name):
+    assert gpu_required.is_gpu_instance(name)
+
+
+@pytest.mark.parametrize("name", ["ml.m5.xlarge", "ml.c5.2xlarge", "ml.trn1.2xlarge", "", "local"])
+def test_cpu_instance_types(name):
+    assert not gpu_required.is_gpu_instance(name)
+
+
+def test_asked_on_a_gpu_instance_without_cuda_is_e01_with_advice():
+    with pytest.raises(RuntimeError) as caught:
+        gpu_required.check(
+            True, no_cuda, gpu_host("ml.g5.xlarge"), diagnosis=lambda: "torch 2.14.1 built for CUDA 13.0"
+        )
+    assert exception_code(caught.value) == "E01"
+    message = str(caught.value)
+    assert message.startswith("The job asked for the GPU and runs on ml.g5.xlarge, but CUDA sees no device")
+    assert "built for CUDA 13.0" in message and "CUDA 12.x torch" in message and "infra/README.md" in message
+
+
+def test_the_instance_group_of_the_current_host_counts():
+    config = {
+        "current_host": "algo-2",
+        "instance_groups": [
+            {"instance_group_name": "cpu", "instance_type": "ml.m5.xlarge", "hosts": ["algo-1"]},
+            {"instance_group_name": "gpu", "instance_type": "ml.p4d.24xlarge", "hosts": ["algo-2"]},
+        ],
+    }
+    with pytest.raises(RuntimeError, match="runs on ml.p4d.24xlarge"):
+        gpu_required.check(True, no_cuda, config, diagnosis=str)
+
+
+@pytest.mark.parametrize(
+    "asked, config, cuda",
+    [
+        (False, gpu_host(), False),  # the job chose the CPU
+        (True, {"current_host": "algo-1", "hosts": ["algo-1"]}, False),  # local platform: no instance type
+        (True, gpu_host("ml.m5.xlarge"), False),  # a CPU instance
+        (True, gpu_host(), True),  # the GPU is there
+    ],
+)
+def test_nothing_to_refuse(asked, config, cuda):
+    gpu_required.check(asked, lambda: cuda, config, diagnosis=str)
+
+
+def test_the_diagnosis_names_torch_and_the_driver():
+    text = gpu_required._diagnosis()
+    assert f"torch {torch.__version__}" in text
+    assert "NVIDIA driver" in text
+
+
+@pytest.mark.parametrize("visible_devices", [None, [0]])
+def test_v15_select_device_refuses_the_cpu_on_a_gpu_instance(opt_ml, visible_devices):
+    opt_ml(gpu_host())
+    with pytest.raises(RuntimeError, match="asked for the GPU and runs on ml.g5.xlarge"):
+        engine.select_device(visible_devices)
+
+
+def test_v15_select_device_keeps_the_cpu_when_asked_for_it_or_local(opt_ml):
+    opt_ml(gpu_host())
+    assert engine.select_device([]) == torch.device("cpu")
+    opt_ml({"current_host": "algo-1", "hosts": ["algo-1"]})
+    assert engine.select_device(None) == torch.device("cpu")
+
+
+def test_text_pick_device_refuses_the_cpu_on_a_gpu_instance(opt_ml):
+    opt_ml(gpu_host("ml.g4dn.xlarge"))
+    with pytest.raises(RuntimeError, match="runs on ml.g4dn.xlarge"):
+        pick_device(True)
+    assert pick_device(False) == torch.device("cpu")
+
+
+def test_a_v15_job_on_a_gpu_instance_without_cuda_fails_with_e01(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
+    hp = {**CLASSIFICATION, "visible_devices": None}  # automatic: the GPU when there is one
+    job = Job(tmp_path, "classification", hp, num_images=4, image_size=32)
+    (job.config / "resourceconfig.json").write_text(json.dumps(gpu_host("ml.g5.xlarge")))
+    assert job.run(monkeypatch) == 1
+    reason = parse_failure_reason(job.failure.split("\n\n", 1)[0])
+    assert reason["code"] == "E01"
+    assert "asked for the GPU and runs on ml.g5.xlarge" in job.failure
+    assert job.read("progress.json")["exception"]["code"] == "E01"
