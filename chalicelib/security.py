@@ -38,7 +38,8 @@ def check_s3_location(field: str, location: str, *, local: bool, roots: tuple[st
     """An `s3://` location under one of the allowed prefixes (aws stages only)."""
     if local:
         raise ValidationError(field, "s3:// locations need an aws stage; the local stage reads local paths")
-    if not any(location.startswith(root.rstrip("/") + "/") for root in roots if root.startswith("s3://")):
+    prefixes = [root.rstrip("/") for root in roots if root.startswith("s3://")]
+    if not any(location.rstrip("/") == p or location.startswith(p + "/") for p in prefixes):
         raise ValidationError(field, f"'{location}' is not under an allowed S3 prefix")
     return location
 
