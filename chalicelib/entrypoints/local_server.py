@@ -234,9 +234,11 @@ def create_server(app, host: str, port: int, *, threads: int = 8, channel_timeou
 def sweep_forever(stop: threading.Event, interval: float, outbox) -> None:
     """Launches queued jobs, settles dead ones and hands due callbacks to the outbox's
     workers: the sweep never waits on a callback receiver."""
+    from chalicelib.services.job_events import JobEventLog
     from chalicelib.wiring import services
 
     sweep_log = logging.getLogger("aifactory.sweep")
+    narrator = JobEventLog(logging.getLogger("aifactory.jobs").info)  # one console line per job event
     while not stop.wait(interval):
         try:
             services().platform.recover()
@@ -251,6 +253,10 @@ def sweep_forever(stop: threading.Event, interval: float, outbox) -> None:
             outbox.submit_due()
         except Exception:  # noqa: BLE001 - nor a bad job record
             sweep_log.exception("callback sweep failed")
+        try:
+            narrator.poll(services())
+        except Exception:  # noqa: BLE001 - telling is never worth stopping the sweep
+            sweep_log.exception("job event log failed")
 
 
 def main(argv: list[str] | None = None) -> int:

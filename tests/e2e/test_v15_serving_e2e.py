@@ -294,3 +294,10 @@ def test_v15_jobs_are_listed_and_their_logs_page(api, trained):
     rest = ok(api, "GET", f"{V}/train/{job}/logs?offset=3&limit=5000")
     assert rest["complete"] is True and any("#metric eval:accuracy=" in line for line in rest["lines"])
     assert "'limit'" in error(api, "GET", f"{V}/train/{job}/logs?limit=0")
+
+
+def test_the_console_tells_each_job_event(api, trained):
+    console = (api.home.parent / f"api-{api.port}.log").read_text()
+    job = trained["classification"]
+    for event in ("queued", "started", "epoch 1/2 done", "finished"):
+        assert f"v1.5 job {job} (classification): {event}" in console, event
