@@ -42,14 +42,11 @@ def api(home):
     yield server
     server.stop()
     server.kill_jobs()
-    for state in home.glob("hosting/*/state.json"):  # model servers outlive the API on purpose
-        import os
-        import signal
+    import psutil
 
-        try:
-            os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    for process in psutil.process_iter(["cmdline"]):  # model servers outlive the API on purpose
+        if str(home) in " ".join(process.info["cmdline"] or []):
+            process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ reported Failed with the end of its log.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -74,6 +76,8 @@ class LocalHostingPlatform:
         return deployment, state
 
     def _write_state(self, name: str, state: dict) -> None:
+        if not self._dir(name).is_dir():
+            return
         atomic.write_bytes(self._dir(name) / "state.json", json.dumps(state).encode())
 
     # --- the server process --------------------------------------------------------
@@ -128,10 +132,17 @@ class LocalHostingPlatform:
                 self._save(deployment)
             return deployment, state
         if deployment.status == IN_SERVICE and state.get("restarts", 0) < self.max_restarts:
-            state = {**self._spawn(deployment), "restarts": state.get("restarts", 0) + 1}
-            self._write_state(name, state)
-            deployment.status = CREATING  # back InService once the new server answers /ping
-            self._save(deployment)
+            with self._lock():  # an undeploy in between must not get its server back
+                try:
+                    deployment, state = self._read(name)
+                except NotFound:
+                    raise NotFound(f"Deployment {name} not found.") from None
+                if pid_alive(state.get("pid"), state.get("start")) or deployment.status != IN_SERVICE:
+                    return deployment, state  # another sweep restarted it meanwhile
+                state = {**self._spawn(deployment), "restarts": state.get("restarts", 0) + 1}
+                self._write_state(name, state)
+                deployment.status = CREATING  # back InService once the new server answers /ping
+                self._save(deployment)
             return deployment, state
         deployment.status = DEPLOY_FAILED
         deployment.failure_reason = (
@@ -142,7 +153,18 @@ class LocalHostingPlatform:
         self._save(deployment)
         return deployment, state
 
+    @contextmanager
+    def _lock(self):
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _save(self, deployment: Deployment) -> None:
+        if not self._dir(deployment.name).is_dir():
+            return  # undeployed meanwhile: never bring its directory back
         atomic.write_bytes(
             self._dir(deployment.name) / "deployment.json",
             json.dumps(dataclasses.asdict(deployment)).encode(),
@@ -166,22 +188,24 @@ class LocalHostingPlatform:
 
     def deploy(self, deployment: Deployment) -> None:
         directory = self._dir(deployment.name)
-        try:
-            directory.mkdir(parents=True)
-        except FileExistsError:
-            raise Conflict(f"Deployment {deployment.name} already exists.") from None
-        deployment = dataclasses.replace(deployment, status=CREATING, failure_reason="")
-        self._save(deployment)
-        try:
-            self._write_state(deployment.name, self._spawn(deployment))
-        except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
+        with self._lock():
+            try:
+                directory.mkdir(parents=True)
+            except FileExistsError:
+                raise Conflict(f"Deployment {deployment.name} already exists.") from None
+            deployment = dataclasses.replace(deployment, status=CREATING, failure_reason="")
+            try:
+                self._save(deployment)
+                self._write_state(deployment.name, self._spawn(deployment))
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
 
     def undeploy(self, name: str) -> None:
-        _, state = self._read(name)
+        with self._lock():
+            _, state = self._read(name)
+            shutil.rmtree(self._dir(name), ignore_errors=True)
         self._kill(state)
-        shutil.rmtree(self._dir(name), ignore_errors=True)
 
     def describe(self, name: str) -> Deployment:
         return self._refresh(name)[0]
