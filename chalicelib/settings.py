@@ -18,8 +18,9 @@ from pathlib import Path
 
 from chalicelib.images import TRAINER_REPOSITORIES
 
-# Every SageMaker training instance type (the spec's ml.m4.4xlarge included); a stage
-# narrows it with AIFACTORY_ALLOWED_INSTANCE_TYPES.
+# Every SageMaker training instance type the images can use (the spec's ml.m4.4xlarge
+# included); a stage narrows it with AIFACTORY_ALLOWED_INSTANCE_TYPES. No p2 (K80) or p3/p3dn
+# (V100): the trainer's CUDA 12.8+/13 torch has no kernels for them (infra/README.md, GPU driver).
 SAGEMAKER_TRAINING_INSTANCE_TYPES = tuple(
     f"ml.{family}.{size}"
     for family, sizes in {
@@ -43,9 +44,6 @@ SAGEMAKER_TRAINING_INSTANCE_TYPES = tuple(
         "c6i": ["xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "32xlarge"],
         "r5": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge"],
         "t3": ["medium", "large", "xlarge", "2xlarge"],
-        "p2": ["xlarge", "8xlarge", "16xlarge"],
-        "p3": ["2xlarge", "8xlarge", "16xlarge"],
-        "p3dn": ["24xlarge"],
         "p4d": ["24xlarge"],
         "p4de": ["24xlarge"],
         "p5": ["48xlarge"],
@@ -68,6 +66,21 @@ def _list(raw: str) -> tuple[str, ...]:
 
 def _bool(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _secret_value(secret_setting: str) -> Callable[[dict], str]:
+    """Default of a key setting: the Secrets Manager value `secret_setting` names, read once
+    per process at start (aws), or unset when it names none (local)."""
+
+    def default(values: dict) -> str:
+        secret_id = values.get(secret_setting) or ""
+        if not secret_id:
+            return ""
+        from chalicelib.adapters.aws.secret_store import stage_secret
+
+        return stage_secret(secret_id)
+
+    return default
 
 
 @dataclass(frozen=True)
@@ -195,10 +208,24 @@ TABLE = (
         "whether the local platform may `docker run` images that are not ours (auto: when an engine answers)",
     ),
     Setting(
+        "secret_prefix",
+        "AIFACTORY_SECRET_PREFIX",
+        str,
+        lambda s: f"aifactory/{s['stage']}/",
+        "Secrets Manager name prefix of the stage; job secrets are `<prefix>jobs/<job_id>` (aws)",
+    ),
+    Setting(
+        "callback_signing_secret",
+        "AIFACTORY_CALLBACK_SIGNING_SECRET",
+        str,
+        "",
+        "Secrets Manager ARN of the callback signing key, read at start (aws: the stack's `CallbackSigningSecretArn`)",
+    ),
+    Setting(
         "callback_signing_key",
         "AIFACTORY_CALLBACK_SIGNING_KEY",
         str,
-        "",
+        _secret_value("callback_signing_secret"),
         "when set, callbacks carry `X-AIFactory-Signature: sha256=<HMAC>`",
     ),
     Setting(
@@ -307,10 +334,17 @@ TABLE = (
         "callbacks sent at once by the local outbox and the scheduled handler",
     ),
     Setting(
+        "model_link_secret",
+        "AIFACTORY_MODEL_LINK_SECRET",
+        str,
+        "",
+        "Secrets Manager ARN of the model link key, read at start (aws: the stack's `ModelLinkSecretArn`)",
+    ),
+    Setting(
         "model_link_key",
         "AIFACTORY_MODEL_LINK_KEY",
         str,
-        "",
+        _secret_value("model_link_secret"),
         "HMAC key of the callback's model download links (local: generated into `<home>/model_link_key`)",
     ),
     Setting(
@@ -391,6 +425,9 @@ _SHOWN_DEFAULTS = {  # defaults that are functions of the stage, or too long to 
     "allow_private_urls": "true local, false aws",
     "allowed_instance_types": "every SageMaker training type",
     "allowed_images": "`chappieai-sagemaker,aifactory-trainer`",
+    "secret_prefix": "`aifactory/<stage>/`",
+    "callback_signing_key": "the value of `AIFACTORY_CALLBACK_SIGNING_SECRET`, else unset",
+    "model_link_key": "the value of `AIFACTORY_MODEL_LINK_SECRET`, else unset",
 }
 
 

@@ -62,7 +62,7 @@ def _aws() -> Services:
             instance_type=config.v15_instance_type,
             logs_client=boto3.client("logs"),
         ),
-        secrets=SecretsManagerStore(boto3.client("secretsmanager")),
+        secrets=SecretsManagerStore(boto3.client("secretsmanager"), f"{config.secret_prefix}jobs/"),
         data=S3DataStore(make_s3_client()),
         hosting=SageMakerHostingPlatform(
             boto3.client("sagemaker"),

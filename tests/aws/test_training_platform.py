@@ -257,3 +257,67 @@ def test_duplicate_name_conflicts(offline_client):
 def test_model_artifact_key_matches_sagemakers_output_layout():
     assert model_artifact_key("dev/jobs/j1/", "aif-j1-1") == "dev/jobs/j1/output/aif-j1-1/output/model.tar.gz"
     assert model_artifact_key("jobs/j1", "n") == "jobs/j1/output/n/output/model.tar.gz"
+
+
+# -- SageMaker's limits, and requests its service model accepts ------------------------------
+
+MAX_RUNTIME_LIMIT_S = 28 * 24 * 3600
+
+
+def test_the_runtime_limit_is_sagemakers_28_days():
+    from chalicelib.adapters.aws.training_platform import MAX_RUNTIME_LIMIT_S as limit
+
+    assert limit == MAX_RUNTIME_LIMIT_S
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_a_runtime_beyond_28_days_is_a_400_before_anything_is_created(offline_client, spot):
+    platform = SageMakerTrainingPlatform(offline_client, ROLE, spot=spot)
+    with Stubber(offline_client):  # no response queued: any call would fail the test
+        with pytest.raises(ValidationError) as caught:
+            platform.start(make_request(max_runtime_s=MAX_RUNTIME_LIMIT_S + 1))
+    assert caught.value.status_code == 400
+    assert caught.value.field == "max_runtime"
+    assert f"(1 to {MAX_RUNTIME_LIMIT_S} s, 28 days)" in caught.value.message
+
+
+def test_spot_wait_defaults_to_twice_the_runtime_capped_at_the_limit(offline_client):
+    platform = SageMakerTrainingPlatform(offline_client, ROLE, spot=True)
+    stopping = platform.build_request(make_request(max_runtime_s=MAX_RUNTIME_LIMIT_S))["StoppingCondition"]
+    assert stopping == {
+        "MaxRuntimeInSeconds": MAX_RUNTIME_LIMIT_S,
+        "MaxWaitTimeInSeconds": MAX_RUNTIME_LIMIT_S,
+    }
+    stopping = platform.build_request(make_request(max_runtime_s=20 * 86400))["StoppingCondition"]
+    assert stopping["MaxWaitTimeInSeconds"] == MAX_RUNTIME_LIMIT_S
+
+
+@pytest.mark.parametrize("max_wait_s", [7199, MAX_RUNTIME_LIMIT_S + 1])
+def test_a_configured_spot_wait_outside_its_bounds_is_a_400(offline_client, max_wait_s):
+    platform = SageMakerTrainingPlatform(offline_client, ROLE, spot=True, max_wait_s=max_wait_s)
+    with pytest.raises(ValidationError) as caught:
+        platform.build_request(make_request(max_runtime_s=7200))
+    assert caught.value.field == "max_wait"
+    assert "between MaxRuntimeInSeconds (7200 s)" in caught.value.message
+
+
+@pytest.mark.parametrize("spot", [False, True])
+def test_every_request_validates_against_the_service_model(sagemaker, spot):
+    from tests.aws.service_model import record_requests
+
+    sent = record_requests(sagemaker)
+    platform = SageMakerTrainingPlatform(sagemaker, ROLE, spot=spot)
+    longest = make_request(max_runtime_s=MAX_RUNTIME_LIMIT_S, training_job_name="a" * 63)
+    platform.start(longest)
+    platform.describe(longest.training_job_name)
+    assert [name for name, _ in sent] == ["CreateTrainingJob", "DescribeTrainingJob"]
+
+
+def test_stop_validates_against_the_service_model(offline_client):
+    from tests.aws.service_model import record_requests
+
+    sent = record_requests(offline_client)  # moto has no StopTrainingJob: a Stubber answers
+    with Stubber(offline_client) as stub:
+        stub.add_response("stop_training_job", {}, {"TrainingJobName": "a" * 63})
+        SageMakerTrainingPlatform(offline_client, ROLE).stop("a" * 63)
+    assert sent == [("StopTrainingJob", {"TrainingJobName": "a" * 63})]

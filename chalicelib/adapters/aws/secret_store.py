@@ -7,6 +7,7 @@ hyper-parameters, tags, environment or logs.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -65,3 +66,12 @@ class SecretsManagerStore:
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":
                 raise
+
+
+@functools.cache
+def stage_secret(secret_id: str) -> str:
+    """A stage-wide secret's value (callback signing key, model link key), read once per
+    process: settings read it at start, so it never sits in the Lambda's configuration."""
+    import boto3
+
+    return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]

@@ -19,6 +19,8 @@ from chalicelib.ports import Hardware, TrainingDescription, TrainingRequest
 from contracts import layout, metrics
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# SageMaker's ceiling for MaxRuntimeInSeconds and MaxWaitTimeInSeconds: 28 days.
+MAX_RUNTIME_LIMIT_S = 28 * 24 * 3600
 CONFIG_CHANNEL = "config"
 DATA_CHANNEL = "training"
 JOB_FILE = layout.JOB_FILE
@@ -183,7 +185,7 @@ class SageMakerTrainingPlatform:
                 }
             )
 
-        stopping: dict[str, int] = {"MaxRuntimeInSeconds": int(request.max_runtime_s)}
+        stopping = self._stopping_condition(int(request.max_runtime_s))
         params: dict[str, Any] = {
             "TrainingJobName": request.training_job_name,
             "AlgorithmSpecification": {
@@ -205,12 +207,35 @@ class SageMakerTrainingPlatform:
         }
         if self.spot:
             params["EnableManagedSpotTraining"] = True
-            stopping["MaxWaitTimeInSeconds"] = int(self.max_wait_s or 2 * request.max_runtime_s)
         if self.vpc_config:
             params["VpcConfig"] = self.vpc_config
         if request.tags:
             params["Tags"] = [{"Key": k, "Value": v} for k, v in request.tags.items()]
         return params
+
+    def _stopping_condition(self, runtime: int) -> dict[str, int]:
+        """MaxRuntime within SageMaker's 28 days (a 400 beyond, before anything is created); with
+        spot, MaxWait (default twice the runtime) between the runtime and the same limit."""
+        if not 1 <= runtime <= MAX_RUNTIME_LIMIT_S:
+            raise ValidationError(
+                "max_runtime",
+                f"{runtime} s is outside SageMaker's limits for MaxRuntimeInSeconds "
+                f"(1 to {MAX_RUNTIME_LIMIT_S} s, 28 days); lower AIFACTORY_MAX_RUNTIME_S",
+            )
+        stopping = {"MaxRuntimeInSeconds": runtime}
+        if self.spot:
+            if self.max_wait_s is None:
+                wait = min(2 * runtime, MAX_RUNTIME_LIMIT_S)
+            elif runtime <= self.max_wait_s <= MAX_RUNTIME_LIMIT_S:
+                wait = int(self.max_wait_s)
+            else:
+                raise ValidationError(
+                    "max_wait",
+                    f"{self.max_wait_s} s must lie between MaxRuntimeInSeconds ({runtime} s) and "
+                    f"SageMaker's limit of {MAX_RUNTIME_LIMIT_S} s (28 days)",
+                )
+            stopping["MaxWaitTimeInSeconds"] = wait
+        return stopping
 
     def start(self, request: TrainingRequest) -> None:
         params = self.build_request(request)
