@@ -8,6 +8,7 @@ README's settings table is this table (a test keeps them equal).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import secrets
 import shutil
@@ -81,6 +82,15 @@ def _secret_value(secret_setting: str) -> Callable[[dict], str]:
         return stage_secret(secret_id)
 
     return default
+
+
+def _json_object(raw: str) -> dict:
+    value = json.loads(raw)
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise ValueError("AIFACTORY_CEILINGS must be a JSON object of integers")
+    return value
 
 
 @dataclass(frozen=True)
@@ -341,6 +351,13 @@ TABLE = (
         "Secrets Manager ARN of the model link key, read at start (aws: the stack's `ModelLinkSecretArn`)",
     ),
     Setting(
+        "ceilings",
+        "AIFACTORY_CEILINGS",
+        _json_object,
+        {},
+        'JSON object overriding the ceilings of chalicelib/limits.py, e.g. `{"batch_size": 512}`',
+    ),
+    Setting(
         "model_link_key",
         "AIFACTORY_MODEL_LINK_KEY",
         str,
@@ -436,7 +453,7 @@ def markdown_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for setting in TABLE:
         default = setting.default
-        shown = _SHOWN_DEFAULTS.get(setting.name) or ("unset" if default in ("", ()) else f"`{default}`")
+        shown = _SHOWN_DEFAULTS.get(setting.name) or ("unset" if default in ("", (), {}) else f"`{default}`")
         rows.append(f"| `{setting.env}` | {shown} | {setting.meaning} |")
     return "\n".join(rows)
 

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import settings
+from chalicelib import limits, settings
 from chalicelib.errors import ValidationError
 from chalicelib.images import image_allowed
 from chalicelib.security import check_headers, check_outbound_url
@@ -138,6 +138,7 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
                 field_name, "must not contain a header value (secrets never go into hyper-parameters)"
             )
         result[key] = item
+    limits.check_text_hyperparameters(result, name)
     return result
 
 
@@ -171,6 +172,8 @@ def parse_create(payload: Any) -> CreateRequest:
         ),
         "max_pages": _integer(pagination.get("max_pages", 0), "dataset_endpoint.pagination.max_pages", 0),
     }
+    for key in ("begin_offset", "max_pages"):
+        limits.check(pages[key], f"pagination.{key}", f"dataset_endpoint.pagination.{key}")
 
     model = _object(body.get("training_model"), "training_model")
     image = check_image_allowed(_string(model.get("image"), "training_model.image", 512))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from chalicelib import settings, timeutil
+from chalicelib import limits, settings, timeutil
 from chalicelib.errors import Conflict, NotFound, ValidationError
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
@@ -43,6 +43,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         field = "resume_job_id_and_epoch" if kind == params.RESUME else "finetune_job_id_and_epoch"
         source_job = _source_job(svc, field, source_id, epoch)
     resolved = params.resolve_train_args(form, source_job)
+    limits.check_v15_arguments(resolved["hyperparameters"])
     data_dir = check_data_location(
         "data_dir",
         resolved["data_dir"],

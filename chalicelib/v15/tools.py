@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import settings
+from chalicelib import limits, settings
 from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
 from chalicelib.ports import Services
 from chalicelib.security import check_data_location
@@ -97,6 +97,7 @@ def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
         raise ValidationError("index", f"must be an integer >= 0; got {index}")
     seed = parse_int("seed", form.get("seed", "0"))
     hyperparameters = params.resolve_preview_args(task, form)
+    limits.check_v15_arguments(hyperparameters)
     request = tools.request(
         tools.AUG_PREVIEW,
         data_uri=data_dir,
