@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 
 .PHONY: run test lint format bench clean venv examples example-ai-factory openapi
+.PHONY: docker-engine docker-base docker-trainer-image docker-images
 
 venv: $(STAMP) $(BIN)/aifactory
 
@@ -53,3 +54,20 @@ example-ai-factory: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .aifactory .pytest_cache .ruff_cache
+
+# A Docker engine (Debian's docker.io, dockerd started as root), the base image built from
+# Debian's packages (no image registry is reachable here) and the images built on it; the
+# dependency layer is cached until a requirements file changes (scripts/docker/README.md).
+LOCAL_BASE_IMAGE ?= aifactory-base:bookworm
+
+docker-engine:
+	bash scripts/docker/engine.sh
+
+docker-base: docker-engine
+	bash scripts/docker/base-image.sh $(LOCAL_BASE_IMAGE)
+
+docker-trainer-image: $(STAMP) docker-base
+	$(BIN)/python scripts/docker/build_images.py --base-image $(LOCAL_BASE_IMAGE) trainer
+
+docker-images: $(STAMP) docker-base
+	$(BIN)/python scripts/docker/build_images.py --base-image $(LOCAL_BASE_IMAGE) trainer inference

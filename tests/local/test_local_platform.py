@@ -70,10 +70,22 @@ def test_image_repository_ignores_registry_and_tag():
 
 
 def test_docker_command_mounts_opt_ml_and_host_paths_where_they_are(tmp_path):
-    command = docker_command("my/img:1", "job-1", tmp_path / "opt_ml", "/srv/artifacts/jobs/j", "/data/set")
+    command = docker_command(
+        "my/img:1",
+        "job-1",
+        tmp_path / "opt_ml",
+        "/srv/artifacts/jobs/j",
+        "/data/set",
+        "/home/s/j.json",
+        {"AIFACTORY_STAGE": "local", "AIFACTORY_API_KEY": "never"},
+    )
+    opt_ml = tmp_path / "opt_ml"
     assert command == ["docker", "run", "--rm", "--name", "job-1", "--network", "host",
-                       "-v", f"{tmp_path}/opt_ml:/opt/ml", "-v", "/srv/artifacts/jobs/j:/srv/artifacts/jobs/j",
-                       "-v", "/data/set:/data/set:ro", "my/img:1", "train"]  # fmt: skip
+                       "-v", f"{opt_ml}/input:/opt/ml/input", "-v", f"{opt_ml}/model:/opt/ml/model",
+                       "-v", f"{opt_ml}/output:/opt/ml/output", "-v", f"{opt_ml}/checkpoints:/opt/ml/checkpoints",
+                       "-v", "/srv/artifacts/jobs/j:/srv/artifacts/jobs/j",
+                       "-v", "/data/set:/data/set:ro", "-v", "/home/s/j.json:/home/s/j.json:ro",
+                       "-e", "AIFACTORY_STAGE", "-e", "TRAINING_JOB_NAME=job-1", "my/img:1", "train"]  # fmt: skip
 
 
 def test_foreign_image_without_docker_is_unavailable(platform, tmp_path):

@@ -86,7 +86,16 @@ def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
     return opt_ml
 
 
-def trainer_command(request: dict, opt_ml: Path) -> list[str]:
+def secret_file(opt_ml: Path) -> str | None:
+    """The host file holding the job's dataset headers, when the local secret store made one."""
+    job = json.loads((opt_ml / "input" / "data" / "config" / layout.JOB_FILE).read_text())
+    secret = (job.get("data") or {}).get("secret")
+    if isinstance(secret, dict) and secret.get("kind", "file") == "file" and secret.get("ref"):
+        return str(Path(secret["ref"]).resolve())
+    return None
+
+
+def trainer_command(request: dict, opt_ml: Path, environ: dict[str, str] | None = None) -> list[str]:
     if is_builtin_trainer(request["image"]):
         return [sys.executable, "-m", "trainer"]
     data_uri = request.get("data_uri")
@@ -96,6 +105,8 @@ def trainer_command(request: dict, opt_ml: Path) -> list[str]:
         opt_ml,
         str(Path(request["artifact_uri"]).resolve()),
         str(Path(data_uri).resolve()) if data_uri else None,
+        secret_file(opt_ml),
+        environ,
     )
 
 
@@ -138,7 +149,7 @@ def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callabl
         env["PYTHONUNBUFFERED"] = "1"
         with open(job_dir / "trainer.log", "ab") as out:
             proc = subprocess.Popen(
-                trainer_command(request, opt_ml),
+                trainer_command(request, opt_ml, env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -43,28 +43,44 @@ RUNNER_MODULE = "chalicelib.entrypoints.job_runner"
 QUEUED = "Starting"
 
 
-def docker_command(image: str, name: str, opt_ml: Path, artifact_dir: str, data_dir: str | None) -> list[str]:
+# What SageMaker mounts under /opt/ml: its subdirectories, never /opt/ml itself, which would
+# hide what the image keeps there (our trainer's code is /opt/ml/code).
+OPT_ML_MOUNTS = ("input", "model", "output", "checkpoints")
+# The environment a job's container gets, as CreateTrainingJob's `Environment` gives it:
+# only the stage's outbound choice (the trainer reads it through outbound.private_urls_allowed)
+# and never a secret. `-e NAME` passes the value from the runner's environment, not argv.
+CONTAINER_ENVIRONMENT = ("AIFACTORY_STAGE", "AIFACTORY_ALLOW_PRIVATE_URLS")
+
+
+def docker_command(
+    image: str,
+    name: str,
+    opt_ml: Path,
+    artifact_dir: str,
+    data_dir: str | None,
+    secret_file: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> list[str]:
     """The exact `docker run` the platform makes for an image that is not ours.
 
     `/opt/ml` links its checkpoints (and the data channel) to host paths, and job.json names
-    the artifact directory by its host path: those are mounted at the same paths inside, so
-    every link and path resolves in the container as it does outside.
+    the artifact directory and the dataset headers' secret file by their host paths: those are
+    mounted at the same paths inside, so every link and path resolves in the container as it
+    does outside. `train` is the command, as SageMaker runs it; the `docker run` client
+    forwards SIGTERM to the container, and the runner `docker kill`s it after the grace period.
     """
-    command = [
-        "docker",
-        "run",
-        "--rm",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "-v",
-        f"{opt_ml}:/opt/ml",
-        "-v",
-        f"{artifact_dir}:{artifact_dir}",
-    ]
+    command = ["docker", "run", "--rm", "--name", name, "--network", "host"]
+    for sub in OPT_ML_MOUNTS:
+        command += ["-v", f"{opt_ml / sub}:/opt/ml/{sub}"]
+    command += ["-v", f"{artifact_dir}:{artifact_dir}"]
     if data_dir:
         command += ["-v", f"{data_dir}:{data_dir}:ro"]
+    if secret_file:
+        command += ["-v", f"{secret_file}:{secret_file}:ro"]
+    for variable in CONTAINER_ENVIRONMENT:
+        if variable in (os.environ if environ is None else environ):
+            command += ["-e", variable]
+    command += ["-e", f"TRAINING_JOB_NAME={name}"]
     return command + [image, "train"]
 
 
