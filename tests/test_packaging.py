@@ -12,7 +12,6 @@ import importlib.metadata as md
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,17 +28,11 @@ IMAGE_PACKAGES = {"trainer", "dataset_fetcher", "callbacks", "contracts", "outbo
 
 
 def _chalice_project_copy(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
-    shutil.copy2(ROOT / "app.py", project / "app.py")
-    shutil.copytree(ROOT / "chalicelib", project / "chalicelib", ignore=ignore)
-    for optional in ("vendor",):
-        if (ROOT / optional).is_dir():
-            shutil.copytree(ROOT / optional, project / optional, ignore=ignore)
-    shutil.copy2(ROOT / "requirements.txt", project / "requirements.txt")
-    shutil.copytree((ROOT / "infra" / "chalice").resolve(), project / ".chalice", ignore=ignore)
-    return project
+    """The project `make deploy` hands to Chalice: the shipped code and the stage config
+    rendered from a recorded describe-stacks (tests/aws/fixtures), as for a real account."""
+    from tests.aws.stack_fixture import cli, rendered_config
+
+    return cli.chalice_app.write_project(tmp_path / "project", rendered_config())
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +111,10 @@ def test_lambda_zip_imports_on_its_own_without_torch(dev_package, tmp_path):
 
 
 def test_template_uses_the_stage_role_and_settings(dev_package):
+    from tests.aws.stack_fixture import rendered_config
+
     template = json.loads((dev_package / "sam.json").read_text())
-    config = json.loads((ROOT / "infra" / "chalice" / "config.json").read_text())
+    config = rendered_config()
     dev = config["stages"]["dev"]
     handler = template["Resources"]["APIHandler"]["Properties"]
     assert handler["Role"] == dev["iam_role_arn"]
@@ -130,7 +125,10 @@ def test_template_uses_the_stage_role_and_settings(dev_package):
 
 
 def test_chalice_config_names_every_aws_setting():
-    config = json.loads((ROOT / "infra" / "chalice" / "config.json").read_text())
+    """The stage config `make deploy` renders (the committed one is its account-free template)."""
+    from tests.aws.stack_fixture import rendered_config
+
+    config = rendered_config()
     assert config["app_name"] == "ai-factory"
     assert config["stages"]["local"]["environment_variables"]["AIFACTORY_STAGE"] == "local"
     needed = {
@@ -261,3 +259,92 @@ def test_trainer_requirements_cover_every_import():
         if not distributions & available:
             missing[module] = sorted(distributions) or ["<not installed>"]
     assert not missing, f"Add to containers/trainer/requirements.txt: {missing}"
+
+
+# --- the package as AWS sees it -------------------------------------------------------------
+
+
+def test_cfn_lint_finds_nothing_in_the_package(dev_package):
+    """The SAM template Chalice wrote (the API, its routes, the event and schedule handlers)."""
+    from cfnlint.api import ManualArgs, lint_file
+
+    findings = lint_file(dev_package / "sam.json", config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    assert [str(finding) for finding in findings] == []
+
+
+def _lambda_site(target: Path) -> Path:
+    """A site directory holding only requirements.txt's distributions and the runtime's boto3
+    (with their dependencies), linked from this venv: what the Lambda's Python can import."""
+    pinned = {
+        line.split("==")[0].strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    target.mkdir()
+    for name in sorted(_with_dependencies(pinned | {"boto3"})):
+        distribution = md.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in distribution.files or []}
+        for top in tops:
+            source = Path(distribution.locate_file(top))
+            if top.endswith((".pth",)) or top == ".." or not source.exists():
+                continue
+            if not (target / top).exists():
+                (target / top).symlink_to(source)
+    return target
+
+
+def _routes_probe(site: Path) -> str:
+    return (
+        "import json, sys\n"
+        f"sys.path[:0] = ['.', {str(site)!r}]\n"
+        "import app\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "assert not heavy, heavy\n"
+        "outside = sorted({getattr(m, '__file__', None) or '' for m in list(sys.modules.values())}\n"
+        "    - {''})\n"
+        "outside = [f for f in outside if 'site-packages' in f and not f.startswith(sys.path[1])]\n"
+        "assert not outside, outside[:5]\n"
+        "print(json.dumps(sorted([path, sorted(methods)] for path, methods in app.app.routes.items())))\n"
+    )
+
+
+def test_the_zip_imports_in_a_clean_environment_and_registers_every_route(dev_package, tmp_path):
+    """No site-packages (python -S): only the zip, requirements.txt and boto3 as the runtime has it."""
+    unpacked = tmp_path / "lambda"
+    with zipfile.ZipFile(dev_package / "deployment.zip") as archive:
+        archive.extractall(unpacked)
+    site = _lambda_site(tmp_path / "site")
+    env = {
+        "PATH": os.environ["PATH"],
+        "AIFACTORY_STAGE": "dev",
+        "AIFACTORY_TABLE": "t",
+        "AIFACTORY_BUCKET": "b",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", _routes_probe(site)],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, (
+        f"The zip does not import on the Lambda's packages alone:\n{result.stderr[-4000:]}"
+    )
+    packaged = json.loads(result.stdout.strip().splitlines()[-1])
+    import app
+
+    expected = sorted([path, sorted(methods)] for path, methods in app.app.routes.items())
+    assert packaged == expected
+    assert ["/api/version", ["GET"]] in packaged
+
+
+def test_the_clean_environment_really_lacks_the_dev_packages(dev_package, tmp_path):
+    """The probe's environment cannot import what only the dev venv has (it would hide a missing pin)."""
+    site = _lambda_site(tmp_path / "site")
+    probe = f"import sys\nsys.path[:0] = [{str(site)!r}]\nimport boto3\nimport moto\n"
+    result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "No module named 'moto'" in result.stderr

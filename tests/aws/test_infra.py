@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.aws.stack_fixture import rendered_config
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "cloudformation.yaml"
 POLICY = ROOT / "infra" / "chalice" / "policy-dev.json"
@@ -164,7 +166,8 @@ def test_lambda_role_allows_what_the_adapters_call(template):
         for s in p["PolicyDocument"]["Statement"]
         if "secretsmanager:CreateSecret" in s["Action"]
     )
-    assert secrets["Resource"]["Fn::Sub"].endswith(":secret:aifactory/jobs/*")
+    # Per stage (was aifactory/jobs/*): the stage's job secrets only, as the wiring names them.
+    assert secrets["Resource"]["Fn::Sub"].endswith(":secret:aifactory/${Stage}/jobs/*")
 
 
 def test_sagemaker_role_can_run_the_trainer(template):
@@ -323,7 +326,8 @@ def test_stages_configure_hosting_sagemaker_accepts(template):
 
     model = boto3.client("sagemaker", region_name="us-east-1").meta.service_model
     hosting_types = model.shape_for("ProductionVariantInstanceType").enum
-    config = json.loads(CONFIG.read_text())
+    # The images are rendered from the stack's outputs (make deploy), not committed.
+    config = rendered_config()
     for stage in ("dev", "prod"):
         variables = config["stages"][stage]["environment_variables"]
         assert variables["AIFACTORY_HOSTING_CPU_INSTANCE_TYPE"] in hosting_types

@@ -1,0 +1,234 @@
+"""`make deploy` without AWS: the stage config rendered from a recorded describe-stacks, the
+one image tag scheme, the stack outputs the renderer needs, and the smoke test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import Stubber
+
+from tests.aws.stack_fixture import (
+    DATA_ROOTS,
+    IMAGE_TAG,
+    PUBLIC_URL,
+    ROOT,
+    cli,
+    describe_stacks,
+    images,
+    rendered_config,
+)
+from tests.aws.stack_fixture import deploy_config as config
+
+ACCOUNT_REPO = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+@pytest.fixture
+def outputs():
+    return config.stack_outputs(describe_stacks("dev"))
+
+
+def test_the_stage_is_rendered_from_the_stacks_outputs(outputs):
+    dev = rendered_config(("dev",))["stages"]["dev"]
+    variables = dev["environment_variables"]
+    assert dev["iam_role_arn"] == "arn:aws:iam::111122223333:role/aifactory-api-dev"
+    assert variables["AIFACTORY_TABLE"] == "aifactory-jobs-dev"
+    assert variables["AIFACTORY_BUCKET"] == outputs["ArtifactBucketName"]
+    assert variables["AIFACTORY_SAGEMAKER_ROLE_ARN"] == outputs["SageMakerExecutionRoleArn"]
+    assert variables["AIFACTORY_SECRET_PREFIX"] == "aifactory/dev/"
+    assert variables["AIFACTORY_CALLBACK_SIGNING_SECRET"] == outputs["CallbackSigningSecretArn"]
+    assert variables["AIFACTORY_MODEL_LINK_SECRET"] == outputs["ModelLinkSecretArn"]
+    assert variables["AIFACTORY_TRAINER_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-trainer:{IMAGE_TAG}"
+    assert variables["AIFACTORY_INFERENCE_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-inference:{IMAGE_TAG}"
+    assert variables["AIFACTORY_ALLOWED_IMAGES"] == f"{ACCOUNT_REPO}/aifactory-trainer"
+    assert variables["AIFACTORY_TOOLS_FUNCTION"] == "aifactory-tools-dev"
+    assert variables["AIFACTORY_DATA_ROOTS"] == ",".join(DATA_ROOTS)
+    assert variables["AIFACTORY_PUBLIC_URL"] == PUBLIC_URL.rstrip("/")
+    assert "AIFACTORY_CALLBACK_SIGNING_KEY" not in variables  # the key itself never enters the config
+    # What the template says about the stage survives the rendering.
+    assert (
+        variables["AIFACTORY_ALLOWED_INSTANCE_TYPES"]
+        == config.load_template()["stages"]["dev"]["environment_variables"][
+            "AIFACTORY_ALLOWED_INSTANCE_TYPES"
+        ]
+    )
+
+
+def test_rendering_one_stage_leaves_the_others_as_committed(outputs):
+    template = config.load_template()
+    rendered = config.render(template, "dev", outputs, image_tag=IMAGE_TAG)
+    assert rendered["stages"]["prod"] == template["stages"]["prod"]
+    assert rendered["stages"]["local"] == template["stages"]["local"]
+    assert "iam_role_arn" not in template["stages"]["dev"]  # the template itself is not modified
+
+
+def test_the_committed_config_holds_no_account_region_or_placeholder():
+    assert config.template_problems(config.load_template()) == []
+
+
+def test_an_account_specific_config_is_refused():
+    problems = config.template_problems(rendered_config())
+    assert "an account id: 111122223333" in problems
+    assert "a region: eu-west-1" in problems
+    assert "dev: iam_role_arn (rendered from ApiLambdaRoleArn)" in problems
+    assert config.template_problems({"stages": {"dev": {"environment_variables": {"X": "REPLACE-ME"}}}}) == [
+        "a REPLACE placeholder"
+    ]
+
+
+def test_a_stack_without_an_output_names_it(outputs):
+    del outputs["CallbackSigningSecretArn"]
+    with pytest.raises(config.RenderError, match="The stack has no output CallbackSigningSecretArn: deploy"):
+        config.render(config.load_template(), "dev", outputs, image_tag=IMAGE_TAG)
+
+
+def test_only_aws_stages_render(outputs):
+    with pytest.raises(config.RenderError, match="Stage 'local' is not one of"):
+        config.render(config.load_template(), "local", outputs, image_tag=IMAGE_TAG)
+
+
+def test_describe_stacks_must_hold_one_stack():
+    with pytest.raises(config.RenderError, match="Expected one stack in describe-stacks, got 0"):
+        config.stack_outputs({"Stacks": []})
+
+
+def test_the_template_outputs_everything_the_renderer_reads():
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "infra" / "cloudformation.yaml").read_text(), Loader=Loader)
+    produced = set(template["Outputs"])
+    assert set(config.REQUIRED_OUTPUTS) | {"ToolsFunctionName", "ApiKeyId"} <= produced
+    recorded = set(config.stack_outputs(describe_stacks("dev")))
+    assert recorded <= produced  # the fixture is a describe-stacks this template can give
+
+
+def test_data_roots_become_bucket_arns():
+    roots = ["s3://customer-data/voc/", "s3://customer-data/coco/", "s3://other/x"]
+    assert config.data_bucket_arns(roots) == ["arn:aws:s3:::customer-data", "arn:aws:s3:::other"]
+    assert config.data_bucket_arns(["s3://b/p"], "aws-cn") == ["arn:aws-cn:s3:::b"]
+    with pytest.raises(config.RenderError, match="Data root '/data/voc' is not an s3:// prefix"):
+        config.data_bucket_arns(["/data/voc"])
+
+
+# -- one tag scheme --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def repo(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True)
+
+    git("init", "-q")
+    (tmp_path / "f").write_text("1")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    return tmp_path, git("rev-parse", "--short=12", "HEAD").stdout.strip()
+
+
+def test_the_tag_is_the_commit_and_says_dirty(repo):
+    import datetime as dt
+
+    path, sha = repo
+    assert images.image_tag(path, override="") == f"git-{sha}"
+    (path / "f").write_text("2")
+    now = dt.datetime(2026, 11, 22, 19, 45, 1, tzinfo=dt.UTC)
+    assert images.image_tag(path, override="", now=now) == f"git-{sha}-dirty-20261122194501"
+
+
+def test_an_explicit_tag_must_be_valid_for_ecr(repo):
+    assert images.image_tag(repo[0], override="1.4.0") == "1.4.0"
+    with pytest.raises(ValueError, match="'-bad' is not a valid image tag"):
+        images.image_tag(repo[0], override="-bad")
+
+
+def test_images_build_for_amd64_from_the_repository_root():
+    trainer = images.IMAGES[0]
+    command = images.build_command(
+        trainer, "r/aifactory-trainer:t", {"TORCH_INDEX_URL": "u", "BASE_IMAGE": ""}
+    )
+    assert command == [
+        "docker",
+        "build",
+        "--platform",
+        "linux/amd64",
+        "-f",
+        "containers/trainer/Dockerfile",
+        "-t",
+        "r/aifactory-trainer:t",
+        "--build-arg",
+        "TORCH_INDEX_URL=u",
+        ".",
+    ]
+    for image in images.IMAGES:
+        dockerfile = (ROOT / image.dockerfile).read_text()
+        assert "ARG BASE_IMAGE=python:3.11-slim-bookworm\nFROM ${BASE_IMAGE}" in dockerfile
+        assert "ARG TORCH_INDEX_URL" in dockerfile and "ARG KEEP_BASE_TORCH=false" in dockerfile
+
+
+def test_what_is_pushed_is_what_the_config_names(outputs, monkeypatch):
+    ran = []
+    monkeypatch.setattr(cli.subprocess, "run", lambda command, **kw: ran.append(command))
+    session = boto3.session.Session(region_name="eu-west-1")
+    ecr = session.client("ecr")
+    monkeypatch.setattr(session, "client", lambda name: ecr)
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "get_authorization_token", {"authorizationData": [{"authorizationToken": "QVdTOnB3"}]}
+        )
+        cli._push_images(session, outputs, IMAGE_TAG, {"TORCH_INDEX_URL": cli.CUDA12_TORCH})
+    assert ran[0] == ["docker", "login", "--username", "AWS", "--password-stdin", ACCOUNT_REPO]
+    pushed = {command[-1] for command in ran if command[:2] == ["docker", "push"]}
+    built = {command[command.index("-t") + 1] for command in ran if command[:2] == ["docker", "build"]}
+    variables = config.render(config.load_template(), "dev", outputs, image_tag=IMAGE_TAG)["stages"]["dev"][
+        "environment_variables"
+    ]
+    assert pushed == built == {variables["AIFACTORY_TRAINER_IMAGE"], variables["AIFACTORY_INFERENCE_IMAGE"]}
+    assert all(f"TORCH_INDEX_URL={cli.CUDA12_TORCH}" in c for c in ran if c[:2] == ["docker", "build"])
+
+
+# -- smoke test ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api():
+    """An API Gateway stand-in on loopback: 403 until the key has "propagated", then /api/version."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            seen.append((self.path, self.headers.get("x-api-key")))
+            ok = len(seen) > 2 and self.headers.get("x-api-key") == "k3y"
+            body = json.dumps({"version": "1.5"} if ok else {"message": "Forbidden"}).encode()
+            self.send_response(200 if ok else 403)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_smoke_test_calls_version_with_the_key_until_it_is_accepted(api):
+    url, seen = api
+    assert cli.smoke_test(url, "k3y", attempts=5, delay_s=0) == {"version": "1.5"}
+    assert seen == [("/api/api/version", "k3y")] * 3
+
+
+def test_smoke_test_fails_with_the_last_answer(api):
+    url, _ = api
+    with pytest.raises(RuntimeError, match=r"/api/api/version failed: HTTP 403"):
+        cli.smoke_test(url, "wrong", attempts=4, delay_s=0)
