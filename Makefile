@@ -71,3 +71,16 @@ docker-trainer-image: $(STAMP) docker-base
 
 docker-images: $(STAMP) docker-base
 	$(BIN)/python scripts/docker/build_images.py --base-image $(LOCAL_BASE_IMAGE) trainer inference
+
+# One stage on AWS (infra/README.md): stack, images, Chalice, API key, smoke test. The region
+# and credentials are the caller's (AWS_REGION / AWS_PROFILE). DATA_ROOTS: s3:// prefixes v1.5
+# data_dir may name; IMAGE_TAG: override the git tag; BASE_IMAGE: build on an AWS PyTorch DLC.
+STAGE ?= dev
+DEPLOY := PYTHONPATH=infra/bin $(BIN)/python -m aifactory_deploy
+
+.PHONY: deploy destroy
+deploy: $(STAMP)
+	$(DEPLOY) deploy --stage $(STAGE)
+
+destroy: $(STAMP)
+	$(DEPLOY) destroy --stage $(STAGE)
