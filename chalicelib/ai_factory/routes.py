@@ -32,7 +32,12 @@ def create_training_job():
 @bp.route("/check_trained_job", methods=["POST", "GET"], api_key_required=True, content_types=CONTENT_TYPES)
 @ai_factory_errors
 def check_trained_job():
-    return service.list_training_jobs(services())
+    request = bp.current_request  # paging: `limit`, `next_token` in the query or the body
+    params = dict(request.query_params or {})
+    if request.method == "POST" and (request.raw_body or b"").strip():
+        body = read_json(request)
+        params.update(body if isinstance(body, dict) else {})
+    return service.list_training_jobs(services(), params)
 
 
 @bp.route("/status", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)

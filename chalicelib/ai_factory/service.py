@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs, outbox
 from chalicelib.services import logs as job_logs
@@ -56,21 +58,63 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
     return {"status": "success", "job_name": job_name}
 
 
-def list_training_jobs(svc: Services) -> list[dict[str, str]]:
-    items = []
-    for job in reversed(svc.jobs.list(API)):
-        job = jobs.refresh(svc, job)
-        item = {
-            "TrainingJobStatus": job["status"],
-            "TrainingJobName": job["job_name"],
-            "CreationTime": job["created_at"],
-        }
-        if job.get("ended_at"):
-            item["TrainingEndTime"] = job["ended_at"]
-        if outbox.summary(job):  # the callback: pending, delivered or failed (attempts, last error)
-            item["callback"] = outbox.summary(job)
-        items.append(item)
-    return items
+PAGE_LIMIT_MAX = 1000
+
+
+def _job_item(job: dict[str, Any]) -> dict[str, Any]:
+    item = {
+        "TrainingJobStatus": job["status"],
+        "TrainingJobName": job["job_name"],
+        "CreationTime": job["created_at"],
+    }
+    if job.get("ended_at"):
+        item["TrainingEndTime"] = job["ended_at"]
+    if outbox.summary(job):  # the callback: pending, delivered or failed (attempts, last error)
+        item["callback"] = outbox.summary(job)
+    return item
+
+
+def _cursor(job: dict[str, Any]) -> str:
+    raw = json.dumps([str(job.get("created_at") or ""), job["job_id"]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after(token: Any) -> tuple[str, str]:
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(str(token) + "=" * (-len(str(token)) % 4)))
+        return str(created_at), str(job_id)
+    except (ValueError, TypeError):
+        raise ValidationError(
+            "next_token", "is not a token this API gave; send the last page's next_token"
+        ) from None
+
+
+def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> Any:
+    """Newest first, with the statuses the state-change handler wrote: no platform call per job.
+
+    Without `limit` or `next_token` the answer is the spec's list of every job; with either it
+    is `{"jobs": [...], "next_token": <token or null>}`, `limit` jobs (default and most 1000)
+    after the job the token names.
+    """
+    params = params if isinstance(params, dict) else {}
+    records = sorted(
+        svc.jobs.list(API), key=lambda j: (str(j.get("created_at") or ""), j["job_id"]), reverse=True
+    )
+    if "limit" not in params and "next_token" not in params:
+        return [_job_item(job) for job in records]
+    limit = params.get("limit", PAGE_LIMIT_MAX)
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        limit = 0
+    if isinstance(params.get("limit"), bool) or not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise ValidationError("limit", f"must be an integer in [1, {PAGE_LIMIT_MAX}]")
+    if params.get("next_token"):
+        after = _after(params["next_token"])
+        records = [j for j in records if (str(j.get("created_at") or ""), j["job_id"]) < after]
+    page = records[:limit]
+    more = len(records) > limit
+    return {"jobs": [_job_item(job) for job in page], "next_token": _cursor(page[-1]) if more else None}
 
 
 def training_status(svc: Services, payload: Any) -> dict[str, str]:
@@ -113,6 +157,10 @@ def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str
     """The model.tar.gz of a completed job: (key, bytes when local, presigned URL when on S3)."""
     job = jobs.get_by_name(svc, job_name, API)
     key = layout.job_key(job["job_id"], layout.model_output(jobs.current_attempt(job)["training_job_name"]))
+    # A presigned URL does not say whether the object exists: look first (one ListObjectsV2 on S3),
+    # so a missing model is this API's 404, not S3's XML error behind a redirect.
+    if key not in set(svc.artifacts.list_keys(key.rsplit("/", 1)[0])):
+        raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
     url = svc.artifacts.download_url(key)
     if url:
         return key, None, url
