@@ -90,3 +90,28 @@ def test_download_url_serves_the_object(store):
     response = requests.get(store.download_url("jobs/j1/model.tar.gz"), timeout=10)
     assert response.status_code == 200 and response.content == b"weights"
     assert requests.get(store.download_url("jobs/j1/nope"), timeout=10).status_code == 404
+
+
+def test_every_request_validates_against_the_service_model(s3):
+    from tests.aws.service_model import record_requests
+
+    sent = record_requests(s3)
+    store = S3ArtifactStore(s3, BUCKET, "dev", page_size=1)
+    store.put_json("jobs/j1/progress.json", {"epoch": 1})
+    store.put_bytes("jobs/j1/checkpoints/epoch-1/model.safetensors", b"w")
+    store.copy(
+        "jobs/j1/checkpoints/epoch-1/model.safetensors", "jobs/j2/checkpoints/epoch-1/model.safetensors"
+    )
+    store.get_json("jobs/j1/progress.json")
+    assert list(store.list_keys("jobs/j1")) == [
+        "jobs/j1/checkpoints/epoch-1/model.safetensors",
+        "jobs/j1/progress.json",
+    ]
+    store.delete_prefix("jobs/j1")
+    assert {name for name, _ in sent} == {
+        "PutObject",
+        "CopyObject",
+        "GetObject",
+        "ListObjectsV2",
+        "DeleteObjects",
+    }

@@ -152,3 +152,21 @@ def test_rejects_a_table_resource(dynamodb):
     table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
     with pytest.raises(TypeError, match="not a Table resource"):
         DynamoJobStore(table, TABLE)
+
+
+def test_every_request_validates_against_the_service_model(dynamodb):
+    from tests.aws.service_model import record_requests
+
+    sent = record_requests(dynamodb)
+    store = DynamoJobStore(dynamodb, TABLE, page_size=1)
+    store.create(
+        {"job_id": "j1", "job_name": "aif-1", "api": "ai_factory", "status": "InProgress", "created_at": "x"}
+    )
+    store.get("j1")
+    store.get_by_name("aif-1")
+    store.update("j1", {"status": "Completed"}, expect={"status": "InProgress"})
+    store.list("ai_factory")
+    store.delete("j1")
+    names = [name for name, _ in sent]
+    assert names[:5] == ["PutItem", "GetItem", "Query", "GetItem", "PutItem"]
+    assert set(names[5:-1]) == {"Scan"} and names[-1] == "DeleteItem"  # Scan pages of one item
