@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     env = None
     reporter = None
+    # First thing: in a container the trainer is PID 1, and the kernel drops a signal PID 1 has
+    # no handler for, so a stop that came before the handler would be lost, not fatal.
+    stop_event = threading.Event()
+    _install_sigterm(stop_event)
     try:
         env = TrainingEnvironment.load()
         writer = ArtifactWriter(env.artifact_uri) if env.is_master else None
@@ -65,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             from trainer.probe import probe
 
             writer.put_json(layout.ENVIRONMENT, probe())
-        ctx = RunContext(env, writer, reporter)
-        _install_sigterm(ctx.stop_event)
+        ctx = RunContext(env, writer, reporter, stop_event)
         module_name = TASK_MODULES.get(env.task)
         if module_name is None:
             raise ValueError(f"Invalid task {env.task!r}. Choose one of: {', '.join(TASK_MODULES)}")

@@ -1,0 +1,166 @@
+"""Jobs trained through the API in the real trainer image on a real engine, as SageMaker runs
+it: `docker run <image> train`, /opt/ml's subdirectories mounted, SIGTERM on stop.
+
+The image's Python is Debian's, the API's is not: `environment.json`, which the trainer
+writes from inside, names the interpreter that trained, so each test proves where it ran.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.builders import DATASET_SECRET, create_payload, fast_tagger_hyperparameters
+from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
+from tests.docker.conftest import docker
+from tests.servers import CallbackServer, tagging_records, topic_records
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+V = "/api/v1.5.0"
+
+
+def DatasetServer(records, **options):  # noqa: N802 - reads like the class it configures
+    return LoopbackDataset(records, header=("x-api-key", DATASET_SECRET), reply="data", **options)
+
+
+def image_python(image: str) -> str:
+    done = docker("run", "--rm", image, "python", "-c", "import platform; print(platform.python_version())")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def create(api, engine, callback, dataset, **kwargs) -> str:
+    payload = create_payload(callback=callback.url, dataset=dataset.url, **kwargs)
+    payload["training_model"]["image"] = engine
+    status, body = api.call("POST", "/create_training_job", payload)
+    assert status == 200, body
+    return body["job_name"]
+
+
+def wait_status(api, name, wanted, timeout=300) -> str:
+    deadline = time.time() + timeout
+    status = None
+    while time.time() < deadline:
+        status = api.call("POST", "/status", {"job_name": name})[1]["status"]
+        if status in wanted:
+            return status
+        time.sleep(0.5)
+    raise AssertionError(f"{name} still {status}, wanted {wanted}")
+
+
+def state_of(api, name) -> dict:
+    return json.loads((api.home / "training" / name / "state.json").read_text())
+
+
+def trained_in(api, engine, name) -> None:
+    """The job's trainer ran in the image's container, not the API's interpreter."""
+    assert state_of(api, name)["trainer_container"] == name
+    found = list(api.home.glob("artifacts/**/environment.json"))
+    assert found, "the trainer wrote no environment.json"
+    recorded = json.loads(found[0].read_text())["software"]["python_version"]
+    assert recorded == image_python(engine)
+    assert docker("ps", "-aq", "--filter", f"name=^{name}$").stdout.strip() == ""  # --rm: nothing left
+
+
+def test_tagger_job_trains_in_the_image(api, engine):
+    if image_python(engine) == platform.python_version():
+        pytest.fail("the image's Python equals the API's: this test could not tell where training ran")
+    with DatasetServer(tagging_records(300)) as dataset, CallbackServer() as callback:
+        name = create(api, engine, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=60))
+        assert wait_status(api, name, ("Completed", "Failed")) == "Completed"
+        body = callback.wait(1)[0]["body"]
+    assert body["status"] == "Completed" and body["task_def"] == "ml_tagger"
+    assert float(body["log"]["avg"]["f1-score"]) > 0.6  # chance is ~0.25 over 4 tags
+    status, model = api.call("GET", body["model"].replace(api.url, ""), raw=True)
+    assert status == 200
+    with tarfile.open(fileobj=io.BytesIO(model)) as tar:
+        assert "model.safetensors" in tar.getnames()
+    trained_in(api, engine, name)
+
+
+def test_topic_job_trains_in_the_image(api, engine):
+    with DatasetServer(topic_records(200)) as dataset, CallbackServer() as callback:
+        name = create(
+            api,
+            engine,
+            callback,
+            dataset,
+            task_def="ml_topic",
+            hyperparameters=fast_tagger_hyperparameters(steps=40),
+        )
+        assert wait_status(api, name, ("Completed", "Failed")) == "Completed"
+        body = callback.wait(1)[0]["body"]
+    assert body["task_def"] == "ml_topic" and len(body["log"]["details"]) == 3
+    trained_in(api, engine, name)
+
+
+def test_failure_file_written_in_the_container_is_the_failure_reason(api, engine):
+    with (
+        DatasetServer(tagging_records(300), always_fail={100: 403}) as dataset,
+        CallbackServer() as callback,
+    ):
+        name = create(api, engine, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=40))
+        assert wait_status(api, name, ("Completed", "Failed")) == "Failed"
+        body = callback.wait(1)[0]["body"]
+    failure = (api.home / "training" / name / "opt_ml" / "output" / "failure").read_text()
+    assert "offset 100" in failure and "403" in failure
+    assert body["FailureReason"] == failure.strip()[: len(body["FailureReason"])]
+    assert state_of(api, name)["exit_code"] != 0
+    trained_in(api, engine, name)
+
+
+def test_stop_sends_sigterm_to_the_container(api, engine):
+    with DatasetServer(tagging_records(300)) as dataset, CallbackServer() as callback:
+        name = create(
+            api, engine, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=100000)
+        )
+        deadline = time.time() + 180
+        while not list(api.home.glob("artifacts/**/progress.json")) and time.time() < deadline:
+            time.sleep(0.5)
+        status, body = api.call("POST", "/stop_training_job", {"job_name": name})
+        assert status == 200 and body["status"] == "success"
+        assert wait_status(api, name, ("Stopped",), timeout=120) == "Stopped"
+        assert callback.wait(1)[0]["body"]["status"] == "Stopped"
+    log = (api.home / "training" / name / "trainer.log").read_text()
+    assert "SIGTERM received" in log, log[-2000:]  # the trainer in the container got it
+    trained_in(api, engine, name)
+
+
+def test_classification_job_trains_in_the_image(api, engine, tmp_path):
+    from trainer.vision.synthetic import generate
+
+    data_dir = Path(generate(tmp_path / "cls", "classification", num_images=24, image_size=32, num_classes=2))
+    form = {
+        "task": "classification",
+        "algorithm": "resnet18",
+        "pretrained": "False",
+        "batch_size": "8",
+        "image_resized_width": "32",
+        "image_resized_height": "32",
+        "num_workers": "0",
+        "num_epochs_to_finish": "1",
+        "num_batches_to_display": "1",
+        "data_dir": str(data_dir),
+    }
+    status, body = api.call("POST", f"{V}/train", form=form)
+    assert status == 200 and body["result"] == "OK", body
+    job_id = body["job_id"]
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        body = api.call("GET", f"{V}/train/{job_id}")[1]
+        if body["status"] in ("finished", "exception"):
+            break
+        time.sleep(0.5)
+    assert body["status"] == "finished", body
+    assert body["epoch"] == body["total_epoch"] == 1
+    status, found = api.call("GET", f"{V}/train/{job_id}/checkpoints")
+    assert [c["epoch"] for c in found["checkpoints"]] == [1]
+    names = [p.name for p in (api.home / "training").iterdir() if p.is_dir()]
+    assert len(names) == 1
+    trained_in(api, engine, names[0])
