@@ -63,8 +63,12 @@ def check_data_location(field: str, location: str, *, local: bool, roots: tuple[
         return check_s3_location(field, location, local=local, roots=roots)
     if not local:
         raise ValidationError(field, "must be an s3:// prefix in this stage")
-    path = Path(location).expanduser().resolve()
-    if not path.is_dir():
+    try:
+        path = Path(location).expanduser().resolve()
+        is_dir = path.is_dir()
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+        raise ValidationError(field, f"is not a usable path ({type(exc).__name__})") from None
+    if not is_dir:
         raise ValidationError(field, f"'{location}' is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ValidationError(field, f"'{location}' is not readable")

@@ -178,3 +178,12 @@ def test_parse_image_and_builtin_trainer():
     assert parse_image("aifactory-trainer") == (None, "aifactory-trainer", "")
     assert is_builtin_trainer(f"{ECR}/aifactory-trainer:latest")
     assert not is_builtin_trainer("evil/aifactory-trainer")
+
+
+@pytest.mark.parametrize("data_dir", ["{" * 5000, "a/" * 3000, "x" * 300])
+def test_unusable_data_dir_is_400_not_500(client, api_headers, local_stage, data_dir):
+    """Found by the fuzz test: a path component over NAME_MAX made os.stat raise (500)."""
+    form = f"task=classification&algorithm=resnet18&pretrained=False&data_dir={data_dir}"
+    response = post(client, api_headers, "/api/v1.5.0/train", form, "application/x-www-form-urlencoded")
+    assert response.status_code == 400 and "data_dir" in message(response)
+    assert no_jobs_left(local_stage)
