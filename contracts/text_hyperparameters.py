@@ -12,6 +12,7 @@ evaluation reads (0 = all of them).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ _FALSE = ("false", "0", "no")
 
 @dataclass(frozen=True)
 class Rule:
-    kind: str  # "bool" | "int" | "float"
+    kind: str  # "bool" | "int" | "float" | "name" (a string the rule's pattern checks)
     text: str  # the rule in words, as both sides' messages quote it
     ok: Callable[[Any], bool] = lambda value: True
 
@@ -47,6 +48,9 @@ NON_NEGATIVE_FLOAT = Rule("float", "a number >= 0", lambda v: 0 <= v < math.inf)
 FRACTION = Rule("float", "a number in [0, 1)", lambda v: 0 <= v < 1)
 OPEN_FRACTION = Rule("float", "a number in (0, 1)", lambda v: 0 < v < 1)
 DECAY = Rule("float", "a number in (0, 1]", lambda v: 0 < v <= 1)
+# AI Factory job names (`aif-20261122-194501-8c0c1d2e`): a letter, then letters, digits, hyphens.
+JOB_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,62}$")
+JOB_NAME = Rule("name", "an AI Factory job name", lambda v: bool(JOB_NAME_PATTERN.match(v)))
 
 ROWS = (
     Row("process.train.using_gpu", "using_gpu", BOOL, True, "train on a GPU when one is present"),
@@ -102,6 +106,14 @@ ROWS = (
     ),
     Row("model.dropoutRate", "dropout", FRACTION, 0.2, "dropout probability"),
     Row("model.add_start_end_words", "add_start_end_words", BOOL, True, "wrap each text in start/end words"),
+    Row(
+        "model.finetuneFrom",
+        "finetune_from",
+        JOB_NAME,
+        "",
+        "start from the model of this earlier job of the same task (vocabulary extended, labels checked); "
+        "empty = from scratch",
+    ),
 )
 BY_KEY = {row.key: row for row in ROWS}
 DEFAULTS = {row.field: row.default for row in ROWS}
@@ -109,6 +121,8 @@ DEFAULTS = {row.field: row.default for row in ROWS}
 
 def _convert(rule: Rule, text: str) -> Any:
     stripped = text.strip()
+    if rule.kind == "name":
+        return stripped
     if rule.kind == "bool":
         if stripped.lower() in _TRUE:
             return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
@@ -14,10 +15,43 @@ from chalicelib.services import logs as job_logs
 from contracts import layout
 
 API = "ai_factory"
+FINETUNE_KEY = "model.finetuneFrom"
+_STEP_WEIGHTS = re.compile(r"/checkpoints/step-(\d+)/" + re.escape(layout.WEIGHTS) + "$")
+
+
+def resolve_finetune(svc: Services, task: str, hyperparameters: dict[str, str]) -> dict[str, Any] | None:
+    """`model.finetuneFrom` (a job name) -> job.json's `finetune`, checked before anything launches.
+
+    The source must be an AI Factory job of the same task with a saved model: its newest step
+    checkpoint that has weights is pinned by step, so the new job starts from what the caller
+    saw even if the source job is still writing checkpoints.
+    """
+    name = hyperparameters.get(FINETUNE_KEY)
+    if not name:
+        return None
+    field = f"training_model.hyperparameters.{FINETUNE_KEY}"
+    source = svc.jobs.get_by_name(name)
+    if source is None or source["api"] != API:
+        raise ValidationError(field, f"job '{name}' not found")
+    if source["task"] != task:
+        raise ValidationError(
+            field, f"job '{name}' trained a {source['task']} model; a {task} job can only start from {task}"
+        )
+    steps = [
+        int(match.group(1))
+        for key in svc.artifacts.list_keys(layout.job_key(source["job_id"], layout.CHECKPOINTS))
+        if (match := _STEP_WEIGHTS.search(key))
+    ]
+    for step in sorted(steps, reverse=True):
+        model_json = f"{layout.text_step_dir(step)}/{layout.MODEL_JSON}"
+        if svc.artifacts.get_bytes(layout.job_key(source["job_id"], model_json)) is not None:
+            return {"checkpoint_uri": source["artifact_uri"], "step": step, "job_name": name}
+    raise ValidationError(field, f"job '{name}' has no saved model yet (status {source['status']})")
 
 
 def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[str, str]:
     req = parse_create(payload)
+    finetune = resolve_finetune(svc, req.task_def, req.hyperparameters)
     svc.platform.check_image(req.image)
     job_id, job_name = jobs.new_ids()
     resource = {
@@ -51,7 +85,7 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
         "hyperparameters": req.hyperparameters,
         "data": {"type": "fetch", "url": req.dataset_url, "pagination": req.pagination},
         "artifacts": {"uri": artifact_uri},
-        "finetune": None,
+        "finetune": finetune,
     }
     request = jobs.training_request(record, req.image, req.hyperparameters, None)
     jobs.launch(svc, record, job_config, req.secret, request)

@@ -166,6 +166,8 @@ def _rule_bounds(rule: text.Rule) -> dict[str, Any]:
     """The rule's range, read by probing its predicate at the edges the table's rules use."""
     if rule.kind == "bool":
         return {"type": "boolean"}
+    if rule.kind == "name":  # contracts.text_hyperparameters.JOB_NAME
+        return {"type": "string", "pattern": text.JOB_NAME_PATTERN.pattern}
     number = "integer" if rule.kind == "int" else "number"
     ok = rule.ok
     schema: dict[str, Any] = {"type": number}

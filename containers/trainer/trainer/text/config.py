@@ -48,6 +48,7 @@ class TextConfig:
     hidden_tag: int = DEFAULTS["hidden_tag"]
     dropout: float = DEFAULTS["dropout"]
     add_start_end_words: bool = DEFAULTS["add_start_end_words"]
+    finetune_from: str = DEFAULTS["finetune_from"]  # resolved by the API into job.json's `finetune`
 
     @property
     def loss_every(self) -> int:

@@ -173,12 +173,25 @@ def collate(examples: list[Example]) -> Batch:
 
 
 class StepBatches:
-    """Training batch number `step`: epoch `step // per_epoch` in a seeded per-epoch order."""
+    """Training batch number `step`: epoch `step // per_epoch` in a seeded per-epoch order.
 
-    def __init__(self, examples: list[Example], batch_size: int, seed: int):
+    With several processes (`world` > 1) every rank draws the same epoch order and takes
+    every `world`-th example of it from position `rank`, as torch's DistributedSampler
+    does: disjoint shards of equal length (the ragged tail dropped), so every rank runs
+    the same number of steps. `batch_size` is per process, as in the vision trainer.
+    """
+
+    def __init__(self, examples: list[Example], batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if len(examples) < world:
+            raise ValueError(
+                f"{len(examples)} training record(s) cannot be shared by {world} processes; "
+                "add records or use fewer GPUs/instances"
+            )
         self.examples = examples
-        self.batch_size = min(batch_size, len(examples))
-        self.per_epoch = max(1, len(examples) // self.batch_size)  # drop the ragged tail
+        self.rank, self.world = rank, world
+        self.shard = len(examples) // world
+        self.batch_size = min(batch_size, self.shard)
+        self.per_epoch = max(1, self.shard // self.batch_size)  # drop the ragged tail
         self.seed = seed
         self._order: tuple[int, list[int]] | None = None
 
@@ -190,7 +203,7 @@ class StepBatches:
         if self._order is None or self._order[0] != epoch:
             order = list(range(len(self.examples)))
             random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._order = (epoch, order)
+            self._order = (epoch, order[self.rank :: self.world][: self.shard])
         picked = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
         return collate([self.examples[i] for i in picked])
 
@@ -212,12 +225,57 @@ class TextData:
     heldout: list[Example]
 
 
-def prepare_data(task: str, records: list[dict], config: TextConfig, saved: dict | None = None) -> TextData:
-    """Splits and encodes; `saved` (a checkpoint's model.json) pins the vocabularies on resume."""
+def extend_vocab(base: list[str], token_lists: Iterable[list[str]], vocab_size: int) -> list[str]:
+    """`base` unchanged (its ids keep their embeddings), then this data's new words, most frequent
+    first; `vocab_size` > 0 caps the total, never below `base`."""
+    known = set(base)
+    counts = Counter(token for tokens in token_lists for token in tokens if token not in known)
+    new = sorted(counts, key=lambda w: (-counts[w], w))
+    room = max(0, vocab_size - len(base)) if vocab_size > 0 else len(new)
+    if len(new) > room:
+        log.info("Vocabulary extension capped at model.vocabSize=%d (%d new words)", vocab_size, len(new))
+    return [*base, *new[:room]]
+
+
+def check_labels(task: str, records: list[dict], classes: list[str], source: str) -> None:
+    """A fine-tuned model keeps its source's classes (their `no` stays the same): the data may
+    use fewer of them, never others."""
+    unknown = sorted({label for r in records for label in labels_of(task, r)} - set(classes))
+    if unknown:
+        what = "tags" if task == "ml_tagger" else "labels"
+        raise ValueError(
+            f"model.finetuneFrom={source}: the data's {what} {', '.join(unknown[:20])} are not among the "
+            f"source model's classes ({', '.join(classes[:40])}); fine-tune from a job trained on the same "
+            f"{what}, or train from scratch without model.finetuneFrom"
+        )
+
+
+def prepare_data(
+    task: str,
+    records: list[dict],
+    config: TextConfig,
+    saved: dict | None = None,
+    base: dict | None = None,
+    base_name: str = "",
+) -> TextData:
+    """Splits and encodes; `saved` (a checkpoint's model.json) pins the vocabularies on resume;
+    `base` (the fine-tuning source's model.json) is extended by this data's new words and must
+    cover its labels."""
     train, heldout = split_records(records, config.holdout_fraction, config.seed)
     if saved is not None:
         vocab, classes = saved["vocab"], saved["classes"]
         add_start_end_words = bool(saved["model"]["add_start_end_words"])
+    elif base is not None:
+        classes = list(base["classes"])
+        check_labels(task, records, classes, base_name)
+        vocab = extend_vocab(list(base["vocab"]), (tokens_of(task, r) for r in train), config.vocab_size)
+        add_start_end_words = bool(base["model"]["add_start_end_words"])
+        log.info(
+            "Fine-tuning from %s: %d known words, %d new",
+            base_name,
+            len(base["vocab"]),
+            len(vocab) - len(base["vocab"]),
+        )
     else:
         vocab = build_vocab((tokens_of(task, r) for r in train), config.vocab_size)
         classes = build_classes((labels_of(task, r) for r in records), config.num_classes)

@@ -1,10 +1,18 @@
 """ml_tagger / ml_topic training, shaped like torchvision's reference scripts.
 
-`run(ctx)` = load_data → build model, optimizer, schedule (resuming from the newest step
+`run(ctx)` = fetch the records → build model, optimizer, schedule (resuming from the newest step
 checkpoint if the checkpoint directory has one) → step loop with checkpoints every
 `saveCheckpointSteps` → held-out evaluation → final model + result.json. The training
 length is counted in steps (`process.train.steps`), as in the original tf.estimator
-trainer, not in epochs. Only rank 0 writes files; every rank trains.
+trainer, not in epochs.
+
+Fine-tuning (job.json `finetune`, from the `model.finetuneFrom` hyper-parameter): a new job
+starts from another job's model, its vocabulary extended and its labels checked
+(trainer.text.finetune); resuming from this job's own checkpoint takes precedence.
+
+Several GPUs or instances: DDP (trainer.text.distributed), every rank training on its
+shard of each epoch with `process.train.batchsize` examples per step; rank 0 alone fetches,
+evaluates and writes files and heartbeats.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -23,7 +31,7 @@ from contracts import metrics
 from trainer import gpu_required
 from trainer.reporting import emit_metric
 from trainer.secrets import read_dataset_headers
-from trainer.text import checkpoints
+from trainer.text import checkpoints, finetune
 from trainer.text.config import TextConfig, as_hyperparameters, parse_hyperparameters
 from trainer.text.data import (
     IGNORE_INDEX,
@@ -34,6 +42,7 @@ from trainer.text.data import (
     load_records,
     prepare_data,
 )
+from trainer.text.distributed import Group, setup
 from trainer.text.metrics import callback_log, confusion_matrix, scores
 from trainer.text.models import build_model, model_spec
 
@@ -42,10 +51,10 @@ log = logging.getLogger("trainer.text")
 FORMAT_VERSION = 1
 
 
-def pick_device(using_gpu: bool) -> torch.device:
+def pick_device(using_gpu: bool, group: Group | None = None) -> torch.device:
     """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing."""
     if using_gpu and torch.cuda.is_available():
-        return torch.device("cuda")
+        return group.device if group is not None and group.device.type == "cuda" else torch.device("cuda")
     gpu_required.check(using_gpu, torch.cuda.is_available)  # E01 on a GPU instance with no CUDA device
     if using_gpu:
         log.info("using_gpu is True but no CUDA device is available: using the CPU")
@@ -65,16 +74,28 @@ def describe_devices(device: torch.device) -> list[dict]:
     ]
 
 
-def load_data(ctx, config: TextConfig, saved_meta: dict | None) -> TextData | None:
-    headers = read_dataset_headers(ctx.env.job)
-    records = load_records(ctx.env.job, ctx.env.task, headers, ctx.should_stop)
-    if ctx.should_stop():
-        return None
-    if not records:
-        raise ValueError(
-            "The dataset endpoint returned no records; check data.url and pagination.begin_offset"
-        )
-    return prepare_data(ctx.env.task, records, config, saved_meta)
+def fetch_inputs(ctx, config: TextConfig, group: Group, resuming: bool) -> tuple[list[dict], object] | None:
+    """Rank 0 fetches the records (and the fine-tuning source, unless resuming) for every rank."""
+    inputs = None
+    if group.rank == 0:
+        headers = read_dataset_headers(ctx.env.job)
+        records = load_records(ctx.env.job, ctx.env.task, headers, ctx.should_stop)
+        if not ctx.should_stop():
+            if not records:
+                raise ValueError(
+                    "The dataset endpoint returned no records; check data.url and pagination.begin_offset"
+                )
+            source = None
+            if not resuming:
+                if ctx.env.job.get("finetune"):
+                    source = finetune.load_source(ctx.env.job["finetune"], ctx.env.task)
+                elif config.finetune_from:
+                    raise ValueError(
+                        f"model.finetuneFrom={config.finetune_from} was not resolved into job.json's "
+                        "finetune; submit the job through the API, which checks the source job"
+                    )
+            inputs = (records, source)
+    return group.broadcast(inputs)
 
 
 def model_meta(task: str, spec: dict, data: TextData, config: TextConfig) -> dict:
@@ -158,26 +179,33 @@ class Session:
     ctx: object
     config: TextConfig
     data: TextData
-    model: nn.Module
+    model: nn.Module  # the model itself: what is evaluated and saved
     criterion: nn.Module
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
     meta: dict
     device: torch.device
     eval_device: torch.device
+    group: Group = field(default_factory=Group)
+    train_model: nn.Module | None = None  # the DDP wrapper when several processes train
 
     @property
     def writes(self) -> bool:
-        return self.ctx.env.is_master
+        return self.ctx.env.is_master and self.group.rank == 0
 
     def save(self, step: int, avg_loss: float, with_eval: bool) -> dict | None:
+        """Rank 0 evaluates and writes `step-<N>/`; the other ranks wait for it."""
         report = None
-        metrics = {"avg_loss": avg_loss}
-        if with_eval:
-            report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
-            emit_eval(report)
-            metrics["eval"] = {"loss": report["loss"], "accuracy": report["accuracy"], "avg": report["avg"]}
         if self.writes:
+            metrics = {"avg_loss": avg_loss}
+            if with_eval:
+                report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
+                emit_eval(report)
+                metrics["eval"] = {
+                    "loss": report["loss"],
+                    "accuracy": report["accuracy"],
+                    "avg": report["avg"],
+                }
             state = {
                 "step": step,
                 "optimizer": self.optimizer.state_dict(),
@@ -188,28 +216,25 @@ class Session:
             checkpoints.save(
                 self.ctx.env.checkpoint_dir, step, self.model, self.meta, state, metrics, self.config.keep_max
             )
+        self.group.barrier()
         return report
 
 
-def train(session: Session, start_step: int) -> tuple[int, float]:
-    """Runs steps until `process.train.steps` or a stop request; returns (step, recent avg loss)."""
-    ctx, config = session.ctx, session.config
-    batches = StepBatches(session.data.train, config.batch_size, config.seed)
+def train(session: Session, start_step: int) -> tuple[int, float, bool]:
+    """Runs steps until `process.train.steps` or a stop request; returns (step, recent avg loss, stopped)."""
+    ctx, config, group = session.ctx, session.config, session.group
+    batches = StepBatches(session.data.train, config.batch_size, config.seed, group.rank, group.world)
     total_epoch = math.ceil(config.steps / batches.per_epoch)
     recent: deque[float] = deque(maxlen=100)
     window: list[float] = []
     step, samples, started = start_step, 0, time.perf_counter()
     last_saved = start_step
-    while step < config.steps:
-        if ctx.should_stop():
-            log.warning("Stop requested at step %d: saving a checkpoint", step)
-            if step > last_saved:
-                session.save(step, sum(recent) / max(1, len(recent)), with_eval=False)
-            return step, sum(recent) / max(1, len(recent))
+    stop = group.agree(0.0, ctx.should_stop())[1] if group.active else ctx.should_stop()
+    while step < config.steps and not stop:
         batch = batches(step)
         lr = session.optimizer.param_groups[0]["lr"]
-        loss = train_one_step(
-            session.model,
+        local_loss = train_one_step(
+            session.train_model or session.model,
             session.criterion,
             session.optimizer,
             session.schedule,
@@ -217,20 +242,22 @@ def train(session: Session, start_step: int) -> tuple[int, float]:
             session.device,
             config,
         )
+        loss, stop = group.agree(local_loss, ctx.should_stop())
         if not math.isfinite(loss):
             raise RuntimeError(
                 f"The training loss became {loss} at step {step + 1}; lower process.train.initLearningRate "
                 f"(now {config.init_lr}) or process.train.clipGradNorm"
             )
         step += 1
-        samples += len(batch)
+        samples += len(batch) * group.world
         recent.append(loss)
         window.append(loss)
         if step % config.loss_every == 0:
             ctx.reporter.add_loss(sum(window) / len(window))
-            emit_metric(metrics.TRAIN_LOSS, sum(window) / len(window))
-            emit_metric(metrics.TRAIN_LEARNING_RATE, lr)
-            emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, samples / max(time.perf_counter() - started, 1e-9))
+            if session.writes:
+                emit_metric(metrics.TRAIN_LOSS, sum(window) / len(window))
+                emit_metric(metrics.TRAIN_LEARNING_RATE, lr)
+                emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, samples / max(time.perf_counter() - started, 1e-9))
             window.clear()
         elapsed = max(time.perf_counter() - started, 1e-9)
         per_step = elapsed / (step - start_step)
@@ -245,45 +272,85 @@ def train(session: Session, start_step: int) -> tuple[int, float]:
             samples_per_sec=samples / elapsed,
             eta_hr=(config.steps - step) * per_step / 3600,
         )
-        if config.save_steps and step % config.save_steps == 0 and step < config.steps:
+        if config.save_steps and step % config.save_steps == 0 and step < config.steps and not stop:
             session.save(step, sum(recent) / len(recent), with_eval=True)
             last_saved = step
-    return step, sum(recent) / max(1, len(recent))
+    avg_loss = sum(recent) / max(1, len(recent))
+    if stop:
+        log.warning("Stop requested at step %d: saving a checkpoint", step)
+        if step > last_saved:
+            session.save(step, avg_loss, with_eval=False)
+    return step, avg_loss, stop
+
+
+def build(task: str, config: TextConfig, data: TextData, resume, source) -> tuple[dict, nn.Module]:
+    """(model.json's `model` block, the model): resumed, fine-tuned or fresh."""
+    if resume is not None:
+        spec = resume.meta["model"]
+    elif source is not None:
+        spec = finetune.model_spec(source, len(data.encoder.vocab), config)
+    else:
+        num_classes = max(config.num_classes, len(data.encoder.classes))
+        spec = model_spec(task, len(data.encoder.vocab), num_classes, config)
+    model = build_model(spec)
+    if resume is not None:
+        model.load_state_dict(resume.weights)
+    elif source is not None:
+        finetune.load_into(model, source)
+    return spec, model
 
 
 def run(ctx) -> None:
     env = ctx.env
     task = env.task
     config = parse_hyperparameters({**(env.job.get("hyperparameters") or {}), **env.hyperparameters})
+    group = setup(env, config.using_gpu and torch.cuda.is_available())
+    try:
+        _run(ctx, task, config, group)
+    finally:
+        group.close()
+
+
+def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
+    env = ctx.env
     torch.manual_seed(config.seed)
-    device, eval_device = pick_device(config.using_gpu), pick_device(config.eval_using_gpu)
+    device, eval_device = pick_device(config.using_gpu, group), pick_device(config.eval_using_gpu, group)
 
     resume = checkpoints.load_latest(env.checkpoint_dir)
     if resume is not None and resume.meta.get("task") != task:
         raise ValueError(f"Checkpoint {resume.path} is for task {resume.meta.get('task')!r}, not {task!r}")
-    data = load_data(ctx, config, resume.meta if resume else None)
-    if data is None:
+    inputs = fetch_inputs(ctx, config, group, resuming=resume is not None)
+    if inputs is None:
         return
-    spec = (
-        resume.meta["model"]
-        if resume
-        else model_spec(
-            task, len(data.encoder.vocab), max(config.num_classes, len(data.encoder.classes)), config
-        )
+    records, source = inputs
+    data = prepare_data(
+        task,
+        records,
+        config,
+        resume.meta if resume else None,
+        source.meta if source else None,
+        source.name if source else "",
     )
-    model = build_model(spec)
+    spec, model = build(task, config, data, resume, source)
+    torch.manual_seed(config.seed + group.rank)  # same initial weights, different dropout per rank
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    model.to(device)
     optimizer, schedule = make_optimizer(model, config)
     start_step = 0
     if resume is not None:
-        model.load_state_dict(resume.weights)
-        model.to(device)
         optimizer.load_state_dict(resume.state["optimizer"])
         schedule.load_state_dict(resume.state["lr_scheduler"])
         start_step = int(resume.state["step"])
         ctx.reporter.set_losses(ctx.reporter.losses[: int(resume.state["num_losses"])])
         log.info("Resuming from checkpoint %s at step %d", resume.path, start_step)
-    model.to(device)
+    meta = model_meta(task, spec, data, config)
+    if source is not None:
+        meta["finetuned_from"] = {**env.job["finetune"], "vocab_size": len(source.meta["vocab"])}
+    train_model = None
+    if group.active:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     session = Session(
         ctx,
         config,
@@ -292,9 +359,11 @@ def run(ctx) -> None:
         criterion,
         optimizer,
         schedule,
-        model_meta(task, spec, data, config),
+        meta,
         device,
         eval_device,
+        group,
+        train_model,
     )
     ctx.reporter.update(
         force=True,
@@ -305,18 +374,19 @@ def run(ctx) -> None:
         devices=describe_devices(device),
     )
 
-    step, avg_loss = train(session, start_step)
-    if ctx.should_stop():
+    step, avg_loss, stopped = train(session, start_step)
+    if stopped:
         return
     report = session.save(step, avg_loss, with_eval=True) if step > start_step else None
+    if not session.writes:
+        return
     if report is None:  # resumed from a checkpoint that had already reached the last step
         report = evaluate(model, criterion, data, config, eval_device)
         emit_eval(report)
-    if session.writes:
-        checkpoints.write_model(env.model_dir, model, session.meta)
-        result = {"log": callback_log(report)}
-        (env.model_dir / checkpoints.METRICS_FILE).write_text(
-            json.dumps({"step": step, "avg_loss": avg_loss, **result}, indent=1)
-        )
-        ctx.reporter.put_result(result)
+    checkpoints.write_model(env.model_dir, model, session.meta)
+    result = {"log": callback_log(report)}
+    (env.model_dir / checkpoints.METRICS_FILE).write_text(
+        json.dumps({"step": step, "avg_loss": avg_loss, **result}, indent=1)
+    )
+    ctx.reporter.put_result(result)
     log.info("Finished at step %d: held-out weighted F1 %.4f", step, report["avg"]["f1-score"])
