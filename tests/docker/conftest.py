@@ -3,8 +3,8 @@ one loud line when they are not.
 
 `.ci/run` starts an engine and builds `local/aifactory-trainer:latest` (`make
 docker-trainer-image`) before the suite; these tests never build it themselves (a cold build
-takes minutes). Where no engine answers or the image is missing, every test here skips with
-the same reason, and the session ends with one line saying what failed and how to fix it.
+takes minutes). Where no engine answers or the image is missing, the test module skips as a
+whole: one `SKIPPED` line saying what failed and the command that fixes it.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from tests.servers import ApiServer
 TRAINER_IMAGE = os.environ.get("AIFACTORY_DOCKER_TRAINER_IMAGE", "local/aifactory-trainer:latest")
 BASE_IMAGE = os.environ.get("AIFACTORY_BASE_IMAGE", "aifactory-base:bookworm")
 FIX = "run `make docker-trainer-image` as root (starts dockerd, builds the base and the image)"
-_skipped: list[str] = []
 
 
 def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _why_not() -> str | None:
+def why_not() -> str | None:
+    """What keeps the trainer image from running here, or None when nothing does."""
     if not shutil.which("docker"):
         return "no `docker` client on PATH"
     try:
@@ -35,28 +35,23 @@ def _why_not() -> str | None:
     except subprocess.TimeoutExpired:
         return "`docker info` hung for 20 s"
     if info.returncode != 0:
-        return f"no Docker engine answers (`docker info`: {info.stderr.strip().splitlines()[-1:]})"
+        last = (info.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"no Docker engine answers (`docker info`: {last})"
     for image in (TRAINER_IMAGE, BASE_IMAGE):
         if docker("image", "inspect", image).returncode != 0:
             return f"image {image} is not on the engine"
     return None
 
 
+def skip_reason() -> str | None:
+    reason = why_not()
+    return f"Docker trainer tests skipped: {reason}; {FIX}" if reason else None
+
+
 @pytest.fixture(scope="session")
 def engine() -> str:
-    """The trainer image's tag, once an engine answers and holds it (else skip, loudly)."""
-    reason = _why_not()
-    if reason:
-        message = f"Docker trainer tests skipped: {reason}; {FIX}"
-        if not _skipped:
-            _skipped.append(message)
-        pytest.skip(message)
+    """The trainer image's tag (the module has already skipped when there is none)."""
     return TRAINER_IMAGE
-
-
-def pytest_terminal_summary(terminalreporter):
-    for line in _skipped:
-        terminalreporter.write_line(f"!!! {line}", yellow=True, bold=True)
 
 
 @pytest.fixture
