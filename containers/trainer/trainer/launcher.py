@@ -1,4 +1,4 @@
-"""One process per GPU: re-runs the trainer under torchrun when a vision job uses several.
+"""One process per GPU: re-runs the trainer under torchrun when a job uses several.
 
 SageMaker starts one `train` process per host; the PyTorch toolkit's answer to several GPUs
 is torchrun, and so is ours. Workers see the same `/opt/ml`; rank 0 alone writes artifacts.
@@ -14,16 +14,30 @@ import subprocess
 import sys
 import threading
 
+from contracts.text_hyperparameters import DEFAULTS, parse
 from trainer.environment import TrainingEnvironment
 
-DISTRIBUTED_TASKS = ("classification", "detection", "instance_segmentation")
+TEXT_TASKS = ("ml_tagger", "ml_topic")
+DISTRIBUTED_TASKS = ("classification", "detection", "instance_segmentation", *TEXT_TASKS)
 LAUNCHED = "AIFACTORY_LAUNCHED"
+
+
+def _text_uses_gpu(env: TrainingEnvironment) -> bool:
+    """`process.train.using_gpu`; an invalid value gets one process, which reports it (E03) once."""
+    key = "process.train.using_gpu"
+    value = {**(env.job.get("hyperparameters") or {}), **env.hyperparameters}.get(key)
+    try:
+        return DEFAULTS["using_gpu"] if value is None else bool(parse(key, str(value)))
+    except ValueError:
+        return False
 
 
 def processes_per_host(env: TrainingEnvironment) -> int:
     override = env.environ.get("AIFACTORY_NPROC_PER_NODE")
     if override:
         return max(1, int(override))
+    if env.task in TEXT_TASKS and not _text_uses_gpu(env):
+        return 1  # a CPU text job: one process per host (several hosts still train together)
     visible = (env.job.get("hyperparameters") or {}).get("visible_devices")
     if visible is not None:
         return max(1, len(visible))
