@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 
 .PHONY: run test lint format bench clean venv examples example-ai-factory openapi
-.PHONY: docker-engine docker-base docker-trainer-image docker-images
+.PHONY: docker-engine docker-base docker-trainer-image docker-images docker-sagemaker-sdk
 
 venv: $(STAMP) $(BIN)/aifactory
 
@@ -84,3 +84,16 @@ deploy: $(STAMP)
 
 destroy: $(STAMP)
 	$(DEPLOY) destroy --stage $(STAGE)
+
+# The SageMaker Python SDK (local mode) for tests/docker, in its own virtualenv, and the
+# docker compose its local mode drives.
+SAGEMAKER_VENV := build/sagemaker-venv
+
+docker-sagemaker-sdk: $(SAGEMAKER_VENV)/.installed
+
+$(SAGEMAKER_VENV)/.installed: tests/docker/requirements-sagemaker.txt
+	command -v docker-compose >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null)
+	test -x $(SAGEMAKER_VENV)/bin/python || $(PYTHON) -m venv $(SAGEMAKER_VENV)
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25"
+	$(SAGEMAKER_VENV)/bin/python -m pip install --quiet -r tests/docker/requirements-sagemaker.txt
+	touch $@

@@ -115,6 +115,7 @@ def build(client: docker.APIClient, name: str, find_links: str, base_image: str)
     dockerfile, tag = IMAGES[name]
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / f"{name}.log"
+    previous = _image_id(client, tag)
     started = time.monotonic()
     error = None
     with context(dockerfile) as archive, open(log_path, "w") as log:
@@ -141,7 +142,19 @@ def build(client: docker.APIClient, name: str, find_links: str, base_image: str)
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
         raise SystemExit(f"{tail}\nbuild of {tag} failed after {elapsed:.0f} s: {error} (log: {log_path})")
     print(f"image: {tag} built in {elapsed:.0f} s (log: {log_path})")
+    if previous and previous != _image_id(client, tag):
+        # The tag moved: the image it named is dangling. Its layers stay while a cached build
+        # or a container uses them; only the image record goes.
+        with contextlib.suppress(docker.errors.APIError):
+            client.remove_image(previous)
     return elapsed
+
+
+def _image_id(client: docker.APIClient, tag: str) -> str | None:
+    try:
+        return client.inspect_image(tag)["Id"]
+    except docker.errors.ImageNotFound:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

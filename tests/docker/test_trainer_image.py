@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
+import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -238,3 +240,76 @@ def test_a_container_ignoring_sigterm_is_killed_after_the_grace_period(local_sta
         assert not running(name)  # then SIGKILL: the container is gone
     finally:
         docker("rm", "-f", name)
+
+
+# The same image under the SageMaker Python SDK's local mode: the SDK's own `docker run <image>
+# train` (docker compose, /opt/ml/input written by the SDK, /opt/ml/model packed by it). The SDK
+# lives in its own virtualenv (`make docker-sagemaker-sdk`), driven as a child process.
+REPO = Path(__file__).resolve().parents[2]
+SDK_PYTHON = REPO / "build" / "sagemaker-venv" / "bin" / "python"
+SDK_CLASSIFICATION = {
+    "task": "classification",
+    "algorithm": "resnet18",
+    "pretrained": False,
+    "num_frozen_levels": 0,
+    "needs_freeze_bn": True,
+    "image_resized_width": 32,
+    "image_resized_height": 32,
+    "image_min_side": -1,
+    "image_max_side": -1,
+    "eval_center_crop_ratio": 1,
+    "learning_rate": 0.01,
+    "num_epochs_to_finish": 1,
+    "batch_size": 4,
+    "momentum": 0.9,
+    "weight_decay": 0.0005,
+    "step_lr_sizes": [],
+    "step_lr_gamma": 0.1,
+    "clip_grad_base_and_max": ["norm", 10.0],
+    "num_batches_to_display": 1,
+    "num_epochs_to_validate": 1,
+    "max_num_checkpoints": 5,
+    "num_workers": 0,
+    "visible_devices": [],
+}
+
+
+def test_the_image_trains_under_the_sagemaker_sdk_local_mode(engine, tmp_path):
+    if not SDK_PYTHON.exists():
+        pytest.skip(
+            f"SageMaker SDK local mode: no {SDK_PYTHON.relative_to(REPO)}; run `make docker-sagemaker-sdk`"
+        )
+    from trainer.vision.synthetic import generate
+
+    data_dir = generate(tmp_path / "data", "classification", num_images=16, image_size=32, num_classes=2)
+    config = tmp_path / "config"
+    config.mkdir()
+    job = {
+        "format_version": 2,
+        "job_id": "20261130000000-sdk-local-mode",
+        "job_name": "aifactory-sdk-local",
+        "api": "v1.5",
+        "task": "classification",
+        "attempt": 1,
+        "hyperparameters": SDK_CLASSIFICATION,
+        "data": {"type": "data_dir", "channel": "training"},
+        "artifacts": {"uri": "/opt/ml/model/artifacts"},  # packed into model.tar.gz by the SDK
+        "finetune": None,
+    }
+    (config / "job.json").write_text(json.dumps(job))
+    output = tmp_path / "output"
+    output.mkdir()
+    done = subprocess.run(
+        [str(SDK_PYTHON), str(Path(__file__).with_name("sagemaker_local_mode.py")), engine, str(config),
+         str(data_dir), str(output)],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        env={**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONPATH": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    model = Path(result["model_data"].removeprefix("file://"))
+    with tarfile.open(model) as tar:
+        names = tar.getnames()
+        progress = json.load(tar.extractfile("artifacts/progress.json"))
+    assert progress["status"] == "finished" and progress["epoch"] == progress["total_epoch"] == 1
+    assert {"model.safetensors", "artifacts/result.json", "artifacts/environment.json"} <= set(names), names
