@@ -149,6 +149,38 @@ def test_model_json_rebuilds_identical_state_dict_keys():
         models.rebuild_model({**description, "format_version": 99})
 
 
+@pytest.mark.parametrize("norm", ["group", "frozen_batch"])
+def test_rcnn_model_json_rebuilds_the_norm_it_was_built_with(norm):
+    hp = {
+        "algorithm": "mask_rcnn",
+        "backbone": "resnet18",
+        "rcnn_norm": norm,
+        "needs_freeze_bn": True,
+        **SMALL_RCNN,
+    }
+    model = models.build_model("instance_segmentation", hp, 3)
+    description = models.describe_model("instance_segmentation", hp, ["background", "a", "b"])
+    assert description["hyperparameters"]["rcnn_norm"] == norm
+    assert description["architecture"]["norm"] == norm
+    rebuilt = models.rebuild_model(description)
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    kinds = {type(m) for m in rebuilt.modules()}
+    if norm == "group":
+        assert torch.nn.GroupNorm in kinds and FrozenBatchNorm2d not in kinds
+        assert description["architecture"]["box_head"] == "4conv1fc-gn"
+    else:
+        assert torch.nn.GroupNorm not in kinds and FrozenBatchNorm2d in kinds
+
+
+def test_model_json_written_before_rcnn_norm_rebuilds_frozen_batchnorm():
+    hp = {"algorithm": "fpn", "backbone": "resnet18", "needs_freeze_bn": True, **SMALL_RCNN}
+    description = models.describe_model("detection", hp, ["background", "a"])
+    del description["hyperparameters"]["rcnn_norm"], description["architecture"]
+    model = models.rebuild_model(description)
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+
+
 @pytest.mark.parametrize(
     "task, hp, message",
     [

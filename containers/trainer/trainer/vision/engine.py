@@ -4,6 +4,11 @@ Classification models take a stacked batch and return logits (cross-entropy here
 R-CNN models take lists of images and targets and return their loss dict in train mode
 and detections in eval mode. AMP runs on CUDA only (bf16 where supported, otherwise fp16
 with a GradScaler).
+
+R-CNN jobs warm the learning rate up linearly over the first epoch's iterations, from 1/1000
+of it, as torchvision's detection reference does (``min(1000, len(loader) - 1)`` steps):
+the first steps of a randomly initialised detector produce large gradients, and at full
+rate they throw the weights far enough for the loss to overflow.
 """
 
 from __future__ import annotations
@@ -22,6 +27,33 @@ from trainer import gpu_required
 from trainer.vision import metrics as vision_metrics
 
 log = logging.getLogger(__name__)
+
+
+WARMUP_START_FACTOR = 1.0 / 1000
+WARMUP_MAX_ITERATIONS = 1000
+
+
+def warmup_iterations(task: str, batches_per_epoch: int) -> int:
+    """Iterations of linear learning-rate warm-up in the first epoch (0: none, as for classifiers)."""
+    if task == "classification":
+        return 0
+    return max(0, min(WARMUP_MAX_ITERATIONS, batches_per_epoch - 1))
+
+
+def describe_warmup(iterations: int) -> dict | None:
+    """What model.json records about the warm-up the job trained with."""
+    if iterations <= 0:
+        return None
+    return {"method": "linear", "start_factor": WARMUP_START_FACTOR, "iterations": iterations, "epoch": 1}
+
+
+def _warmup(optimizer: torch.optim.Optimizer, iterations: int):
+    """torch's LinearLR scales the current rates, so it composes with the epoch schedule."""
+    if iterations <= 0:
+        return None
+    return torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=WARMUP_START_FACTOR, total_iters=iterations
+    )
 
 
 @dataclass
@@ -117,15 +149,18 @@ def train_one_epoch(
     clip_grad_base_and_max=None,
     on_batch: Callable[[int, float, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    warmup_iterations: int = 0,
 ) -> EpochResult:
     """Trains one epoch; `on_batch(batch_index_1_based, loss, batch_size)` after every batch
-    (`loss` is a 0-dim tensor on the device; `finite_loss` reads it).
+    (`loss` is a 0-dim tensor on the device; `finite_loss` reads it). With
+    `warmup_iterations` the learning rate rises linearly to its value over that many steps.
 
     Returns early (stopped=True) when `should_stop()` turns true; the partial epoch is
     then discarded by the caller, which resumes from the last completed checkpoint.
     """
     model.train()
     total_loss, batches, samples = torch.zeros((), device=device), 0, 0
+    warmup = _warmup(optimizer, warmup_iterations)
     start = time.monotonic()
     for images, targets in data_loader:
         images, targets = _to_device(images, targets, device, task)
@@ -143,6 +178,8 @@ def train_one_epoch(
             loss.backward()
             clip_gradients(model, clip_grad_base_and_max)
             optimizer.step()
+        if warmup is not None and batches < warmup_iterations:
+            warmup.step()
         # The loss stays on the device: reading it every batch would make the host wait for the
         # GPU before it loads the next batch. `on_batch` reads it when it reports.
         value = loss.detach().float()

@@ -24,30 +24,44 @@ Image sizing (detection, instance segmentation): `image_min_side`/`image_max_sid
 torchvision's `min_size`/`max_size`; min -1 scales the long side to max; max -1 leaves the long
 side unbounded; both -1 keep the original size.
 
+Normalisation in the R-CNNs (`rcnn_norm`, recorded in model.json): "frozen_batch" (the
+pretrained path: FrozenBatchNorm2d in the backbone, torchvision's default heads), "batch"
+(trainable BatchNorm2d in the backbone), or "group": GroupNorm(32) in a torchvision backbone,
+in the FPN, in a 4-conv + 1-fc box head and in the mask head. "group" is what training from
+scratch needs at detection batch sizes (He, Girshick, Dollar, "Rethinking ImageNet
+Pre-training"; torchvision's `*_v2` builders use the same heads): per-device BatchNorm at
+batch 2 estimates its statistics from two images and the loss diverges. timm backbones have
+no uniform norm argument, so with "group" they keep trainable BatchNorm and only the FPN and
+heads use GroupNorm. A model.json without the key (written before it existed) rebuilds as
+"frozen_batch" or "batch" from `needs_freeze_bn`, as those models were built.
+
 googlenet and inception_v3 are built without auxiliary heads (`aux_logits=False`), so one
 cross-entropy on the main logits trains them; their pretrained weights still load.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections import OrderedDict
 from typing import Any
 
-import timm
 import torch
 import torchvision
-from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import FrozenBatchNorm2d
+
+from contracts import v15_arguments as contracts_args
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +77,8 @@ TIMM_RESNEST = {
     "resnest200": "resnest200e",
     "resnest269": "resnest269e",
 }
-CLASSIFICATION_ALGORITHMS = (
-    "mobilenet_v2",
-    "googlenet",
-    "inception_v3",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    *(f"efficientnet_b{i}" for i in range(8)),
-    *TIMM_RESNEST,
-)
-TORCHVISION_DETECTION_BACKBONES = (
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x8d",
-    "wide_resnet50_2",
-    "wide_resnet101_2",
-)
+# The choices are the contract's (contracts.v15_arguments); here only how each is built.
+CLASSIFICATION_ALGORITHMS = contracts_args.ALGORITHMS["classification"]
 TIMM_DETECTION_BACKBONES = {
     "senet154": "legacy_senet154",
     "se_resnext50_32x4d": "legacy_seresnext50_32x4d",
@@ -93,21 +87,25 @@ TIMM_DETECTION_BACKBONES = {
     "pnasnet_5_large": "pnasnet5large",
     **TIMM_RESNEST,
 }
-DETECTION_BACKBONES = (*TORCHVISION_DETECTION_BACKBONES, *TIMM_DETECTION_BACKBONES)
-ALGORITHMS = {
-    "classification": CLASSIFICATION_ALGORITHMS,
-    "detection": ("faster_rcnn", "fpn"),
-    "instance_segmentation": ("mask_rcnn",),
-}
+DETECTION_BACKBONES = contracts_args.DETECTION_BACKBONES
+TORCHVISION_DETECTION_BACKBONES = tuple(b for b in DETECTION_BACKBONES if b not in TIMM_DETECTION_BACKBONES)
+ALGORITHMS = contracts_args.ALGORITHMS
 DEFAULT_SEGMENTATION_BACKBONE = "resnet50"
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
 FPN_LEVELS = 5
+FPN_CHANNELS = 256
+RCNN_NORMS = ("frozen_batch", "batch", "group")
+GROUP_NORM_GROUPS = 32
+GN_BOX_HEAD_CONVS = (256, 256, 256, 256)
+GN_BOX_HEAD_FC = 1024  # torchvision's FastRCNNPredictor default representation size
+GN_MASK_HEAD_CONVS = (256, 256, 256, 256)
 
 # Hyper-parameters that change the module structure or its input: what model.json keeps.
 STRUCTURAL_KEYS = (
     "algorithm",
     "backbone",
     "needs_freeze_bn",
+    "rcnn_norm",
     "image_resized_width",
     "image_resized_height",
     "image_min_side",
@@ -146,6 +144,17 @@ def _load_failure(name: str, exc: Exception) -> FileNotFoundError:
     )
 
 
+def _timm():
+    """timm, imported on first use: it costs a small job seconds of start-up, and only the
+    resnest models, timm detection backbones and frozen BatchNorm need it."""
+    return importlib.import_module("timm")
+
+
+def freeze_batch_norm_2d(module: nn.Module) -> nn.Module:
+    """timm's BatchNorm2d -> FrozenBatchNorm2d conversion (recursive, keeps the statistics)."""
+    return importlib.import_module("timm.layers").freeze_batch_norm_2d(module)
+
+
 def _torchvision_model(name: str, pretrained: bool, **kwargs) -> nn.Module:
     weights = get_model_weights(name).DEFAULT if pretrained else None
     try:
@@ -158,7 +167,7 @@ def _torchvision_model(name: str, pretrained: bool, **kwargs) -> nn.Module:
 
 def _timm_model(name: str, timm_name: str, pretrained: bool, **kwargs) -> nn.Module:
     try:
-        return timm.create_model(timm_name, pretrained=pretrained, **kwargs)
+        return _timm().create_model(timm_name, pretrained=pretrained, **kwargs)
     except Exception as exc:  # noqa: BLE001
         if pretrained:
             raise _load_failure(name, exc) from exc
@@ -263,12 +272,18 @@ def _check_resnest_batch(name: str, hp: dict) -> None:
 class TimmBackbone(nn.Module):
     """A timm `features_only` network as a torchvision detection backbone (OrderedDict of maps)."""
 
-    def __init__(self, features: nn.Module, fpn: bool):
+    def __init__(self, features: nn.Module, fpn: bool, fpn_norm=None):
         super().__init__()
         self.body = features
         channels = features.feature_info.channels()
-        self.fpn = FeaturePyramidNetwork(channels, 256, extra_blocks=LastLevelMaxPool()) if fpn else None
-        self.out_channels = 256 if fpn else channels[-1]
+        self.fpn = (
+            FeaturePyramidNetwork(
+                channels, FPN_CHANNELS, extra_blocks=LastLevelMaxPool(), norm_layer=fpn_norm
+            )
+            if fpn
+            else None
+        )
+        self.out_channels = FPN_CHANNELS if fpn else channels[-1]
 
     def forward(self, x: torch.Tensor) -> OrderedDict:
         maps = OrderedDict((str(i), f) for i, f in enumerate(self.body(x)))
@@ -294,27 +309,39 @@ def _freeze_timm_levels(features: nn.Module, levels: int) -> None:
         _freeze([child])
 
 
-def _norm_layer(hp: dict):
-    return FrozenBatchNorm2d if hp.get("needs_freeze_bn") else nn.BatchNorm2d
+def rcnn_norm(hp: dict) -> str:
+    """The R-CNN normalisation: `rcnn_norm` when set, else what `needs_freeze_bn` always meant."""
+    norm = hp.get("rcnn_norm") or ("frozen_batch" if hp.get("needs_freeze_bn") else "batch")
+    return _choose("rcnn_norm", norm, RCNN_NORMS)
+
+
+def group_norm(num_channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(GROUP_NORM_GROUPS, num_channels)
+
+
+def _backbone_norm(norm: str):
+    return {"frozen_batch": FrozenBatchNorm2d, "batch": nn.BatchNorm2d, "group": group_norm}[norm]
+
+
+def _head_norm(norm: str):
+    """The FPN's and heads' norm layer: GroupNorm with "group", none otherwise (torchvision's v1 heads)."""
+    return group_norm if norm == "group" else None
 
 
 def _torchvision_backbone(backbone: str, hp: dict, pretrained: bool, fpn: bool, levels: int) -> nn.Module:
-    weights = get_model_weights(backbone).DEFAULT if pretrained else None
-    if fpn:
-        try:
-            return resnet_fpn_backbone(
-                backbone_name=backbone,
-                weights=weights,
-                norm_layer=_norm_layer(hp),
-                trainable_layers=5 - levels,
-                extra_blocks=LastLevelMaxPool(),
-            )
-        except Exception as exc:  # noqa: BLE001
-            if pretrained:
-                raise _load_failure(backbone, exc) from exc
-            raise
-    net = _torchvision_model(backbone, pretrained, norm_layer=_norm_layer(hp))
+    norm = rcnn_norm(hp)
+    net = _torchvision_model(backbone, pretrained, norm_layer=_backbone_norm(norm))
     _freeze(m for level in _classification_levels("resnet", net)[:levels] for m in level)
+    if fpn:  # what torchvision's resnet_fpn_backbone builds, with a norm layer in the FPN too
+        stage2 = net.inplanes // 8
+        return BackboneWithFPN(
+            net,
+            {f"layer{k}": str(k - 1) for k in range(1, 5)},
+            [stage2 * 2 ** (k - 1) for k in range(1, 5)],
+            FPN_CHANNELS,
+            extra_blocks=LastLevelMaxPool(),
+            norm_layer=_head_norm(norm),
+        )
     body = IntermediateLayerGetter(net, {"layer4": "0"})
     body.out_channels = net.fc.in_features
     return body
@@ -328,9 +355,10 @@ def _timm_backbone(backbone: str, hp: dict, pretrained: bool, fpn: bool, levels:
         backbone, TIMM_DETECTION_BACKBONES[backbone], pretrained, features_only=True, out_indices=out_indices
     )
     _freeze_timm_levels(features, levels)
-    if hp.get("needs_freeze_bn"):
+    norm = rcnn_norm(hp)
+    if norm == "frozen_batch":
         features = freeze_batch_norm_2d(features)
-    return TimmBackbone(features, fpn)
+    return TimmBackbone(features, fpn, _head_norm(norm))
 
 
 def _anchor_generator(sizes: list[int], fpn: bool) -> AnchorGenerator:
@@ -390,6 +418,18 @@ def _rcnn_kwargs(hp: dict, task: str) -> dict:
     return kwargs
 
 
+def _gn_heads(task: str, channels: int) -> dict:
+    """The box head (4 conv + 1 fc) and mask head (4 conv) with GroupNorm, as in the GN paper."""
+    heads = {
+        "box_head": FastRCNNConvFCHead(
+            (channels, 7, 7), list(GN_BOX_HEAD_CONVS), [GN_BOX_HEAD_FC], norm_layer=group_norm
+        )
+    }
+    if task == "instance_segmentation":
+        heads["mask_head"] = MaskRCNNHeads(channels, list(GN_MASK_HEAD_CONVS), 1, norm_layer=group_norm)
+    return heads
+
+
 def build_detector(task: str, hp: dict, num_classes: int) -> nn.Module:
     algorithm = _choose("algorithm", hp.get("algorithm"), ALGORITHMS[task])
     default_backbone = DEFAULT_SEGMENTATION_BACKBONE if task == "instance_segmentation" else None
@@ -404,6 +444,7 @@ def build_detector(task: str, hp: dict, num_classes: int) -> nn.Module:
     anchors = _anchor_generator(hp.get("anchor_sizes") or default_sizes, fpn)
     if not fpn:
         kwargs["box_roi_pool"] = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+    kwargs.update(_gn_heads(task, body.out_channels) if rcnn_norm(hp) == "group" else {})
     model_class = MaskRCNN if task == "instance_segmentation" else FasterRCNN
     model = model_class(body, num_classes=num_classes, rpn_anchor_generator=anchors, **kwargs)
     if kwargs["min_size"] == UNBOUNDED_SIDE and kwargs["max_size"] == UNBOUNDED_SIDE:
@@ -439,6 +480,17 @@ def describe_model(task: str, hp: dict, class_names: list[str]) -> dict:
     structural = {k: hp[k] for k in STRUCTURAL_KEYS if k in hp}
     if task == "instance_segmentation":
         structural.setdefault("backbone", DEFAULT_SEGMENTATION_BACKBONE)
+    architecture = None
+    if task != "classification":
+        norm = structural["rcnn_norm"] = rcnn_norm(hp)
+        architecture = {
+            "norm": norm,
+            "group_norm_groups": GROUP_NORM_GROUPS if norm == "group" else None,
+            "box_head": "4conv1fc-gn" if norm == "group" else "2mlp",
+            "mask_head": ("4conv-gn" if norm == "group" else "4conv")
+            if task == "instance_segmentation"
+            else None,
+        }
     return {
         "format_version": FORMAT_VERSION,
         "framework": f"torch-{torch.__version__.split('+')[0]}/torchvision-{torchvision.__version__.split('+')[0]}",
@@ -458,6 +510,7 @@ def describe_model(task: str, hp: dict, class_names: list[str]) -> dict:
             "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "inside_model": True},
         },
         "hyperparameters": structural,
+        "architecture": architecture,
     }
 
 

@@ -1,0 +1,124 @@
+"""R-CNNs from scratch at batch 2 and learning_rate 0.005: loss and mean AP per epoch.
+
+Runs the real trainer (`trainer.entry.main` on an /opt/ml tree, as the local platform does)
+for Faster R-CNN, FPN and Mask R-CNN with `backbone_pretrained=False` on a synthetic set at
+96 px and prints each epoch's mean AP from `checkpoints/epoch-<N>/metrics.json`, with what
+model.json says was built (norm, warm-up).
+
+    PYTHONPATH=containers/trainer:. python bench/bench_rcnn_scratch.py [--epochs 6] [--images 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from trainer import entry
+from trainer.vision import synthetic
+
+MODELS = {
+    "faster_rcnn": (
+        "detection",
+        {"algorithm": "faster_rcnn", "backbone": "resnet18", "anchor_sizes": [16, 32, 64]},
+    ),
+    "fpn": ("detection", {"algorithm": "fpn", "backbone": "resnet50", "anchor_sizes": [16]}),
+    "mask_rcnn": (
+        "instance_segmentation",
+        {"algorithm": "mask_rcnn", "backbone": "resnet50", "anchor_sizes": [16]},
+    ),
+}
+
+
+def run(root: Path, name: str, args) -> dict:
+    task, specific = MODELS[name]
+    data = synthetic.generate(
+        root / "data", task, num_images=args.images, image_size=args.size, num_classes=2
+    )
+    base, artifacts = root / "opt_ml", root / "artifacts"
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "data" / "config").mkdir(parents=True)
+    (base / "input" / "data" / "training").symlink_to(data)
+    (artifacts / "checkpoints").mkdir(parents=True)
+    (base / "checkpoints").symlink_to(artifacts / "checkpoints")
+    hp = {
+        "task": task,
+        "backbone_pretrained": False,
+        "batch_size": 2,
+        "learning_rate": args.lr,
+        "num_epochs_to_finish": args.epochs,
+        "step_lr_sizes": [],
+        "num_workers": 0,
+        "num_batches_to_display": 5,
+        "image_min_side": args.size,
+        "image_max_side": args.size,
+        "num_proposal_samples_per_batch": 128,
+        **specific,
+    }
+    (base / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({k: str(v) for k, v in hp.items()})
+    )
+    (base / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    job = {
+        "format_version": 1,
+        "job_id": name,
+        "job_name": name,
+        "api": "v1.5",
+        "task": task,
+        "attempt": 1,
+        "hyperparameters": hp,
+        "data": {"type": "data_dir", "channel": "training"},
+        "artifacts": {"uri": str(artifacts)},
+        "finetune": None,
+    }
+    (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
+    os.environ["AIFACTORY_OPT_ML"] = str(base)
+    start = time.perf_counter()
+    code = entry.main([])
+    wall = time.perf_counter() - start
+    rows = []
+    for epoch in range(1, args.epochs + 1):
+        folder = artifacts / "checkpoints" / f"epoch-{epoch}"
+        if (folder / "metrics.json").exists():
+            record = json.loads((folder / "metrics.json").read_text())
+            rows.append((epoch, record["avg_loss"], record["metrics"]["specific"]["aps"][0]))
+    model_json = (
+        json.loads((artifacts / "checkpoints" / "epoch-1" / "model.json").read_text()) if rows else {}
+    )
+    failure = base / "output" / "failure"
+    return {
+        "exit": code,
+        "wall_s": wall,
+        "epochs": rows,
+        "norm": (model_json.get("architecture") or {}).get("norm"),
+        "warmup": (model_json.get("lr_warmup") or {}).get("iterations"),
+        "failure": failure.read_text()[:200] if failure.exists() else "",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    for name in args.models.split(","):
+        result = run(Path(tempfile.mkdtemp()), name, args)
+        print(
+            f"\n{name}/{MODELS[name][1]['backbone']}: exit {result['exit']}, {result['wall_s']:.0f} s, "
+            f"norm={result['norm']}, warm-up iterations={result['warmup']} {result['failure']}"
+        )
+        print("| epoch | avg loss | mean AP |\n|---:|---:|---:|")
+        for epoch, loss, ap in result["epochs"]:
+            print(f"| {epoch} | {loss:.3f} | {ap:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
