@@ -13,6 +13,7 @@ from torchvision import tv_tensors
 from trainer.failure import exception_code
 from trainer.vision.data import (
     VisionDataset,
+    cache_decoded,
     classification_collate,
     collate_fn,
     load_class_names,
@@ -259,3 +260,37 @@ def test_load_data_needs_a_train_split_and_a_validation_split(classification_dir
     (classification_dir / "splits" / "train.txt").unlink()
     with pytest.raises(FileNotFoundError, match="splits/train.txt"):
         load_data(classification_dir, "classification", {})
+
+
+def test_decoded_images_are_cached_after_the_first_read(classification_dir):
+    ds = VisionDataset(classification_dir, "classification", "train")
+    assert ds.enable_cache(budget_bytes=10**6, shared=False)
+    first = ds[0][0]
+    ds.image_path(0).unlink()  # a second read that went to the file would fail now
+    again = ds[0][0]
+    assert torch.equal(first, again) and isinstance(again, tv_tensors.Image)
+    again[...] = 0  # what the pipeline gets is a copy: the cache keeps the decoded image
+    assert torch.equal(ds[0][0], first)
+
+
+def test_the_cache_stays_off_when_the_images_do_not_fit(classification_dir):
+    ds = VisionDataset(classification_dir, "classification", "train")
+    assert not ds.enable_cache(budget_bytes=40 * 30 * 3 - 1, shared=False)
+    ds[0]
+    ds.image_path(0).unlink()
+    with pytest.raises(FileNotFoundError, match="Cannot read image"):
+        ds[0]
+
+
+def test_workers_fill_one_shared_cache(classification_dir):
+    train, val = load_data(
+        classification_dir, "classification", {"image_resized_width": 16, "image_resized_height": 16}
+    )
+    assert cache_decoded([train, val], shared=True, budget=10**6)
+    loader = torch.utils.data.DataLoader(
+        train, batch_size=1, num_workers=1, collate_fn=classification_collate
+    )
+    assert len(list(loader)) == len(train)
+    assert bool(train._cache[1].all())  # filled by the worker, visible here
+    assert val._cache is not None and not cache_decoded([train, val], shared=False, budget=10)
+    assert train._cache is None and val._cache is None

@@ -133,7 +133,13 @@ def check_checkpoint(job: Job, epoch: int, task: str) -> dict:
         "train_state.pt",
     }
     if task == "classification":
-        expected |= {"confusion_matrix.jpg", "threshold.jpg"}
+        # the threshold plot of the mean (class 0) and one per class (contracts.layout.threshold_plot)
+        expected |= {
+            "confusion_matrix.jpg",
+            "threshold.jpg",
+            "threshold-class-1.jpg",
+            "threshold-class-2.jpg",
+        }
     assert names == expected
     record = json.loads((folder / "metrics.json").read_text())
     assert record["epoch"] == epoch and record["avg_loss"] > 0
@@ -197,6 +203,19 @@ def test_rcnn_tasks_finish_with_checkpoints(tmp_path, monkeypatch, task, hp):
     check_progress(job, "finished", 1, 1)
     check_checkpoint(job, 1, task)
     assert job.read("result.json")["best_epoch"] == 1
+    model_json = json.loads((job.checkpoints / "epoch-1" / "model.json").read_text())
+    assert model_json["hyperparameters"]["rcnn_norm"] == "group"  # from scratch
+    assert (
+        model_json["architecture"]["norm"] == "group"
+        and model_json["architecture"]["group_norm_groups"] == 32
+    )
+    total_batch = job.read("progress.json")["total_batch"]
+    assert model_json["lr_warmup"] == {
+        "method": "linear",
+        "start_factor": 0.001,
+        "iterations": total_batch - 1,
+        "epoch": 1,
+    }
 
 
 def test_stop_then_resume_continues_at_next_epoch(tmp_path, monkeypatch):
@@ -307,7 +326,11 @@ def test_missing_image_fails_with_e04(tmp_path, monkeypatch):
             {**CLASSIFICATION, "algorithm": "inception_v3"},
             "inception_v3 needs images of at least",
         ),
-        ("classification", {**CLASSIFICATION, "batch_size": 0}, "Invalid 'batch_size': must be an integer in [1, Inf]"),
+        (
+            "classification",
+            {**CLASSIFICATION, "batch_size": 0},
+            "Invalid 'batch_size': must be an integer in [1, Inf]",
+        ),
     ],
 )
 def test_invalid_arguments_fail_with_e03(tmp_path, monkeypatch, task, hp, message):

@@ -13,6 +13,7 @@ external entity is refused like any other unreadable annotation instead of being
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,6 +223,7 @@ class VisionDataset(torch.utils.data.Dataset):
         self.task = task
         self.split = split
         self.transforms = transforms
+        self._cache = None  # see enable_cache
         self.class_names = load_class_names(self.root, task)
         self._index = {name: i for i, name in enumerate(self.class_names)}
         self._annotations: list[SampleAnnotation] = []
@@ -263,9 +265,53 @@ class VisionDataset(torch.utils.data.Dataset):
     def image_path(self, i: int) -> Path:
         return self.root / "images" / self._annotations[i].filename
 
+    def enable_cache(self, budget_bytes: int, shared: bool) -> bool:
+        """Keeps each image decoded (uint8 RGB) after its first read, when all of them fit in
+        ``budget_bytes``; returns whether the cache is on.
+
+        The cache is one flat uint8 buffer with an offset per image (sizes from the file headers),
+        in shared memory when ``shared`` (DataLoader workers fill it and every worker, and the
+        next epoch, reads what any of them decoded) and plain memory otherwise.
+        """
+        self._cache = None
+        shapes = []
+        total = 0
+        for ann in self._annotations:
+            try:
+                with Image.open(self.root / "images" / ann.filename) as img:
+                    width, height = img.size
+            except (OSError, ValueError, Image.DecompressionBombError):
+                return False  # __getitem__ reports the file with its usual message
+            shapes.append((3, height, width))
+            total += 3 * height * width
+            if total > budget_bytes:
+                return False
+        offsets = np.cumsum([0] + [c * h * w for c, h, w in shapes]).tolist()
+        buffer = torch.empty(max(total, 1), dtype=torch.uint8)
+        filled = torch.zeros(len(shapes), dtype=torch.bool)
+        if shared:
+            buffer.share_memory_()
+            filled.share_memory_()
+        self._cache = (buffer, filled, offsets, shapes)
+        return True
+
+    def _image(self, i: int) -> tv_tensors.Image:
+        cache = self._cache
+        if cache is None:
+            return read_image(self.root, self._annotations[i].filename)
+        buffer, filled, offsets, shapes = cache
+        window = buffer[offsets[i] : offsets[i + 1]].view(shapes[i])
+        if bool(filled[i]):
+            return tv_tensors.Image(window.clone())
+        image = read_image(self.root, self._annotations[i].filename)
+        if tuple(image.shape) == shapes[i]:  # a header that lied about the size is simply not cached
+            window.copy_(image.as_subclass(torch.Tensor))
+            filled[i] = True
+        return image
+
     def __getitem__(self, i: int):
         ann = self._annotations[i]
-        image = read_image(self.root, ann.filename)
+        image = self._image(i)
         if self.task == "classification":
             target = {"label": self._index[ann.category]}
             image = self.transforms(image) if self.transforms is not None else image
@@ -335,3 +381,32 @@ def load_data(root, task: str, hp: dict) -> tuple[VisionDataset, VisionDataset]:
         raise FileNotFoundError(f"Missing split file splits/val.txt (or splits/test.txt) in data_dir {root}")
     val = VisionDataset(root, task, val_split, build_eval_transforms(task, hp))
     return train, val
+
+
+CACHE_MEMORY_FRACTION = 0.25  # of physical memory, for the decoded train and val images together
+CACHE_SHM_FRACTION = 0.5  # of the free space in /dev/shm when DataLoader workers share the cache
+
+
+def cache_budget(shared: bool) -> int:
+    """Bytes the decoded-image cache may take: a share of RAM, and of /dev/shm for workers
+    (Docker's default /dev/shm is 64 MiB; a buffer beyond it would crash the workers)."""
+    budget = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * CACHE_MEMORY_FRACTION)
+    if shared:
+        try:
+            shm = os.statvfs("/dev/shm")
+        except OSError:
+            return 0
+        budget = min(budget, int(shm.f_bavail * shm.f_frsize * CACHE_SHM_FRACTION))
+    return budget
+
+
+def cache_decoded(datasets: list[VisionDataset], shared: bool, budget: int | None = None) -> bool:
+    """Turns the decoded-image cache on for all ``datasets`` when together they fit the budget."""
+    remaining = cache_budget(shared) if budget is None else budget
+    for dataset in datasets:
+        if not dataset.enable_cache(remaining, shared):
+            for other in datasets:
+                other._cache = None
+            return False
+        remaining -= dataset._cache[0].numel()
+    return True

@@ -30,9 +30,9 @@ from contracts import layout, metrics, v15_arguments
 from contracts.errors import ArgumentError
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
+from trainer.vision import background, engine, plots
 from trainer.vision import checkpoint as ckpt
 from trainer.vision import data as vision_data
-from trainer.vision import engine, plots
 from trainer.vision.metrics import headline
 from trainer.vision.models import build_model, describe_model, input_size
 
@@ -243,6 +243,7 @@ class Progress:
 def _loaders(train_ds, val_ds, task, hp, device, world, rank):
     collate = vision_data.classification_collate if task == "classification" else vision_data.collate_fn
     bs, workers = int(hp["batch_size"]), int(hp["num_workers"])
+    vision_data.cache_decoded([train_ds, val_ds], shared=workers > 0)  # decode once when it fits
     pin = device.type == "cuda"
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True) if world > 1 else None
     per_rank = len(train_ds) // world if world > 1 else len(train_ds)
@@ -317,7 +318,23 @@ def export_best(ctx, task: str) -> None:
     ctx.reporter.put_result({"best_epoch": epoch, "metrics": record["metrics"]})
 
 
+def _put_loss_plot(writer, losses: list[float], display: int) -> None:
+    writer.put_bytes(layout.LOSS_PLOT, plots.loss_plot(losses, display), "image/jpeg")
+
+
+def _write_checkpoint(root, epoch, plot_args, weights, state, max_num_checkpoints) -> None:
+    """Renders the checkpoint's plots and writes it (in the background thread, from snapshots)."""
+    ckpt.write_checkpoint(root, epoch, _checkpoint_files(*plot_args), weights, state)
+    ckpt.prune(root, max_num_checkpoints)
+
+
 def run(ctx) -> None:
+    """Trains; plots and checkpoints are written in the background and all flushed on return."""
+    with background.BackgroundWork() as work:
+        _run(ctx, work)
+
+
+def _run(ctx, work: background.BackgroundWork) -> None:
     env = ctx.env
     task = env.task
     hp = resolve_hyperparameters(task, env.job.get("hyperparameters") or {})
@@ -425,9 +442,7 @@ def run(ctx) -> None:
             emit_metric(metrics.TRAIN_EPOCH, epoch)
             emit_metric(metrics.TRAIN_EPOCH_LOSS, result.avg_loss)
             emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, progress.samples_per_sec)
-            ctx.writer.put_bytes(
-                layout.LOSS_PLOT, plots.loss_plot(ctx.reporter.losses, progress.display), "image/jpeg"
-            )
+            work.submit(_put_loss_plot, ctx.writer, list(ctx.reporter.losses), progress.display)
         if epoch % every == 0 or epoch == total_epoch:
             if is_master:
                 evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)
@@ -438,10 +453,18 @@ def run(ctx) -> None:
                     "avg_loss": round(result.avg_loss, 6),
                     "metrics": evaluation.metrics,
                 }
-                state = ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler)
-                files = _checkpoint_files(model_json, record, summary, evaluation, task, class_names)
-                ckpt.write_checkpoint(env.checkpoint_dir, epoch, files, model, state)
-                ckpt.prune(env.checkpoint_dir, int(hp["max_num_checkpoints"]))
+                state = background.snapshot(
+                    ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler)
+                )
+                work.submit(
+                    _write_checkpoint,
+                    env.checkpoint_dir,
+                    epoch,
+                    (dict(model_json), record, summary, evaluation, task, class_names),
+                    background.WeightsSnapshot(model),
+                    state,
+                    int(hp["max_num_checkpoints"]),
+                )
                 emit_metric(
                     metrics.EVAL_ACCURACY if task == "classification" else metrics.EVAL_MAP,
                     headline(task, evaluation.metrics),
@@ -451,6 +474,7 @@ def run(ctx) -> None:
         if ctx.should_stop():
             break
 
+    work.drain()  # every checkpoint on disk before the best one is chosen
     if is_master:
         export_best(ctx, task)
     if world > 1:

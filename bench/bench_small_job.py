@@ -1,0 +1,200 @@
+"""Time to result of a small classification job: the real trainer against a plain torchvision loop.
+
+Builds a ~1,800 image, 32 px classification data_dir with the trainer's synthetic generator
+(not the tests' fixtures), then runs, each as a fresh process started by this script:
+
+(A) the real trainer as the local platform runs it: `python -m trainer` over an /opt/ml tree
+    (AIFACTORY_OPT_ML), the job's artifacts written to a local directory; timed from the
+    process start to its exit (imports, data set checks, 6 epochs with heartbeats, loss
+    points, per-epoch validation, checkpoints and plots, the best model exported).
+(B) a plain loop: the same images decoded into one uint8 tensor in memory, torchvision's
+    resnet18 from scratch, the same batch size, SGD settings and epochs, a random
+    horizontal flip per sample (the trainer's default augmentation), per-epoch validation
+    accuracy; timed the same way, from process start to exit.
+
+Prints both walls, the ratio A/B and both final accuracies. Rounds alternate the order
+(AB, BA, ...) so drift hits both; the medians are compared.
+
+    .venv/bin/python bench/bench_small_job.py [--images 1800] [--epochs 6] [--batch-size 32]
+        [--rounds 1] [--workers -1]   (-1 leaves num_workers to the trainer's default)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINER = REPO / "containers" / "trainer"
+SIZE = 32
+CLASSES = 4
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 0.0005
+
+
+def build_data(root: Path, images: int) -> Path:
+    sys.path[:0] = [str(TRAINER), str(REPO)]
+    from trainer.vision import synthetic
+
+    return synthetic.generate(root, "classification", num_images=images, image_size=SIZE, num_classes=CLASSES)
+
+
+def opt_ml_tree(root: Path, data: Path, args) -> Path:
+    base, artifacts = root / "opt_ml", root / "artifacts"
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "data" / "config").mkdir(parents=True)
+    (base / "input" / "data" / "training").symlink_to(data)
+    (artifacts / "checkpoints").mkdir(parents=True)
+    (base / "checkpoints").symlink_to(artifacts / "checkpoints")
+    hp = {
+        "task": "classification",
+        "algorithm": "resnet18",
+        "pretrained": False,
+        "batch_size": args.batch_size,
+        "learning_rate": LR,
+        "momentum": MOMENTUM,
+        "weight_decay": WEIGHT_DECAY,
+        "num_epochs_to_finish": args.epochs,
+        "step_lr_sizes": [],
+        "num_epochs_to_validate": 1,
+        "image_resized_width": SIZE,
+        "image_resized_height": SIZE,
+        "visible_devices": [],
+    }
+    if args.workers >= 0:
+        hp["num_workers"] = args.workers
+    (base / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({k: str(v) for k, v in hp.items()})
+    )
+    (base / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    job = {
+        "format_version": 1,
+        "job_id": "small-job",
+        "job_name": "small-job",
+        "api": "v1.5",
+        "task": "classification",
+        "attempt": 1,
+        "hyperparameters": hp,
+        "data": {"type": "data_dir", "channel": "training"},
+        "artifacts": {"uri": str(artifacts)},
+        "finetune": None,
+    }
+    (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
+    return base
+
+
+def run_trainer(data: Path, args) -> tuple[float, float]:
+    root = Path(tempfile.mkdtemp(prefix="small-job-"))
+    base = opt_ml_tree(root, data, args)
+    env = {**os.environ, "AIFACTORY_OPT_ML": str(base), "PYTHONPATH": f"{TRAINER}{os.pathsep}{REPO}"}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainer"], env=env, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"trainer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads((root / "artifacts" / "result.json").read_text())
+    return wall, float(result["metrics"]["overall"]["accuracy"])
+
+
+def run_plain(data: Path, args) -> tuple[float, float]:
+    start = time.perf_counter()
+    cmd = [sys.executable, __file__, "--plain", str(data), "--epochs", str(args.epochs)]
+    proc = subprocess.run(
+        cmd + ["--batch-size", str(args.batch_size)], capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"plain loop failed:\n{proc.stderr[-3000:]}")
+    return wall, float(proc.stdout.strip().splitlines()[-1])
+
+
+def plain_loop(data: Path, epochs: int, batch_size: int) -> float:
+    """torchvision's classification reference loop, everything in memory; prints the last accuracy."""
+    import numpy as np
+    import torch
+    import torchvision
+    from PIL import Image
+
+    meta = json.loads((data / "meta.json").read_text())
+
+    def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        names = (data / "splits" / f"{split}.txt").read_text().split()
+        images, labels = [], []
+        for name in names:
+            with Image.open(data / "images" / name) as img:
+                images.append(np.asarray(img.convert("RGB")))
+            category = (data / "annotations" / f"{Path(name).stem}.xml").read_text()
+            labels.append(meta[category.split("<category>")[1].split("</category>")[0]])
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), torch.tensor(labels)
+
+    train_x, train_y = load("train")
+    val_x, val_y = load("val")
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    model = torchvision.models.resnet18(num_classes=len(meta))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    accuracy = 0.0
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(train_x))
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            x = train_x[idx]
+            flip = torch.rand(len(idx)) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            x = (x.float() / 255 - mean) / std
+            loss = torch.nn.functional.cross_entropy(model(x), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(val_x), batch_size):
+                x = (val_x[i : i + batch_size].float() / 255 - mean) / std
+                correct += int((model(x).argmax(1) == val_y[i : i + batch_size]).sum())
+        accuracy = correct / len(val_x)
+    return accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=1800)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=-1)
+    parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        print(plain_loop(args.plain, args.epochs, args.batch_size))
+        return
+    data = build_data(Path(tempfile.mkdtemp(prefix="small-job-data-")) / "data", args.images)
+    trainer, plain = [], []
+    for r in range(args.rounds):
+        for name in ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer"):
+            wall, acc = run_trainer(data, args) if name == "trainer" else run_plain(data, args)
+            (trainer if name == "trainer" else plain).append((wall, acc))
+            print(f"round {r + 1} {name}: {wall:.1f} s, accuracy {acc:.3f}", flush=True)
+    a, b = statistics.median(w for w, _ in trainer), statistics.median(w for w, _ in plain)
+    print(
+        f"\n{args.images} images, {SIZE} px, resnet18, batch {args.batch_size}, {args.epochs} epochs, "
+        f"{os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}"
+    )
+    print(f"trainer (python -m trainer): {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}")
+    print(f"plain loop (in memory):      {b:.1f} s, last accuracy {plain[-1][1]:.3f}")
+    print(f"ratio: {a / b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
