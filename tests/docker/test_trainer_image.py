@@ -274,6 +274,19 @@ SDK_CLASSIFICATION = {
 }
 
 
+def sdk_containers() -> set[str]:
+    return set(docker("ps", "-aq", "--filter", "name=algo-1").stdout.split())
+
+
+def run_sdk(engine, config, data_dir, output, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SDK_PYTHON), str(Path(__file__).with_name("sagemaker_local_mode.py")), engine, str(config),
+         str(data_dir), str(output)],
+        capture_output=True, text=True, timeout=900, cwd=cwd,
+        env={**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONPATH": ""},
+    )  # fmt: skip
+
+
 def test_the_image_trains_under_the_sagemaker_sdk_local_mode(engine, tmp_path):
     if not SDK_PYTHON.exists():
         pytest.skip(
@@ -299,12 +312,12 @@ def test_the_image_trains_under_the_sagemaker_sdk_local_mode(engine, tmp_path):
     (config / "job.json").write_text(json.dumps(job))
     output = tmp_path / "output"
     output.mkdir()
-    done = subprocess.run(
-        [str(SDK_PYTHON), str(Path(__file__).with_name("sagemaker_local_mode.py")), engine, str(config),
-         str(data_dir), str(output)],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path,
-        env={**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONPATH": ""},
-    )  # fmt: skip
+    before = sdk_containers()
+    try:
+        done = run_sdk(engine, config, data_dir, output, tmp_path)
+    finally:  # local mode leaves its exited algo-1 container behind
+        for container in sdk_containers() - before:
+            docker("rm", "-f", container)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     model = Path(result["model_data"].removeprefix("file://"))
