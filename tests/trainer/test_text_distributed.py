@@ -17,6 +17,7 @@ from trainer.text.data import Example, StepBatches
 
 from tests.dataset_fetcher.loopback import DatasetServer
 from tests.servers import free_port
+from tests.trainer.test_text_quality import one_thread  # noqa: F401 - the fixture
 from tests.trainer.test_text_training import KEY, SMALL_MODEL, Job, check_result, tagging_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,6 +86,7 @@ def run(root: Path, monkeypatch, records, workers: int) -> tuple[Job, list[int]]
     return job, requested
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_two_workers_train_as_well_as_one_and_rank_zero_alone_writes(tmp_path, monkeypatch, capfd):
     records = tagging_records(300)
     alone, _ = run(tmp_path / "one", monkeypatch, records, workers=1)

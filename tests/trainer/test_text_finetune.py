@@ -7,11 +7,15 @@ import json
 import random
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from tests.builders import create_payload
 from tests.dataset_fetcher.loopback import DatasetServer
+from tests.trainer.test_text_quality import one_thread  # noqa: F401 - the fixture
 from tests.trainer.test_text_training import KEY, SMALL_MODEL, TAG_WORDS, Job, check_result, topic_records
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SOURCE_NAME = "aif-20261122-194501-5a5a5a5a"
 NEW_WORDS = {
@@ -70,12 +74,15 @@ def run_job(root, monkeypatch, task, records, hps, finetune=None, reply="items")
 def source_tagger(tmp_path_factory):
     """A trained tagger (one per module: the tests only read it)."""
     monkeypatch = pytest.MonkeyPatch()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_thread does, for this module-scoped fixture
     try:
         monkeypatch.setenv("AIFACTORY_ALLOW_PRIVATE_URLS", "true")
         hps = {**HPS, "process.train.steps": "60"}
         job = run_job(tmp_path_factory.mktemp("source"), monkeypatch, "ml_tagger", tag_records(300, 1), hps)
     finally:
         monkeypatch.undo()
+        torch.set_num_threads(threads)
     assert job.status == 0, job.failure
     return job
 

@@ -43,6 +43,7 @@ from trainer.text.data import (
     prepare_data,
 )
 from trainer.text.distributed import Group, setup
+from trainer.text.entities import EntityCounts, callback_entry, is_span_scheme
 from trainer.text.metrics import callback_log, confusion_matrix, scores
 from trainer.text.models import build_model, model_spec
 
@@ -141,10 +142,14 @@ def train_one_step(model, criterion, optimizer, schedule, batch, device, config:
 
 @torch.no_grad()
 def evaluate(model, criterion, data: TextData, config: TextConfig, device: torch.device) -> dict:
-    """Held-out report (see metrics.scores) plus `loss`, over at most `process.eval.steps` batches."""
+    """Held-out report (see metrics.scores) plus `loss`, over at most `process.eval.steps` batches;
+    a tagger whose tags are B-/I- (or IOBES) spans gets `entities` too (trainer.text.entities)."""
     num_outputs = (
         model.head[-1].out_features if isinstance(model.head, nn.Sequential) else model.head.out_features
     )
+    classes = data.encoder.classes
+    spans = EntityCounts() if data.encoder.task == "ml_tagger" and is_span_scheme(classes) else None
+    names = [*classes, *(["O"] * (num_outputs - len(classes)))]  # unnamed outputs are no entity
     home = next(model.parameters()).device
     model.to(device).eval()
     matrix = torch.zeros((num_outputs, num_outputs), dtype=torch.long)
@@ -156,12 +161,27 @@ def evaluate(model, criterion, data: TextData, config: TextConfig, device: torch
             if (batch.target != IGNORE_INDEX).any():
                 total_loss += float(compute_loss(criterion, logits, batch.target))
                 batches += 1
-            matrix += confusion_matrix(logits.argmax(-1), batch.target, num_outputs)
+            predicted = logits.argmax(-1)
+            matrix += confusion_matrix(predicted, batch.target, num_outputs)
+            if spans is not None:
+                for true_row, predicted_row in zip(batch.target.tolist(), predicted.tolist(), strict=True):
+                    kept = [(t, p) for t, p in zip(true_row, predicted_row, strict=True) if t != IGNORE_INDEX]
+                    spans.add([names[t] for t, _ in kept], [names[p] for _, p in kept])
     finally:
         model.to(home)
-    report = scores(matrix, len(data.encoder.classes))
+    report = scores(matrix, len(classes))
     report["loss"] = total_loss / max(1, batches)
+    if spans is not None:
+        report["entities"] = spans.scores()
     return report
+
+
+def result_log(report: dict) -> dict:
+    """The callback's `log`: the spec's `avg` and `details`, and `entities` beside them when scored."""
+    out = callback_log(report)
+    if "entities" in report:
+        out["entities"] = callback_entry(report["entities"])
+    return out
 
 
 def emit_eval(report: dict) -> None:
@@ -202,9 +222,7 @@ class Session:
                 report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
                 emit_eval(report)
                 metrics["eval"] = {
-                    "loss": report["loss"],
-                    "accuracy": report["accuracy"],
-                    "avg": report["avg"],
+                    key: report[key] for key in ("loss", "accuracy", "avg", "entities") if key in report
                 }
             state = {
                 "step": step,
@@ -384,9 +402,14 @@ def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
         report = evaluate(model, criterion, data, config, eval_device)
         emit_eval(report)
     checkpoints.write_model(env.model_dir, model, session.meta)
-    result = {"log": callback_log(report)}
+    result = {"log": result_log(report)}
     (env.model_dir / checkpoints.METRICS_FILE).write_text(
         json.dumps({"step": step, "avg_loss": avg_loss, **result}, indent=1)
     )
     ctx.reporter.put_result(result)
-    log.info("Finished at step %d: held-out weighted F1 %.4f", step, report["avg"]["f1-score"])
+    log.info(
+        "Finished at step %d: held-out weighted F1 %.4f%s",
+        step,
+        report["avg"]["f1-score"],
+        f", entity-level F1 {report['entities']['f1-score']:.4f}" if "entities" in report else "",
+    )
