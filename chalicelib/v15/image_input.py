@@ -95,5 +95,9 @@ def check_location(field: str, location: str, *, local: bool, roots: tuple[str, 
         raise ValidationError(field, "must be an s3:// location in this stage")
     path = Path(location).expanduser()
     fixed = Path(*[part for part in path.parts if not any(c in part for c in "*?[")] or ["."])
-    check_local_place(field, location, fixed.resolve(), roots)
+    try:
+        resolved = fixed.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+        raise ValidationError(field, f"is not a usable path ({type(exc).__name__})") from None
+    check_local_place(field, location, resolved, roots)
     return str(path.resolve()) if fixed == path else str(path)

@@ -101,3 +101,20 @@ def test_s3_locations_follow_the_stage():
         image_input.check_location("p", "s3://b/inner/x.jpg", local=False, roots=("s3://b/in",))
     with pytest.raises(ValidationError, match="must be an s3:// location"):
         image_input.check_location("p", "/etc/passwd", local=False, roots=("s3://b/in",))
+
+
+def test_a_name_too_long_for_the_file_system_is_not_found_not_a_crash():
+    from chalicelib.adapters.local.data_store import LocalDataStore
+    from chalicelib.errors import NotFound
+
+    long_name = "/data/" + "{" * 600 + "/x.jpg"
+    with pytest.raises(NotFound):
+        LocalDataStore().read(long_name, 100)
+    assert LocalDataStore().glob(long_name, 10) == []
+
+
+def test_a_data_dir_too_long_for_the_file_system_is_a_400():
+    from chalicelib.security import check_data_location
+
+    with pytest.raises(ValidationError, match="is not a usable path"):
+        check_data_location("data_dir", "/tmp/" + "{" * 600, local=True, roots=())

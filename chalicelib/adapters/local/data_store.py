@@ -11,9 +11,12 @@ from chalicelib.errors import NotFound, ValidationError
 class LocalDataStore:
     def read(self, location: str, max_bytes: int) -> bytes:
         path = Path(location)
-        if not path.is_file():
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except (OSError, ValueError):
+            size = None
+        if size is None:
             raise NotFound(f"Image '{location}' not found.")
-        size = path.stat().st_size
         if size > max_bytes:
             raise ValidationError(
                 "path_to_image", f"'{location}' is {size} bytes; at most {max_bytes} are allowed"
