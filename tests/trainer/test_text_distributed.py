@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,8 @@ from tests.trainer.test_text_training import KEY, SMALL_MODEL, Job, check_result
 REPO = Path(__file__).resolve().parents[2]
 HPS = {
     **SMALL_MODEL,
+    "process.train.using_gpu": "False",  # gloo on the CPU even where a GPU is present
+    "process.eval.using_gpu": "False",
     "process.train.steps": "40",
     "process.train.saveCheckpointSteps": "20",
     "process.train.displaySteps": "5",
@@ -109,3 +115,43 @@ def test_two_workers_train_as_well_as_one_and_rank_zero_alone_writes(tmp_path, m
     assert len(pair.read("losses.json")) == 8  # every 5 steps, from rank 0 alone
     meta = json.loads((pair.base / "model" / "model.json").read_text())
     assert meta["vocab"] == json.loads((alone.base / "model" / "model.json").read_text())["vocab"]
+
+
+def test_sigterm_stops_every_worker_after_the_same_step_and_saves_once(tmp_path, monkeypatch):
+    hps = {**HPS, "process.train.steps": "100000", "process.train.saveCheckpointSteps": "0"}
+    with DatasetServer(tagging_records(200), header=KEY) as server:
+        job = Job(tmp_path, "ml_tagger", server.url, hps)
+        env = {
+            **os.environ,
+            "AIFACTORY_OPT_ML": str(job.base),
+            "AIFACTORY_NPROC_PER_NODE": "2",
+            "MASTER_PORT": str(free_port()),
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "containers" / "trainer")]),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainer"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                progress = job.artifacts / "progress.json"
+                if progress.exists() and json.loads(progress.read_text())["status"] == "running":
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, proc.stderr.read()
+            proc.send_signal(signal.SIGTERM)
+            stderr = proc.communicate(timeout=60)[1]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, stderr
+    assert job.read("progress.json")["status"] == "stopped"
+    [stopped_at] = job.steps_saved()
+    assert stopped_at > 0
+    assert stderr.count("Saved checkpoint") == 1
+    assert stderr.count(f"Stop requested at step {stopped_at}:") == 2  # both ranks, the same step

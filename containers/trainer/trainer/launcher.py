@@ -8,6 +8,7 @@ distributed path is tested on a machine without GPUs.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from trainer.environment import TrainingEnvironment
 TEXT_TASKS = ("ml_tagger", "ml_topic")
 DISTRIBUTED_TASKS = ("classification", "detection", "instance_segmentation", *TEXT_TASKS)
 LAUNCHED = "AIFACTORY_LAUNCHED"
+
+log = logging.getLogger("trainer")
 
 
 def _text_uses_gpu(env: TrainingEnvironment) -> bool:
@@ -73,4 +76,11 @@ def launch(env: TrainingEnvironment, stop_event: threading.Event) -> int:
         if stop_event.wait(0.5) and not forwarded:
             proc.send_signal(signal.SIGTERM)
             forwarded = True
+    if forwarded and proc.returncode != 0 and not env.failure_file.exists():
+        # torchrun exits non-zero after passing a SIGTERM on, however cleanly the workers
+        # stopped (saved and reported `stopped`); a worker that failed wrote the failure file.
+        log.info(
+            "torchrun exited %s after the stop was passed on; the workers stopped cleanly", proc.returncode
+        )
+        return 0
     return proc.returncode
