@@ -231,14 +231,12 @@ def create_server(app, host: str, port: int, *, threads: int = 8, channel_timeou
     return server
 
 
-def sweep_forever(stop: threading.Event, interval: float, outbox) -> None:
+def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> None:
     """Launches queued jobs, settles dead ones and hands due callbacks to the outbox's
     workers: the sweep never waits on a callback receiver."""
-    from chalicelib.services.job_events import JobEventLog
     from chalicelib.wiring import services
 
     sweep_log = logging.getLogger("aifactory.sweep")
-    narrator = JobEventLog(logging.getLogger("aifactory.jobs").info)  # one console line per job event
     while not stop.wait(interval):
         try:
             services().platform.recover()
@@ -274,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from chalicelib import settings
     from chalicelib.adapters.local.source_tree import REPO_ROOT
+    from chalicelib.services.job_events import JobEventLog
     from chalicelib.services.outbox import Outbox
     from chalicelib.wiring import services
 
@@ -297,7 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     services().platform.recover()
     stop = threading.Event()
     outbox = Outbox(services)
-    threading.Thread(target=sweep_forever, args=(stop, args.sweep_interval, outbox), daemon=True).start()
+    narrator = JobEventLog(logging.getLogger("aifactory.jobs").info)  # one console line per job event
+    narrator.poll(services())  # what existed before this start is remembered, not replayed
+    threading.Thread(
+        target=sweep_forever, args=(stop, args.sweep_interval, outbox, narrator), daemon=True
+    ).start()
 
     def shutdown(signum, frame):  # noqa: ARG001
         stop.set()

@@ -298,3 +298,24 @@ def test_the_console_tells_each_job_event(api, trained):
     job = trained["classification"]
     for event in ("queued", "started", "epoch 1/2 done", "finished"):
         assert f"v1.5 job {job} (classification): {event}" in console, event
+
+
+def test_the_cli_deploys_infers_and_undeploys(api, trained, data, capsys):
+    from aifactory.cli import main
+
+    job = trained["classification"]
+    common = ["--url", api.url, "--api-key", api.api_key]
+    assert main(["deploy", *common, "--task", "classification", "--epoch", "2", "--device", "-1", job]) == 0
+    wait_in_service(api, job, 2)
+    capsys.readouterr()
+    assert main(["deployments", *common, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert any(d["job_id"] == job and d["epoch"] == 2 for d in listed)
+    image = images_of(data["classification"])[0]
+    assert (
+        main(["infer", *common, "--json", "--task", "classification", "--epoch", "2", job, str(image)]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["classification"]["category"] in ("red", "green", "blue", None)
+    assert main(["undeploy", *common, "--epoch", "2", "--device", "-1", job]) == 0
+    assert main(["infer", *common, "--task", "classification", "--epoch", "2", job, str(image)]) != 0
+    assert "deploy it first" in capsys.readouterr().err
