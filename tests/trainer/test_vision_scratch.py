@@ -75,11 +75,11 @@ SCRATCH_RCNN = {
 
 @pytest.fixture(scope="module")
 def scratch_data(tmp_path_factory):
-    """12 training images of 64 px per task: Mask R-CNN with BatchNorm (warm-up or not) had a loss
+    """A few training images of 64 px per task: Mask R-CNN with BatchNorm (warm-up or not) had a loss
     over 20 within 4 batches and NaN at epoch 2 on it."""
     root = tmp_path_factory.mktemp("scratch")
     return {
-        task: synthetic.generate(root / task, task, num_images=18, image_size=64, num_classes=2, seed=0)
+        task: synthetic.generate(root / task, task, num_images=10, image_size=64, num_classes=2, seed=0)
         for task in ("detection", "instance_segmentation")
     }
 
