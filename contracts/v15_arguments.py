@@ -493,6 +493,16 @@ def parse_source(form: Mapping[str, Any]) -> tuple[str, str, int] | None:
     return found[0] if found else None
 
 
+DEFAULTED = "defaulted_arguments"
+
+
+def defaulted(hyperparameters: Mapping[str, Any]) -> frozenset[str]:
+    """The arguments the user left to the spec's default (a resumed job inherits the source's
+    list with its values). The trainer adapts some of those defaults to the machine
+    (`num_workers` from the CPU count); a value the user sent, even the default's, is kept."""
+    return frozenset(hyperparameters.get(DEFAULTED) or ())
+
+
 def resolve_train_args(
     form: Mapping[str, Any], source_job: Mapping[str, Any] | None = None, *, device_count: int | None = None
 ) -> dict[str, Any]:
@@ -529,6 +539,12 @@ def resolve_train_args(
     hyperparameters = {
         arg.name: values[arg.name] for arg in arguments_for(task) if arg.name not in _TOP_LEVEL
     }
+    source_defaulted = set(inherited.get(DEFAULTED) or ())
+    hyperparameters[DEFAULTED] = [
+        name
+        for name in hyperparameters
+        if origin.get(name) == "default" or (origin.get(name) == "inherited" and name in source_defaulted)
+    ]
     where = {"job_id": source[1], "epoch": source[2]} if source else None
     return {
         "task": task,
@@ -690,18 +706,22 @@ def resolve_job_hyperparameters(task: str, hyperparameters: Mapping[str, Any]) -
     algorithm = given.get("algorithm")
     values: dict[str, Any] = dict(given)
     origin: dict[str, str] = {}
+    listed = given.get(DEFAULTED) or []
+    if not isinstance(listed, list) or not all(isinstance(name, str) for name in listed):
+        raise ValidationError(DEFAULTED, f"must be a list of argument names; got {quote(_show(listed))}")
     for arg in arguments_for(task):
         if arg.name in _TOP_LEVEL or arg.name in _SOURCE_ARGS.values():
             continue
         if arg.name in given:
             values[arg.name] = arg.validator(arg.name, given[arg.name])
-            origin[arg.name] = "given"
+            origin[arg.name] = "default" if arg.name in listed else "given"
         elif arg.required:
             raise ValidationError(arg.name, "required")
         else:
             values[arg.name] = arg.default_for(task, algorithm)
             origin[arg.name] = "default"
     _check_cross_fields(task, values, origin, None)
+    values[DEFAULTED] = [name for name in values if origin.get(name) == "default"]
     return values
 
 

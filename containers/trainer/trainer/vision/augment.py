@@ -278,12 +278,17 @@ class RandomGrayscaleBlend(_Magnitude):
 
 
 class RandomNoise(_Magnitude):
+    """Gaussian noise is drawn in float; a uint8 image comes back as uint8 (the pipelines stay
+    uint8 until their last step, see ``build_train_transforms``)."""
+
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        sigma = NOISE_MAX_STD * params["v"][0]
         if isinstance(inpt, tv_tensors.Image) and not inpt.is_floating_point():
-            raise TypeError("RandomNoise needs float images; convert with ToDtype(float32, scale=True) first")
-        return self._call_kernel(
-            F.gaussian_noise, inpt, mean=0.0, sigma=NOISE_MAX_STD * params["v"][0], clip=True
-        )
+            noisy = F.gaussian_noise(
+                F.to_dtype(inpt, torch.float32, scale=True), mean=0.0, sigma=sigma, clip=True
+            )
+            return F.to_dtype(noisy, inpt.dtype, scale=True)
+        return self._call_kernel(F.gaussian_noise, inpt, mean=0.0, sigma=sigma, clip=True)
 
 
 _OPS = {
@@ -436,41 +441,35 @@ def _sizing(hp: dict, task: str) -> list[v2.Transform]:
     return [ResizeSides(width, height)] if width > 0 or height > 0 else []
 
 
-def _finish(task: str) -> list[v2.Transform]:
+def _finish(task: str, as_float: bool = True) -> list[v2.Transform]:
+    to_float = [v2.ToDtype(torch.float32, scale=True)] if as_float else []
     if task == "classification":
-        return [v2.ToDtype(torch.float32, scale=True)]
+        return to_float
     steps: list[v2.Transform] = [BoxesFromMasks()] if task == "instance_segmentation" else []
-    return steps + [
-        v2.ClampBoundingBoxes(),
-        v2.SanitizeBoundingBoxes(),
-        v2.ToDtype(torch.float32, scale=True),
-    ]
+    return steps + [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes()] + to_float
 
 
-def build_train_transforms(task: str, hp: dict) -> v2.Compose:
-    """Resizes first, on uint8 (the data loader's main cost on a GPU machine, see
-    docs/benchmarks.md), then augments at the size the model sees; a second resize restores
-    that size after an op that changed it (crop, scale) and is free otherwise."""
+def build_train_transforms(task: str, hp: dict, *, as_float: bool = True) -> v2.Compose:
+    """Resizes first, then augments at the size the model sees, all on uint8 (a quarter of the
+    bytes of float32, and what the data loader's workers, the pinned copy and the transfer to
+    the device move); a second resize restores that size after an op that changed it (crop,
+    scale) and is free otherwise. The float conversion is the last step; with
+    ``as_float=False`` it is left out and the training loop converts the whole batch on the
+    device (``engine.to_float``), where it is cheapest. docs/benchmarks.md has the CPU cost."""
     cfg = resolve_aug(hp)
     sizing = _sizing(hp, task)
     return v2.Compose(
-        [
-            v2.ToImage(),
-            *sizing,
-            v2.ToDtype(torch.float32, scale=True),
-            AugmentPolicy(build_ops(cfg), cfg.strategy),
-        ]
-        + sizing
-        + _finish(task)
+        [v2.ToImage(), *sizing, AugmentPolicy(build_ops(cfg), cfg.strategy), *sizing]
+        + _finish(task, as_float)
     )
 
 
-def build_eval_transforms(task: str, hp: dict) -> v2.Compose:
+def build_eval_transforms(task: str, hp: dict, *, as_float: bool = True) -> v2.Compose:
     steps: list[v2.Transform] = [v2.ToImage()]
     if task == "classification":
         ratio = float(hp.get("eval_center_crop_ratio", 1.0))
         steps += [CenterCropRatio(ratio)] if ratio != 1.0 else []
-    return v2.Compose(steps + _sizing(hp, task) + _finish(task))  # _finish converts to float
+    return v2.Compose(steps + _sizing(hp, task) + _finish(task, as_float))
 
 
 def find_policy(pipeline: v2.Compose) -> AugmentPolicy:

@@ -29,6 +29,7 @@ from trainer.vision.augment import build_eval_transforms, build_train_transforms
 
 TASKS = ("classification", "detection", "instance_segmentation")
 BACKGROUND = "background"
+JPEG_MAGIC = b"\xff\xd8\xff"  # every JPEG file starts with SOI and a marker
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -321,6 +322,22 @@ class VisionDataset(torch.utils.data.Dataset):
             image, target = self.transforms(image, target)
         return image, target
 
+    def encoded_item(self, i: int) -> tuple[torch.Tensor, dict]:
+        """(image, target) before decoding, for ``device_input``: a JPEG file as its bytes (a 1-D
+        uint8 tensor), any other image decoded here (CHW uint8); the target names the file."""
+        ann = self._annotations[i]
+        rel = f"images/{ann.filename}"
+        try:
+            data = (self.root / rel).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Cannot read image {rel}: file not found") from None
+        except OSError as exc:
+            raise FileNotFoundError(f"Cannot read image {rel}: {exc}") from exc
+        target = {"label": self._index[ann.category], "file": rel}
+        if data[:3] == JPEG_MAGIC:  # decoded on the device
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8), target
+        return self._image(i).as_subclass(torch.Tensor), target
+
     def _detection_target(self, i: int, ann: SampleAnnotation, size) -> dict:
         height, width = int(size[0]), int(size[1])
         boxes, labels, colors = [], [], []
@@ -365,21 +382,24 @@ def collate_fn(batch):
 
 
 def classification_collate(batch):
+    """Stacked images (uint8 or float, as the pipeline left them) and int64 labels."""
     images, targets = zip(*batch, strict=True)
     labels = torch.tensor([t["label"] if isinstance(t, dict) else int(t) for t in targets], dtype=torch.int64)
     return torch.stack([img.as_subclass(torch.Tensor) for img in images]), labels
 
 
-def load_data(root, task: str, hp: dict) -> tuple[VisionDataset, VisionDataset]:
-    """Train split with the augmentation pipeline, val split (or test when val.txt is absent) without."""
+def load_data(root, task: str, hp: dict, *, as_float: bool = True) -> tuple[VisionDataset, VisionDataset]:
+    """Train split with the augmentation pipeline, val split (or test when val.txt is absent) without.
+
+    ``as_float=False`` leaves the images uint8 (the trainer converts whole batches on the device)."""
     root = Path(root)
-    train = VisionDataset(root, task, "train", build_train_transforms(task, hp))
+    train = VisionDataset(root, task, "train", build_train_transforms(task, hp, as_float=as_float))
     if len(train) == 0:
         raise ValueError(f"splits/train.txt in data_dir {root} lists no images")
     val_split = "val" if (root / "splits" / "val.txt").is_file() else "test"
     if not (root / "splits" / f"{val_split}.txt").is_file():
         raise FileNotFoundError(f"Missing split file splits/val.txt (or splits/test.txt) in data_dir {root}")
-    val = VisionDataset(root, task, val_split, build_eval_transforms(task, hp))
+    val = VisionDataset(root, task, val_split, build_eval_transforms(task, hp, as_float=as_float))
     return train, val
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torchvision.transforms.v2 import functional as F
 
 from trainer import gpu_required
 from trainer.vision import metrics as vision_metrics
@@ -101,9 +102,21 @@ def amp_setup(device: torch.device):
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
+def to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The input pipeline's last step, on the device: uint8 -> float in [0, 1] (what
+    ToDtype(float32, scale=True) does per image, here once per batch) and, on CUDA, the
+    channels_last layout the classifier was moved to (``device_input.prepare_model``)."""
+    if not images.is_floating_point():
+        images = F.to_dtype(images, torch.float32, scale=True)
+    if device.type == "cuda" and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
 def _to_device(images, targets, device, task: str):
     if task == "classification":
-        return images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        images = to_float(images.to(device, non_blocking=True), device)
+        return images, targets.to(device, non_blocking=True)
     images = [img.as_subclass(torch.Tensor).to(device, non_blocking=True) for img in images]
     moved = []
     for target in targets:

@@ -30,7 +30,7 @@ from contracts import layout, metrics, v15_arguments
 from contracts.errors import ArgumentError
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
-from trainer.vision import background, engine, plots
+from trainer.vision import background, device_input, engine, plots
 from trainer.vision import checkpoint as ckpt
 from trainer.vision import data as vision_data
 from trainer.vision.metrics import headline
@@ -242,8 +242,17 @@ class Progress:
 
 def _loaders(train_ds, val_ds, task, hp, device, world, rank):
     collate = vision_data.classification_collate if task == "classification" else vision_data.collate_fn
-    bs, workers = int(hp["batch_size"]), int(hp["num_workers"])
-    vision_data.cache_decoded([train_ds, val_ds], shared=workers > 0)  # decode once when it fits
+    bs = int(hp["batch_size"])
+    workers = device_input.resolve_num_workers(hp, device, "num_workers" in v15_arguments.defaulted(hp))
+    on_device = device_input.decode_on_device(task, device)
+    log.info(
+        "input: %d DataLoader workers, JPEG decode on %s", workers, device if on_device else "the workers"
+    )
+    if on_device:  # the workers read files; decode and augmentation run on the device
+        train_ds, val_ds = device_input.EncodedView(train_ds), device_input.EncodedView(val_ds)
+        collate = device_input.encoded_collate
+    else:
+        vision_data.cache_decoded([train_ds, val_ds], shared=workers > 0)  # decode once when it fits
     pin = device.type == "cuda"
     sampler = DistributedSampler(train_ds, num_replicas=world, rank=rank, shuffle=True) if world > 1 else None
     per_rank = len(train_ds) // world if world > 1 else len(train_ds)
@@ -261,8 +270,21 @@ def _loaders(train_ds, val_ds, task, hp, device, world, rank):
         persistent_workers=workers > 0,
     )
     val_loader = DataLoader(
-        val_ds, batch_size=bs, shuffle=False, num_workers=workers, collate_fn=collate, pin_memory=pin
+        val_ds,
+        batch_size=bs,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin,
+        persistent_workers=workers > 0,
     )
+    if on_device:
+        train_loader = device_input.DeviceLoader(
+            train_loader, device_input.DeviceDecode(train_ds.dataset.transforms, device)
+        )
+        val_loader = device_input.DeviceLoader(
+            val_loader, device_input.DeviceDecode(val_ds.dataset.transforms, device)
+        )
     return train_loader, val_loader
 
 
@@ -347,11 +369,14 @@ def _run(ctx, work: background.BackgroundWork) -> None:
         torch.cuda.set_device(device)
     is_master = rank == 0 and ctx.writer is not None
 
-    train_ds, val_ds = vision_data.load_data(env.channel_dir("training"), task, hp)
+    # classifiers get uint8 batches and convert them on the device (engine.to_float)
+    train_ds, val_ds = vision_data.load_data(
+        env.channel_dir("training"), task, hp, as_float=task != "classification"
+    )
     if len(val_ds) == 0:
         raise ValueError("The validation split lists no images; add image names to splits/val.txt")
     class_names = list(train_ds.class_names)
-    model = build_model(task, hp, len(class_names)).to(device)
+    model = device_input.prepare_model(build_model(task, hp, len(class_names)).to(device), task, device)
     model_json = describe_model(task, hp, class_names)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
