@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, Unavailable
 from contracts.statuses import (  # noqa: F401 - re-exported: the platform statuses services use
     COMPLETED,
     FAILED,
@@ -26,6 +26,11 @@ from contracts.statuses import (  # noqa: F401 - re-exported: the platform statu
 
 class ConflictError(Conflict):
     """A conditional write lost: the record exists, or is not in the expected state (409)."""
+
+
+class CapacityError(Unavailable):
+    """The platform cannot start a training job now (ResourceLimitExceeded, no capacity): the
+    job waits in the API's queue and a scheduled handler launches it later."""
 
 
 class JobStore(Protocol):
@@ -71,6 +76,9 @@ class TrainingRequest:
     data_uri: str | None = None  # v1.5 data_dir (s3:// prefix or local path)
     max_runtime_s: int = 86400
     tags: dict[str, str] = field(default_factory=dict)
+    use_spot: bool = False  # managed spot training: interruptions resume from /opt/ml/checkpoints
+    max_wait_s: int | None = None  # spot: how long to wait for capacity and interruptions in all
+    keep_alive_s: int = 0  # warm pool: instances kept this long after the job for the next one
 
 
 @dataclass
@@ -80,6 +88,7 @@ class TrainingDescription:
     failure_reason: str = ""
     creation_time: str | None = None  # "YYYY-mm-dd HH:MM:SS" UTC
     end_time: str | None = None
+    billable_seconds: int | None = None  # SageMaker BillableTimeInSeconds; None while unknown
 
 
 @dataclass

@@ -1,11 +1,15 @@
 """Runs one training job the way SageMaker would, detached from the API process.
 
-`run(job_dir, platform, on_state_change)`: lays out `/opt/ml`, runs the trainer
-(in-repo, or `docker run` for other images), forwards SIGTERM and kills after the grace
-period, packs `model.tar.gz`, records the final status and reports the state change
-(the local EventBridge rule) through `on_state_change`. Only this process writes the
-job's final state, so an API restart in the middle changes nothing. The process entry
-point is `chalicelib.entrypoints.job_runner`, which composes it with the services.
+`run(job_dir, platform, on_state_change)`: lays out one `/opt/ml` per instance (`algo-1` ..
+`algo-N`, the first one the master, rendezvous on loopback), runs a trainer per instance
+(in-repo, or `docker run` for other images), forwards SIGTERM to every one and kills after
+the grace period, ends the others when one fails (its failure file is the job's), restarts
+them all after an emulated spot interruption (SIGUSR1: the trainers are killed and resume
+from the last checkpoint), packs `model.tar.gz`, records the final status and billable
+seconds and reports the state change (the local EventBridge rule) through
+`on_state_change`. Only this process writes the job's final state, so an API restart in the
+middle changes nothing. The process entry point is `chalicelib.entrypoints.job_runner`,
+which composes it with the services.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ import ctypes
 import ctypes.util
 import json
 import logging
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib import timeutil
 from chalicelib.adapters.local.source_tree import TRAINER_CODE, child_pythonpath
 from chalicelib.adapters.local.training_platform import (
+    INTERRUPT_SIGNAL,
     LocalTrainingPlatform,
     docker_command,
     process_start_time,
@@ -59,14 +68,25 @@ def die_with(parent_pid: int) -> Callable[[], None]:
     return tie
 
 
-def prepare_opt_ml(job_dir: Path, request: dict) -> Path:
-    opt_ml = job_dir / "opt_ml"
+def host_names(request: dict) -> list[str]:
+    """SageMaker's host names: `algo-1` .. `algo-N`, the first one the master."""
+    return [f"algo-{i + 1}" for i in range(max(1, int(request.get("instance_count", 1))))]
+
+
+def host_dir(job_dir: Path, host: str) -> Path:
+    """Where one host lives: the job directory for `algo-1`, `hosts/<host>/` for the others."""
+    return job_dir if host == "algo-1" else job_dir / "hosts" / host
+
+
+def prepare_opt_ml(job_dir: Path, request: dict, host: str = "algo-1") -> Path:
+    """One host's own `/opt/ml` (as on SageMaker, every instance has one): its resourceconfig
+    names it and every host; checkpoints of all hosts link to the one artifact directory."""
+    opt_ml = host_dir(job_dir, host) / "opt_ml"
     config = opt_ml / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(request["hyperparameters"], indent=1))
-    hosts = [f"algo-{i + 1}" for i in range(max(1, int(request.get("instance_count", 1))))]
     (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": hosts[0], "hosts": hosts, "network_interface_name": "lo"})
+        json.dumps({"current_host": host, "hosts": host_names(request), "network_interface_name": "lo"})
     )
     artifacts = Path(request["artifact_uri"])
     channel = opt_ml / "input" / "data" / "config"
@@ -95,18 +115,31 @@ def secret_file(opt_ml: Path) -> str | None:
     return None
 
 
-def trainer_command(request: dict, opt_ml: Path, environ: dict[str, str] | None = None) -> list[str]:
+def container_name(request: dict, host: str) -> str:
+    """`docker run --name`: the job's name for the first host, `<name>-<host>` for the others."""
+    name = request["training_job_name"]
+    return name if host == "algo-1" else f"{name}-{host}"
+
+
+def trainer_command(
+    request: dict,
+    opt_ml: Path,
+    environ: dict[str, str] | None = None,
+    host: str = "algo-1",
+    extra_env: dict[str, str] | None = None,
+) -> list[str]:
     if is_builtin_trainer(request["image"]):
         return [sys.executable, "-m", "trainer"]
     data_uri = request.get("data_uri")
     return docker_command(
         request["image"],
-        request["training_job_name"],
+        container_name(request, host),
         opt_ml,
         str(Path(request["artifact_uri"]).resolve()),
         str(Path(data_uri).resolve()) if data_uri else None,
         secret_file(opt_ml),
         environ,
+        extra_env,
     )
 
 
@@ -129,76 +162,240 @@ def failure_reason(opt_ml: Path, returncode: int) -> str:
     return f"AlgorithmError: the trainer exited with code {returncode} without a failure report."
 
 
-def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callable[[str, str], None]) -> int:
-    name = job_dir.name
-    request = json.loads((job_dir / "request.json").read_text())
-    stop_event = threading.Event()
+def free_port() -> int:
+    """A loopback port for the master's rendezvous, fresh for every run of a job."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Host:
+    """One instance of the job: its own `/opt/ml`, log and trainer process (or container)."""
+
+    name: str
+    opt_ml: Path
+    log: Path
+    container: str | None
     proc: subprocess.Popen | None = None
+    started: float = 0.0
+    ended: float | None = None
 
-    def on_sigterm(signum, frame):  # noqa: ARG001
-        stop_event.set()
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+    def alive(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None and self.ended is None:
+                self.ended = time.monotonic()
+            return False
+        return True
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        opt_ml = prepare_opt_ml(job_dir, request)
-        env = {k: v for k, v in os.environ.items() if k not in TRAINER_NEVER_SEES}
-        env["AIFACTORY_OPT_ML"] = str(opt_ml)
-        env["PYTHONPATH"] = child_pythonpath(TRAINER_CODE)
-        env["PYTHONUNBUFFERED"] = "1"
-        with open(job_dir / "trainer.log", "ab") as out:
-            proc = subprocess.Popen(
-                trainer_command(request, opt_ml, env),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=str(opt_ml),
-                preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            self.proc.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL, and `docker kill` for a container: it outlives its `docker run` client."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+            self.alive()
+            if self.container:
+                subprocess.run(
+                    ["docker", "kill", self.container], capture_output=True, timeout=60, check=False
+                )
+
+    def seconds(self) -> float:
+        return ((self.ended or time.monotonic()) - self.started) if self.proc is not None else 0.0
+
+
+class Supervisor:
+    """Runs every host of one job, restarts them all after a (emulated) spot interruption, and
+    turns their exits into one outcome: SageMaker's view of a multi-instance job."""
+
+    def __init__(self, job_dir: Path, request: dict, platform: LocalTrainingPlatform):
+        self.job_dir, self.request, self.platform = job_dir, request, platform
+        self.name = job_dir.name
+        self.hosts: list[Host] = []
+        self.stop_event = threading.Event()
+        self.interrupt_event = threading.Event()
+        self.wake = threading.Event()
+        self.billable = 0.0
+        self.interruptions = 0
+
+    # --- signals -------------------------------------------------------------------------------
+    def on_sigterm(self, signum, frame):  # noqa: ARG002
+        """Stop: SIGTERM reaches every host; each saves and exits within the grace period."""
+        self.stop_event.set()
+        self.wake.set()
+        for host in self.hosts:
+            host.signal(signal.SIGTERM)
+
+    def on_interrupt(self, signum, frame):  # noqa: ARG002
+        """The spot-interruption emulation (SIGUSR1, `LocalTrainingPlatform.interrupt`)."""
+        self.interrupt_event.set()
+        self.wake.set()
+
+    # --- hosts ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        builtin = is_builtin_trainer(self.request["image"])
+        for name in host_names(self.request):
+            opt_ml = prepare_opt_ml(self.job_dir, self.request, name)
+            log_path = host_dir(self.job_dir, name) / "trainer.log"
+            self.hosts.append(
+                Host(name, opt_ml, log_path, None if builtin else container_name(self.request, name))
             )
-        state = platform.read_state(name)
+
+    def start_hosts(self) -> None:
+        base = {k: v for k, v in os.environ.items() if k not in TRAINER_NEVER_SEES}
+        base["PYTHONPATH"] = child_pythonpath(TRAINER_CODE)
+        base["PYTHONUNBUFFERED"] = "1"
+        distributed = {}
+        if len(self.hosts) > 1:  # `algo-1` is this machine's loopback: every host listens there
+            distributed = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+        for host in self.hosts:
+            env = {**base, **distributed, "AIFACTORY_OPT_ML": str(host.opt_ml)}
+            command = trainer_command(self.request, host.opt_ml, env, host.name, distributed or None)
+            with open(host.log, "ab") as out:
+                host.proc = subprocess.Popen(
+                    command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    cwd=str(host.opt_ml),
+                    preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                )
+            host.started, host.ended = time.monotonic(), None
+        first = self.hosts[0]
+        state = self.platform.read_state(self.name)
         state.update(
             secondary_status="Training",
-            trainer_pid=proc.pid,
-            trainer_start=process_start_time(proc.pid),
-            trainer_container=None if is_builtin_trainer(request["image"]) else name,
+            trainer_pid=first.proc.pid,
+            trainer_start=process_start_time(first.proc.pid),
+            trainer_container=first.container,
+            trainers=[
+                {
+                    "host": h.name,
+                    "pid": h.proc.pid,
+                    "start": process_start_time(h.proc.pid),
+                    "container": h.container,
+                }
+                for h in self.hosts
+            ],
+            run_started_at=time.time(),
+            instance_count=len(self.hosts),
         )
         if state.get("stop_requested"):
-            stop_event.set()
-            proc.send_signal(signal.SIGTERM)
-        platform.write_state(name, state)
-        while proc.poll() is None:
-            if stop_event.wait(0.5):
-                try:
-                    proc.wait(timeout=platform.stop_grace_seconds)
-                except subprocess.TimeoutExpired:
-                    log.warning("trainer ignored SIGTERM for %ss: killing it", platform.stop_grace_seconds)
-                    proc.kill()
-                    proc.wait()
-                    if not is_builtin_trainer(request["image"]):  # the container outlives its client
-                        subprocess.run(["docker", "kill", name], capture_output=True, timeout=60, check=False)
-        returncode = proc.returncode
-        state = platform.read_state(name)
-        if stop_event.is_set() or state.get("stop_requested"):
-            status, secondary, reason = STOPPED, "Stopped", ""
-        elif returncode == 0:
-            state["secondary_status"] = "Uploading"
-            platform.write_state(name, state)
-            pack_model(opt_ml, request)
-            status, secondary, reason = COMPLETED, "Completed", ""
-        else:
-            status, secondary, reason = FAILED, "Failed", failure_reason(opt_ml, returncode)
+            self.on_sigterm(signal.SIGTERM, None)
+        self.platform.write_state(self.name, state)
+
+    def _end_all(self, first_signal: int | None) -> None:
+        """Sends `first_signal` to the hosts still running, then kills what outlives the grace."""
+        if first_signal is not None:
+            for host in self.hosts:
+                host.signal(first_signal)
+        deadline = time.monotonic() + self.platform.stop_grace_seconds
+        for host in self.hosts:
+            if host.proc is None:
+                continue
+            try:
+                host.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                host.alive()
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "trainer %s ignored SIGTERM for %ss: killing it",
+                    host.name,
+                    self.platform.stop_grace_seconds,
+                )
+                host.kill()
+
+    def supervise(self) -> tuple[str, Host | None]:
+        """Until every host exited: ("stopped" | "interrupted" | "failed" | "completed", failed host)."""
+        failed: Host | None = None
+        while any(host.alive() for host in self.hosts):
+            self.wake.wait(0.5)
+            self.wake.clear()
+            if self.interrupt_event.is_set() and not self.stop_event.is_set():
+                for host in self.hosts:
+                    host.kill()  # the instance is gone: no grace, no checkpoint of the epoch in flight
+                return "interrupted", None
+            if self.stop_event.is_set():
+                self._end_all(None)  # SIGTERM was passed on by the handler
+                break
+            for host in self.hosts:
+                if not host.alive() and host.proc.returncode != 0:
+                    failed = host  # the first host to fail; the others cannot finish without it
+                    log.warning("host %s exited with %s: ending the others", host.name, host.proc.returncode)
+                    self._end_all(signal.SIGTERM)
+                    break
+            if failed:
+                break
+        if self.stop_event.is_set() or self.platform.read_state(self.name).get("stop_requested"):
+            return "stopped", None
+        if failed is None:
+            failed = next((h for h in self.hosts if h.proc.returncode != 0), None)
+        return ("failed", failed) if failed else ("completed", None)
+
+    def account(self) -> None:
+        """Billable seconds: every host's wall time, each run (restarts after interruptions too)."""
+        self.billable += sum(host.seconds() for host in self.hosts)
+        state = self.platform.read_state(self.name)
+        state.update(billable_seconds=math.ceil(self.billable), run_started_at=None)
+        self.platform.write_state(self.name, state)
+
+    def run(self) -> tuple[str, str, str]:
+        self.prepare()
+        while True:
+            self.start_hosts()
+            outcome, failed = self.supervise()
+            self.account()
+            if outcome != "interrupted":
+                break
+            self.interruptions += 1
+            self.interrupt_event.clear()
+            state = self.platform.read_state(self.name)
+            state.update(secondary_status="Interrupted", interruptions=self.interruptions)
+            self.platform.write_state(self.name, state)
+            log.warning(
+                "spot interruption %d: restarting every host from the last checkpoint", self.interruptions
+            )
+            state.update(secondary_status="Restarting")
+            self.platform.write_state(self.name, state)
+        if outcome == "stopped":
+            return STOPPED, "Stopped", ""
+        if outcome == "failed":
+            return FAILED, "Failed", failure_reason(failed.opt_ml, failed.proc.returncode)
+        state = self.platform.read_state(self.name)
+        state["secondary_status"] = "Uploading"
+        self.platform.write_state(self.name, state)
+        pack_model(self.hosts[0].opt_ml, self.request)  # rank 0 (on algo-1) alone wrote the model
+        return COMPLETED, "Completed", ""
+
+    def exit_code(self) -> int | None:
+        failed = [h.proc.returncode for h in self.hosts if h.proc is not None and h.proc.returncode]
+        if failed:
+            return failed[0]
+        return self.hosts[0].proc.returncode if self.hosts and self.hosts[0].proc else None
+
+
+def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callable[[str, str], None]) -> int:
+    name = job_dir.name
+    supervisor = Supervisor(job_dir, json.loads((job_dir / "request.json").read_text()), platform)
+    signal.signal(signal.SIGTERM, supervisor.on_sigterm)
+    signal.signal(INTERRUPT_SIGNAL, supervisor.on_interrupt)
+    try:
+        status, secondary, reason = supervisor.run()
     except Exception as exc:  # noqa: BLE001 - the runner must always settle the job
         log.exception("runner failed")
+        for host in supervisor.hosts:
+            host.kill()
         status, secondary, reason = FAILED, "Failed", f"InternalServerError: {type(exc).__name__}: {exc}"
-        state = platform.read_state(name)
+    state = platform.read_state(name)
     state.update(
         status=status,
         secondary_status=secondary,
         failure_reason=reason,
         end_time=timeutil.now_str(),
-        exit_code=proc.returncode if proc else None,
+        exit_code=supervisor.exit_code(),
     )
     platform.write_state(name, state)
     try:

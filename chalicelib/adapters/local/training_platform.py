@@ -5,7 +5,10 @@ Each training job gets `<home>/training/<name>/` with `request.json`, `state.jso
 (`chalicelib.adapters.local.runner`, started as `chalicelib.entrypoints.job_runner`) owns the trainer process: it survives an API
 restart, enforces the stop grace period, packs `model.tar.gz` and reports the state
 change. Jobs beyond `max_concurrent` wait as `InProgress`/`Starting`, like SageMaker
-waiting for capacity.
+waiting for capacity. A job of `instance_count` N runs N trainer processes (or containers),
+each with its own `opt_ml/` (`hosts/algo-N/opt_ml` beside the first host's). A spot job can be
+interrupted on purpose (`interrupt`): the runner kills its trainers and starts them again,
+and they resume from the last checkpoint, as SageMaker's managed spot training does.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,9 @@ from chalicelib.ports import (
 
 RUNNER_MODULE = "chalicelib.entrypoints.job_runner"
 QUEUED = "Starting"
+# The runner's spot-interruption emulation: on this signal it kills every trainer of the job
+# (no grace, like a reclaimed instance) and starts them again from the last checkpoint.
+INTERRUPT_SIGNAL = signal.SIGUSR1
 
 
 # What SageMaker mounts under /opt/ml: its subdirectories, never /opt/ml itself, which would
@@ -60,6 +67,7 @@ def docker_command(
     data_dir: str | None,
     secret_file: str | None = None,
     environ: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> list[str]:
     """The exact `docker run` the platform makes for an image that is not ours.
 
@@ -81,6 +89,8 @@ def docker_command(
         if variable in (os.environ if environ is None else environ):
             command += ["-e", variable]
     command += ["-e", f"TRAINING_JOB_NAME={name}"]
+    for variable, value in (extra_env or {}).items():  # a multi-host job's rendezvous: no secrets
+        command += ["-e", f"{variable}={value}"]
     return command + [image, "train"]
 
 
@@ -105,33 +115,49 @@ def pid_alive(pid: int | None, start_time: float | None) -> bool:
         return False
 
 
+def _trainers(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every host's trainer the runner recorded (`trainer_pid` alone in state written before hosts)."""
+    if state.get("trainers"):
+        return list(state["trainers"])
+    if state.get("trainer_pid") or state.get("trainer_container"):
+        return [
+            {
+                "pid": state.get("trainer_pid"),
+                "start": state.get("trainer_start"),
+                "container": state.get("trainer_container"),
+            }
+        ]
+    return []
+
+
 def kill_orphaned_trainer(state: dict[str, Any], wait_s: float = 10.0) -> None:
-    """Kills what a dead runner left behind: its trainer (checked by start time, so a reused
-    pid is never hit), whatever else is in the runner's process group (data-loader workers),
-    and the container of a foreign image. Returns once they are gone."""
+    """Kills what a dead runner left behind: every host's trainer (checked by start time, so a
+    reused pid is never hit), whatever else is in the runner's process group (data-loader
+    workers), and the containers of a foreign image. Returns once they are gone."""
     victims = []
-    pid = state.get("trainer_pid")
-    if pid and pid_alive(pid, state.get("trainer_start")):
-        try:
-            trainer = psutil.Process(pid)
-            victims.append(trainer)
-            if os.getpgid(pid) == state["runner_pid"]:  # the runner's group: the trainer's too
-                victims += [p for p in psutil.process_iter() if _pgid(p.pid) == state["runner_pid"]]
-        except (psutil.Error, ProcessLookupError):
-            pass
+    for trainer in _trainers(state):
+        pid = trainer.get("pid")
+        if pid and pid_alive(pid, trainer.get("start")):
+            try:
+                victims.append(psutil.Process(pid))
+                if os.getpgid(pid) == state["runner_pid"]:  # the runner's group: the trainer's too
+                    victims += [p for p in psutil.process_iter() if _pgid(p.pid) == state["runner_pid"]]
+            except (psutil.Error, ProcessLookupError):
+                pass
     for process in victims:
         try:
             process.kill()
         except psutil.Error:
             pass
     psutil.wait_procs(victims, timeout=wait_s)
-    if state.get("trainer_container"):
-        try:
-            subprocess.run(
-                ["docker", "kill", state["trainer_container"]], capture_output=True, timeout=60, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            pass  # no engine left to ask: nothing of ours runs there
+    for trainer in _trainers(state):
+        if trainer.get("container"):
+            try:
+                subprocess.run(
+                    ["docker", "kill", trainer["container"]], capture_output=True, timeout=60, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                pass  # no engine left to ask: nothing of ours runs there
 
 
 def _pgid(pid: int) -> int | None:
@@ -223,7 +249,32 @@ class LocalTrainingPlatform:
             state.get("failure_reason", ""),
             state.get("creation_time"),
             state.get("end_time"),
+            billable_seconds=self.billable_seconds(state),
         )
+
+    @staticmethod
+    def billable_seconds(state: dict[str, Any]) -> int | None:
+        """Wall seconds of the trainer processes, every host counted (SageMaker bills instance
+        seconds): the runs that ended, plus the one in progress. None before any trainer ran."""
+        ended = state.get("billable_seconds")
+        started = state.get("run_started_at")
+        if ended is None and started is None:
+            return None
+        running = (time.time() - started) * int(state.get("instance_count") or 1) if started else 0.0
+        return int((ended or 0) + running)
+
+    def interrupt(self, name: str) -> None:
+        """Emulates a spot interruption of a running spot job: its trainers are killed mid-step
+        and started again, resuming from the last checkpoint (SageMaker's `Interrupted`)."""
+        request = json.loads((self.job_dir(name) / "request.json").read_text())
+        state = self.read_state(name)
+        if not request.get("use_spot"):
+            raise Conflict(f"Training job {name} does not use spot capacity: it cannot be interrupted.")
+        if state["status"] != IN_PROGRESS or not state.get("trainers"):
+            raise Conflict(
+                f"Training job {name} has no running trainer to interrupt (status {state['status']})."
+            )
+        os.kill(state["runner_pid"], INTERRUPT_SIGNAL)
 
     def stop(self, name: str) -> None:
         with self._lock():
@@ -341,17 +392,29 @@ class LocalTrainingPlatform:
                     continue
         self.schedule()
 
+    def log_files(self, name: str) -> list[Path]:
+        """Each host's trainer log, `algo-1` first (SageMaker: one CloudWatch stream per host)."""
+        job_dir = self.job_dir(name)
+        others = sorted(
+            (job_dir / "hosts").glob("algo-*/trainer.log"), key=lambda p: int(p.parent.name.split("-")[1])
+        )
+        return [job_dir / "trainer.log", *others]
+
     def logs(self, name: str, offset: int, limit: int) -> tuple[list[str], bool]:
+        """Host by host, as one numbered list of lines (as the SageMaker adapter reads streams)."""
         state = self.read_state(name)
-        path = self.job_dir(name) / "trainer.log"
         lines: list[str] = []
-        if path.exists():
+        number = 0
+        for path in self.log_files(name):
+            if not path.exists():
+                continue
             with open(path, errors="replace") as handle:
-                for number, line in enumerate(handle):
+                for line in handle:
                     if number >= offset + limit:
                         break
                     if number >= offset:
                         lines.append(line.rstrip("\n"))
+                    number += 1
         return lines, state["status"] not in TERMINAL or len(lines) == limit
 
     # --- the machine ---------------------------------------------------------------

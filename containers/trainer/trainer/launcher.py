@@ -51,8 +51,14 @@ def should_launch(env: TrainingEnvironment) -> bool:
     return not env.environ.get(LAUNCHED) and env.task in DISTRIBUTED_TASKS and processes_per_host(env) > 1
 
 
+def master_address(env: TrainingEnvironment) -> str:
+    """Where rank 0 listens: `MASTER_ADDR` when the platform gives one (the local platform runs
+    every host on loopback), else the first host (SageMaker resolves `algo-1`), else loopback."""
+    return env.environ.get("MASTER_ADDR") or (env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1")
+
+
 def command(env: TrainingEnvironment, nproc: int) -> list[str]:
-    master = env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1"
+    master = master_address(env)
     return [
         sys.executable,
         "-m",
