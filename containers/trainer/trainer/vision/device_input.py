@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -86,6 +87,14 @@ def decode_on_cpu(data: torch.Tensor, rel: str) -> torch.Tensor:
         raise FileNotFoundError(f"Cannot read image {rel}: {exc}") from exc
 
 
+def _decode_jpeg(data, device: torch.device):
+    """torchvision 0.29 warns on every call that its decoders move to TorchCodec; the job's
+    log does not need that once per batch."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torchvision\.io")
+        return decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+
+
 class EncodedView(torch.utils.data.Dataset):
     """A classification VisionDataset whose items are ``(encoded or decoded image, target)``,
     untransformed: the transforms run in ``DeviceDecode``."""
@@ -119,7 +128,7 @@ class DeviceDecode:
         jpegs = [i for i, item in enumerate(items) if item.ndim == 1]
         if jpegs:
             try:
-                decoded = decode_jpeg([items[i] for i in jpegs], mode=ImageReadMode.RGB, device=self.device)
+                decoded = _decode_jpeg([items[i] for i in jpegs], self.device)
             except RuntimeError:  # one image the device decoder does not take: each on its own
                 decoded = [self._decode_one(items[i], files[i]) for i in jpegs]
             for i, image in zip(jpegs, decoded, strict=True):
@@ -131,7 +140,7 @@ class DeviceDecode:
 
     def _decode_one(self, data: torch.Tensor, rel: str) -> torch.Tensor:
         try:
-            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+            return _decode_jpeg(data, self.device)
         except RuntimeError:
             return decode_on_cpu(data, rel).to(self.device, non_blocking=True)
 
