@@ -13,10 +13,16 @@ Builds a ~1,800 image, 32 px classification data_dir with the trainer's syntheti
     accuracy; timed the same way, from process start to exit.
 
 Prints both walls, the ratio A/B and both final accuracies. Rounds alternate the order
-(AB, BA, ...) so drift hits both; the medians are compared.
+(AB, BA, ...) so drift hits both; each round's pair gives a ratio and the median of those
+ratios is the result. The machine is shared: before every run the script waits (up to
+``--max-wait`` seconds) for the 1-minute load average to fall below ``--quiet-load`` and prints
+the load averages before and after each run, so a run disturbed by other work shows.
 
     .venv/bin/python bench/bench_small_job.py [--images 1800] [--epochs 6] [--batch-size 32]
-        [--rounds 1] [--workers -1]   (-1 leaves num_workers to the trainer's default)
+        [--rounds 1] [--workers -1] [--quiet-load 1.5] [--max-wait 900]
+        (--workers -1 leaves num_workers to the trainer's default)
+
+    .venv/bin/python bench/bench_small_job.py --profile out.txt   # pyinstrument over one trainer run (.html for HTML)
 """
 
 from __future__ import annotations
@@ -91,14 +97,33 @@ def opt_ml_tree(root: Path, data: Path, args) -> Path:
     return base
 
 
+def wait_for_quiet(limit: float, max_wait: float) -> float:
+    """Waits until the 1-minute load average is below ``limit`` (at most ``max_wait`` s); returns it."""
+    deadline = time.monotonic() + max_wait
+    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def run_trainer(data: Path, args) -> tuple[float, float]:
     root = Path(tempfile.mkdtemp(prefix="small-job-"))
     base = opt_ml_tree(root, data, args)
     env = {**os.environ, "AIFACTORY_OPT_ML": str(base), "PYTHONPATH": f"{TRAINER}{os.pathsep}{REPO}"}
+    command = [sys.executable, "-m", "trainer"]
+    if args.profile:
+        command = [
+            sys.executable,
+            "-m",
+            "pyinstrument",
+            "-r",
+            "html",
+            "-o",
+            str(args.profile),
+            "-m",
+            "trainer",
+        ]
     start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "trainer"], env=env, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"trainer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -174,26 +199,46 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", type=int, default=-1)
+    parser.add_argument("--quiet-load", type=float, default=1.5)
+    parser.add_argument("--max-wait", type=float, default=900.0)
+    parser.add_argument("--profile", type=Path, help="pyinstrument HTML report of one trainer run")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
         print(plain_loop(args.plain, args.epochs, args.batch_size))
         return
     data = build_data(Path(tempfile.mkdtemp(prefix="small-job-data-")) / "data", args.images)
-    trainer, plain = [], []
+    if args.profile:
+        wall, acc = run_trainer(data, args)
+        print(f"profiled trainer run: {wall:.1f} s, accuracy {acc:.3f}; report in {args.profile}")
+        return
+    trainer, plain, ratios = [], [], []
     for r in range(args.rounds):
+        walls = {}
         for name in ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer"):
+            load_before = wait_for_quiet(args.quiet_load, args.max_wait)
             wall, acc = run_trainer(data, args) if name == "trainer" else run_plain(data, args)
             (trainer if name == "trainer" else plain).append((wall, acc))
-            print(f"round {r + 1} {name}: {wall:.1f} s, accuracy {acc:.3f}", flush=True)
+            walls[name] = wall
+            print(
+                f"round {r + 1} {name}: {wall:.1f} s, accuracy {acc:.3f}, "
+                f"load {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+        ratios.append(walls["trainer"] / walls["plain"])
+        print(f"round {r + 1} ratio: {ratios[-1]:.2f}x", flush=True)
     a, b = statistics.median(w for w, _ in trainer), statistics.median(w for w, _ in plain)
     print(
         f"\n{args.images} images, {SIZE} px, resnet18, batch {args.batch_size}, {args.epochs} epochs, "
         f"{os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}"
     )
-    print(f"trainer (python -m trainer): {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}")
-    print(f"plain loop (in memory):      {b:.1f} s, last accuracy {plain[-1][1]:.3f}")
-    print(f"ratio: {a / b:.2f}x")
+    print(
+        f"trainer (python -m trainer): median {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}"
+    )
+    print(f"plain loop (in memory):      median {b:.1f} s, last accuracy {plain[-1][1]:.3f}")
+    print(
+        f"ratio per round: {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x"
+    )
 
 
 if __name__ == "__main__":

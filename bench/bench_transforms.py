@@ -1,7 +1,20 @@
-"""Per-image cost of the classification training pipeline: resize on uint8 first (ours) vs
-convert to float first (the pipeline before that change), side by side in one run.
+"""CPU cost per image of the classification input pipeline, before and after the device-input
+change, side by side in one run (rounds alternate the order).
 
-    .venv/bin/python bench/bench_transforms.py [--images 300] [--image-size 128] [--resize 224] [--rounds 3]
+Each pipeline turns the train split into the batches the training step takes (float32, stacked),
+from the files, on one thread (one DataLoader worker's view):
+
+- ``before``: the worker pipeline before this change: PIL decode, resize on uint8, float,
+  augment in float, float batch.
+- ``workers, uint8``: today's CPU path: PIL decode, resize and augment on uint8, uint8 batch,
+  one float conversion per batch (on the device in a GPU job).
+- ``device path on CPU``: today's CUDA path run on the CPU: the workers read the files, one
+  batched ``decode_jpeg``, augment on uint8, uint8 batch, float conversion.
+- ``device path: worker share``: what is left for the DataLoader workers on a GPU machine
+  (read the file, collate the bytes); the rest runs on the device.
+
+    .venv/bin/python bench/bench_transforms.py [--images 300] [--image-size 128] [--resize 224]
+        [--batch-size 32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,22 +30,42 @@ import torch
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "containers" / "trainer"))
-from trainer.vision import augment, synthetic  # noqa: E402
-from trainer.vision.data import VisionDataset  # noqa: E402
+from trainer.vision import augment, device_input, engine, synthetic  # noqa: E402
+from trainer.vision.data import VisionDataset, classification_collate  # noqa: E402
+
+CPU = torch.device("cpu")
 
 
-def float_first(hp: dict) -> v2.Compose:
+def before_pipeline(hp: dict) -> v2.Compose:
+    """build_train_transforms as it was before the change: float from the first resize on."""
     cfg = augment.resolve_aug(hp)
-    size = hp["image_resized_width"], hp["image_resized_height"]
+    sizing = [augment.ResizeSides(hp["image_resized_width"], hp["image_resized_height"])]
     return v2.Compose(
         [
             v2.ToImage(),
+            *sizing,
             v2.ToDtype(torch.float32, scale=True),
             augment.AugmentPolicy(augment.build_ops(cfg), cfg.strategy),
-            augment.ResizeSides(*size),
+            *sizing,
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
+
+
+def worker_batches(dataset, batch_size):
+    for start in range(0, len(dataset) - batch_size + 1, batch_size):  # full batches only
+        images, labels = classification_collate([dataset[i] for i in range(start, start + batch_size)])
+        yield engine.to_float(images, CPU), labels
+
+
+def encoded_batches(view, batch_size):
+    for start in range(0, len(view) - batch_size + 1, batch_size):
+        yield device_input.encoded_collate([view[i] for i in range(start, start + batch_size)])
+
+
+def device_batches(view, decode, batch_size):
+    for items, labels, files in encoded_batches(view, batch_size):
+        yield engine.to_float(decode(items, files), CPU), labels
 
 
 def main() -> None:
@@ -40,9 +73,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--resize", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(1)  # one DataLoader worker's view
+    torch.set_num_threads(1)
     root = synthetic.generate(
         Path(tempfile.mkdtemp()),
         "classification",
@@ -51,24 +85,36 @@ def main() -> None:
         num_classes=3,
     )
     hp = {"image_resized_width": args.resize, "image_resized_height": args.resize}
+    uint8_pipeline = augment.build_train_transforms("classification", hp, as_float=False)
+    before = VisionDataset(root, "classification", "train", before_pipeline(hp))
+    workers = VisionDataset(root, "classification", "train", uint8_pipeline)
+    view = device_input.EncodedView(VisionDataset(root, "classification", "train", uint8_pipeline))
+    decode = device_input.DeviceDecode(uint8_pipeline, CPU)
+    bs = args.batch_size
     pipelines = {
-        "float first (before)": float_first(hp),
-        "uint8 resize first (ours)": augment.build_train_transforms("classification", hp),
+        "before (float augment)": lambda: worker_batches(before, bs),
+        "workers, uint8 to the batch": lambda: worker_batches(workers, bs),
+        "device path on CPU (all of it)": lambda: device_batches(view, decode, bs),
+        "device path: worker share": lambda: encoded_batches(view, bs),
     }
+    count = len(before) - len(before) % bs
     times: dict[str, list[float]] = {name: [] for name in pipelines}
-    for _ in range(args.rounds):
-        for name, pipeline in pipelines.items():
-            dataset = VisionDataset(root, "classification", "train", pipeline)
+    for r in range(args.rounds):
+        names = list(pipelines) if r % 2 == 0 else list(reversed(pipelines))
+        for name in names:
             start = time.perf_counter()
-            for index in range(len(dataset)):
-                dataset[index]
-            times[name].append((time.perf_counter() - start) / len(dataset) * 1000)
-    print(f"{args.images} images of {args.image_size} px resized to {args.resize}, hflip 0.5, one thread\n")
-    print("| pipeline | ms/image median [min, max] |\n|---|---:|")
+            for _ in pipelines[name]():
+                pass
+            times[name].append((time.perf_counter() - start) / count * 1000)
+    print(
+        f"{len(before)} training images of {args.image_size} px (JPEG) resized to {args.resize}, hflip 0.5, "
+        f"batch {bs}, one thread, {args.rounds} rounds\n"
+    )
+    print("| pipeline | ms/image median [min, max] | before ÷ this |\n|---|---:|---:|")
+    base = statistics.median(times["before (float augment)"])
     for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.2f} [{min(values):.2f}, {max(values):.2f}] |")
-    before, ours = (statistics.median(v) for v in times.values())
-    print(f"\nspeed-up: {before / ours:.2f}x")
+        median = statistics.median(values)
+        print(f"| {name} | {median:.3f} [{min(values):.3f}, {max(values):.3f}] | {base / median:.2f}x |")
 
 
 if __name__ == "__main__":
