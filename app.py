@@ -55,3 +55,9 @@ def training_state_changed(event):
 def retry_callbacks(event):
     """The outbox on AWS: callbacks whose attempt failed, or whose sender died, are sent when due."""
     events.deliver_pending(services(), _budget_s(event) or events.SWEEP_BUDGET_S)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def launch_queued_jobs(event):  # noqa: ARG001
+    """Jobs SageMaker had no capacity for (ResourceLimitExceeded) are launched once it has."""
+    events.launch_queued(services())

@@ -15,6 +15,9 @@ def build(job: dict[str, Any], result: dict[str, Any] | None, model_url: str | N
         "task_def": job.get("task_def") or job.get("task"),
         "creator": job.get("creator"),
         "log": (result or {}).get("log") or {},
+        # Added to the spec's fields: instance seconds billed (SageMaker's BillableTimeInSeconds;
+        # on the local platform every host's trainer wall time, restarts after interruptions included).
+        "BillableTimeInSeconds": job.get("billable_seconds"),
     }
     if job.get("failure_reason"):
         payload["FailureReason"] = job["failure_reason"]

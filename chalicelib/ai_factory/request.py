@@ -38,6 +38,7 @@ class CreateRequest:
     dataset_url: str
     pagination: dict[str, int]
     secret: dict[str, Any] = field(repr=False, default_factory=dict)  # headers: never logged
+    capacity: dict[str, Any] = field(default_factory=dict)  # spot and warm pool, as `resource` spells them
 
 
 def _object(value: Any, name: str, required: bool = True) -> dict:
@@ -112,6 +113,29 @@ def check_resource(resource: dict, base: str) -> tuple[str, int, int]:
     return instance_type, count, volume
 
 
+def check_capacity(resource: dict, base: str) -> dict[str, Any]:
+    """Spot and warm pool options of `resource`, spelled as CreateTrainingJob spells them:
+    `EnableManagedSpotTraining` (true/false; the stage's AIFACTORY_SPOT when absent),
+    `MaxWaitTimeInSeconds` (spot: at least the runtime) and `KeepAlivePeriodInSeconds`."""
+    found: dict[str, Any] = {}
+    spot = resource.get("EnableManagedSpotTraining")
+    if spot is not None:
+        if not isinstance(spot, bool):
+            raise ValidationError(
+                f"{base}.EnableManagedSpotTraining", f"must be true or false; got {json.dumps(spot)}"
+            )
+        found["EnableManagedSpotTraining"] = spot
+    if resource.get("MaxWaitTimeInSeconds") is not None:
+        found["MaxWaitTimeInSeconds"] = _integer(
+            resource["MaxWaitTimeInSeconds"], f"{base}.MaxWaitTimeInSeconds", 1, 28 * 24 * 3600
+        )
+    if resource.get("KeepAlivePeriodInSeconds") is not None:
+        found["KeepAlivePeriodInSeconds"] = _integer(
+            resource["KeepAlivePeriodInSeconds"], f"{base}.KeepAlivePeriodInSeconds", 0, 21600
+        )
+    return found
+
+
 def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str]:
     raw = _object(value, name, required=False)
     if len(raw) > MAX_HYPERPARAMETERS:
@@ -183,6 +207,7 @@ def parse_create(payload: Any) -> CreateRequest:
     )
     resource = _object(model.get("resource"), "training_model.resource")
     instance_type, count, volume = check_resource(resource, "training_model.resource")
+    capacity = check_capacity(resource, "training_model.resource")
     return CreateRequest(
         task_def=task_def,
         creator=creator,
@@ -195,6 +220,7 @@ def parse_create(payload: Any) -> CreateRequest:
         dataset_url=dataset_url,
         pagination=pages,
         secret={"callback_headers": callback_headers, "dataset_headers": dataset_headers},
+        capacity=capacity,
     )
 
 

@@ -58,6 +58,7 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
         "InstanceType": req.instance_type,
         "InstanceCount": req.instance_count,
         "VolumeSizeInGB": req.volume_size_gb,
+        **req.capacity,
     }
     artifact_uri = svc.artifacts.job_uri(job_id)
     record = jobs.base_record(

@@ -243,6 +243,12 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
         except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
             sweep_log.exception("platform sweep failed")
         try:
+            from chalicelib.services import events
+
+            events.launch_queued(services())  # jobs that waited for capacity
+        except Exception:  # noqa: BLE001 - nor a job that cannot start
+            sweep_log.exception("capacity queue sweep failed")
+        try:
             if services().hosting is not None:
                 services().hosting.recover()  # restarts model servers that died
         except Exception:  # noqa: BLE001 - nor a bad deployment directory

@@ -82,18 +82,33 @@ def components() -> dict[str, Any]:
         ),
         "V15Ok": ok(),
         "V15Exception": {"oneOf": [{"type": "null"}, exception]},
-        "V15Monitor": ok(
-            status={"enum": [*statuses.V15_ORDER, *statuses.V15_TERMINAL]},
-            datetime=STRING,
-            epoch=INTEGER,
-            total_epoch=INTEGER,
-            batch=INTEGER,
-            total_batch=INTEGER,
-            avg_loss=NUMBER,
-            learning_rate=NUMBER,
-            samples_per_sec=NUMBER,
-            eta_hr=NUMBER,
-            exception=ref("V15Exception"),
+        "V15Monitor": obj(
+            ok(
+                status={"enum": [*statuses.V15_ORDER, *statuses.V15_TERMINAL]},
+                datetime=STRING,
+                epoch=INTEGER,
+                total_epoch=INTEGER,
+                batch=INTEGER,
+                total_batch=INTEGER,
+                avg_loss=NUMBER,
+                learning_rate=NUMBER,
+                samples_per_sec=NUMBER,
+                eta_hr=NUMBER,
+                exception=ref("V15Exception"),
+            )["properties"],
+            {  # added to the spec's fields
+                "billable_seconds": {
+                    "type": ["integer", "null"],
+                    "description": "Instance seconds billed so far (SageMaker's BillableTimeInSeconds); "
+                    "null until the platform reports it.",
+                },
+                "secondary_status": {
+                    "type": "string",
+                    "description": "The platform's secondary status: `WaitingForCapacity` while the job "
+                    "waits in the capacity queue, `Interrupted`/`Restarting` after a spot interruption, ...",
+                },
+                "status_message": {"type": "string", "description": "Why the job waits, when it does."},
+            },
         ),
         "V15Environment": ok(
             environment=obj(

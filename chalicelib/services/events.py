@@ -38,3 +38,9 @@ def deliver_pending(svc: Services, budget_s: float = SWEEP_BUDGET_S) -> int:
     """Enqueues callbacks nobody enqueued (the runner died, the API restarted) and sends
     every one that is due; returns the attempts made. The scheduled handler on AWS."""
     return outbox.run_due(svc, budget_s)
+
+
+def launch_queued(svc: Services) -> int:
+    """Starts the jobs that wait for capacity (`jobs.launch_queued`): the scheduled handler on
+    AWS (`app.launch_queued_jobs`), the sweep on the local stage."""
+    return jobs.launch_queued(svc)

@@ -3,10 +3,17 @@
 A job is one record plus one or more attempts (SageMaker training jobs). Launching
 writes the secret, job.json and the record before asking the platform; if any step
 fails everything already written is removed, so a rejected request leaves nothing.
+
+When the platform has no capacity now (SageMaker's ResourceLimitExceeded: a `CapacityError`)
+the job is accepted and waits in a queue on its own record (`queued_request`): it stays
+InProgress (v1.5 `initializing`) with the secondary status `WaitingForCapacity` and the
+platform's reason, and `launch_queued` (the scheduled handler on AWS, the sweep locally)
+starts it once the platform takes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -14,11 +21,26 @@ from typing import Any
 
 from chalicelib import settings, timeutil
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.ports import IN_PROGRESS, STOPPED, TERMINAL, ConflictError, Services, TrainingRequest
+from chalicelib.ports import (
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    TERMINAL,
+    CapacityError,
+    ConflictError,
+    Services,
+    TrainingRequest,
+)
 from contracts import layout
 
 log = logging.getLogger("aifactory.jobs")
 _ATTEMPT_SUFFIX = re.compile(r"^(?P<name>.+)-r(?P<n>\d+)$")
+# A job's capacity options live in its `resource`, spelled as CreateTrainingJob spells them.
+SPOT_KEY = "EnableManagedSpotTraining"
+MAX_WAIT_KEY = "MaxWaitTimeInSeconds"
+KEEP_ALIVE_KEY = "KeepAlivePeriodInSeconds"
+WAITING_FOR_CAPACITY = "WaitingForCapacity"  # secondary status of a job in the capacity queue
+BILLABLE_REFRESH_S = 30  # a running job's billable seconds are written back at most this often
 
 
 def new_ids(prefix: str = "aif") -> tuple[str, str]:
@@ -65,7 +87,10 @@ def launch(
         svc.artifacts.put_json(layout.job_key(job_id, layout.JOB_FILE), job_config)
         svc.jobs.create(record)
         created = True
-        svc.platform.start(request)
+        try:
+            svc.platform.start(request)
+        except CapacityError as exc:
+            return enqueue(svc, record, request, str(exc))
         return record
     except BaseException:
         log.exception("launch of %s failed: removing what was written", job_id)
@@ -75,6 +100,72 @@ def launch(
         if secret_ref:
             svc.secrets.delete(secret_ref)
         raise
+
+
+# --- the capacity queue ----------------------------------------------------------------------
+def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
+    """The platform cannot start `request` now: the job waits, InProgress, until it can."""
+    log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
+    queued = {
+        "request": dataclasses.asdict(request),
+        "reason": reason,
+        "since": timeutil.now_str(),
+        "tries": 1,
+    }
+    return svc.jobs.update(
+        job["job_id"],
+        {"queued_request": queued, "secondary_status": WAITING_FOR_CAPACITY, "status_message": reason},
+    )
+
+
+def launch_queued(svc: Services) -> int:
+    """Starts every queued job the platform now takes; returns how many started. Each job is
+    claimed with a conditional write first, so two sweeps never start one job twice."""
+    started = 0
+    for job in svc.jobs.list():
+        queued = job.get("queued_request")
+        if not queued or job["status"] != IN_PROGRESS:
+            continue
+        try:
+            svc.jobs.update(
+                job["job_id"],
+                {"queued_request": None, "secondary_status": "Starting"},
+                expect={"queued_request": queued, "status": IN_PROGRESS},
+            )
+        except ConflictError:
+            continue  # another sweep took it, or it was stopped
+        request = TrainingRequest(**queued["request"])
+        try:
+            svc.platform.start(request)
+        except CapacityError as exc:
+            again = {**queued, "reason": str(exc), "tries": queued.get("tries", 1) + 1}
+            svc.jobs.update(
+                job["job_id"],
+                {
+                    "queued_request": again,
+                    "secondary_status": WAITING_FOR_CAPACITY,
+                    "status_message": str(exc),
+                },
+            )
+            continue
+        except Conflict:
+            log.info("%s was already started", request.training_job_name)  # a sweep died after start
+        except Exception as exc:  # noqa: BLE001 - a job that can never start fails, and is reported
+            log.exception("queued job %s cannot start", job["job_id"])
+            svc.jobs.update(
+                job["job_id"],
+                {
+                    "status": FAILED,
+                    "secondary_status": "Failed",
+                    "failure_reason": f"{type(exc).__name__}: {exc}",
+                    "ended_at": timeutil.now_str(),
+                    "settled": True,
+                },
+            )
+            continue
+        svc.jobs.update(job["job_id"], {"status_message": ""})
+        started += 1
+    return started
 
 
 def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) -> dict[str, Any]:
@@ -100,6 +191,8 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     """Brings the record's status up to date with the current attempt's platform status."""
     if job["status"] in TERMINAL and job.get("settled"):
         return job
+    if job.get("queued_request"):
+        return job  # waiting for capacity: the platform has no such job yet
     try:
         description = svc.platform.describe(current_attempt(job)["training_job_name"])
     except NotFound:
@@ -109,6 +202,13 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         "secondary_status": description.secondary_status,
         "failure_reason": description.failure_reason,
     }
+    billable = description.billable_seconds
+    if billable is not None and (
+        description.status in TERMINAL
+        or abs(billable - (job.get("billable_seconds") or 0)) >= BILLABLE_REFRESH_S
+        or job.get("billable_seconds") is None
+    ):
+        changes["billable_seconds"] = billable
     if description.status in TERMINAL:
         changes["ended_at"] = description.end_time or timeutil.now_str()
         changes["settled"] = True
@@ -132,7 +232,29 @@ def get_by_name(svc: Services, job_name: str, api: str | None = None) -> dict[st
 
 
 def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
-    svc.platform.stop(current_attempt(job)["training_job_name"])
+    queued = job.get("queued_request")
+    if queued and job["status"] == IN_PROGRESS:  # never started: nothing to ask the platform
+        try:
+            return svc.jobs.update(
+                job["job_id"],
+                {
+                    "status": STOPPED,
+                    "secondary_status": "Stopped",
+                    "queued_request": None,
+                    "status_message": "",
+                    "ended_at": timeutil.now_str(),
+                    "settled": True,
+                },
+                expect={"queued_request": queued, "status": IN_PROGRESS},
+            )
+        except ConflictError:
+            job = svc.jobs.get(job["job_id"]) or job  # a sweep is launching it right now
+    try:
+        svc.platform.stop(current_attempt(job)["training_job_name"])
+    except NotFound:
+        if job["status"] == IN_PROGRESS:
+            raise Conflict("The job is being launched; stop it again in a moment.") from None
+        raise
     return refresh(svc, job)
 
 
@@ -167,8 +289,11 @@ def restore(
     config = svc.artifacts.get_json(key)
     config["attempt"] = number
     svc.artifacts.put_json(key, config)
+    request = training_request(job, image, hyperparameters, data_uri, name)
     try:
-        svc.platform.start(training_request(job, image, hyperparameters, data_uri, name))
+        svc.platform.start(request)
+    except CapacityError as exc:
+        return enqueue(svc, job, request, str(exc))
     except BaseException:
         svc.jobs.update(job["job_id"], {"attempts": attempts[:-1], "status": STOPPED, "settled": True})
         raise
@@ -192,6 +317,7 @@ def training_request(
     training_job_name: str | None = None,
 ) -> TrainingRequest:
     resource = job["resource"]
+    spot = resource.get(SPOT_KEY)
     return TrainingRequest(
         job_id=job["job_id"],
         training_job_name=training_job_name or job["job_name"],
@@ -204,4 +330,7 @@ def training_request(
         data_uri=data_uri,
         max_runtime_s=settings.current().max_runtime_seconds,
         tags={"aifactory:job_id": job["job_id"], "aifactory:api": job["api"], "aifactory:task": job["task"]},
+        use_spot=settings.current().spot_training if spot is None else bool(spot),
+        max_wait_s=resource.get(MAX_WAIT_KEY),
+        keep_alive_s=int(resource.get(KEEP_ALIVE_KEY) or 0),
     )

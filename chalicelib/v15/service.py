@@ -192,7 +192,14 @@ def monitor(svc: Services, job_id: str) -> dict[str, Any]:
         "samples_per_sec": progress.get("samples_per_sec", -1),
         "eta_hr": progress.get("eta_hr", -1),
         "exception": None,
+        # Added to the spec's fields: instance seconds billed so far (SageMaker's
+        # BillableTimeInSeconds; locally every host's trainer wall time), and the platform's
+        # secondary status (`WaitingForCapacity`, `Interrupted`, `Training`, ...) with its reason.
+        "billable_seconds": job.get("billable_seconds"),
+        "secondary_status": job.get("secondary_status", ""),
     }
+    if job.get("status_message"):
+        body["status_message"] = job["status_message"]
     status = job["status"]
     if status in (IN_PROGRESS, STOPPING):
         # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.

@@ -15,10 +15,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
-from chalicelib.ports import Hardware, TrainingDescription, TrainingRequest
+from chalicelib.ports import CapacityError, Hardware, TrainingDescription, TrainingRequest
 from contracts import layout, metrics
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# SageMaker's ceiling for a warm pool's KeepAlivePeriodInSeconds (botocore's model: 0 to 21600).
+MAX_KEEP_ALIVE_S = 21600
+# CreateTrainingJob's error for "not now" (an account quota of instances or jobs is used up)
+# rather than "never": the job waits in the API's queue (chalicelib.services.jobs).
+CAPACITY_ERRORS = frozenset({"ResourceLimitExceeded"})
 # SageMaker's ceiling for MaxRuntimeInSeconds and MaxWaitTimeInSeconds: 28 days.
 MAX_RUNTIME_LIMIT_S = 28 * 24 * 3600
 CONFIG_CHANNEL = "config"
@@ -94,9 +99,11 @@ def _looks_missing(error: ClientError) -> bool:
 class SageMakerTrainingPlatform:
     """ports.TrainingPlatform on SageMaker.
 
-    `spot` turns on managed spot training; SageMaker then waits up to `max_wait_s`
+    `spot` (the stage's default) or a request's `use_spot` turns on managed spot training;
+    SageMaker then waits up to the request's `max_wait_s` or the stage's `max_wait_s`
     (default twice the request's runtime) for capacity, and the trainer resumes from
-    `/opt/ml/checkpoints` after an interruption. `vpc_config` is passed through as
+    `/opt/ml/checkpoints` after an interruption. A request's `keep_alive_s` keeps its
+    instances in a warm pool (ResourceConfig.KeepAlivePeriodInSeconds). `vpc_config` is passed through as
     SageMaker's VpcConfig (`{"SecurityGroupIds": [...], "Subnets": [...]}`).
     """
 
@@ -185,7 +192,25 @@ class SageMakerTrainingPlatform:
                 }
             )
 
-        stopping = self._stopping_condition(int(request.max_runtime_s))
+        spot = bool(self.spot or request.use_spot)
+        stopping = self._stopping_condition(int(request.max_runtime_s), spot, request.max_wait_s)
+        resources: dict[str, Any] = {
+            "InstanceType": request.instance_type,
+            "InstanceCount": int(request.instance_count),
+            "VolumeSizeInGB": int(request.volume_size_gb),
+        }
+        keep_alive = int(request.keep_alive_s or 0)
+        if keep_alive:
+            if not 0 < keep_alive <= MAX_KEEP_ALIVE_S:
+                raise ValidationError(
+                    "keep_alive",
+                    f"{keep_alive} s is outside SageMaker's warm pool limit (0 to {MAX_KEEP_ALIVE_S} s)",
+                )
+            if spot:
+                raise ValidationError(
+                    "keep_alive", "warm pools cannot be used with managed spot training; choose one"
+                )
+            resources["KeepAlivePeriodInSeconds"] = keep_alive
         params: dict[str, Any] = {
             "TrainingJobName": request.training_job_name,
             "AlgorithmSpecification": {
@@ -197,15 +222,11 @@ class SageMakerTrainingPlatform:
             "HyperParameters": dict(request.hyperparameters),
             "InputDataConfig": channels,
             "OutputDataConfig": {"S3OutputPath": f"{artifacts}/output"},
-            "ResourceConfig": {
-                "InstanceType": request.instance_type,
-                "InstanceCount": int(request.instance_count),
-                "VolumeSizeInGB": int(request.volume_size_gb),
-            },
+            "ResourceConfig": resources,
             "StoppingCondition": stopping,
             "CheckpointConfig": {"S3Uri": f"{artifacts}/checkpoints", "LocalPath": CHECKPOINT_LOCAL_PATH},
         }
-        if self.spot:
+        if spot:
             params["EnableManagedSpotTraining"] = True
         if self.vpc_config:
             params["VpcConfig"] = self.vpc_config
@@ -213,7 +234,7 @@ class SageMakerTrainingPlatform:
             params["Tags"] = [{"Key": k, "Value": v} for k, v in request.tags.items()]
         return params
 
-    def _stopping_condition(self, runtime: int) -> dict[str, int]:
+    def _stopping_condition(self, runtime: int, spot: bool, max_wait_s: int | None) -> dict[str, int]:
         """MaxRuntime within SageMaker's 28 days (a 400 beyond, before anything is created); with
         spot, MaxWait (default twice the runtime) between the runtime and the same limit."""
         if not 1 <= runtime <= MAX_RUNTIME_LIMIT_S:
@@ -223,15 +244,16 @@ class SageMakerTrainingPlatform:
                 f"(1 to {MAX_RUNTIME_LIMIT_S} s, 28 days); lower AIFACTORY_MAX_RUNTIME_S",
             )
         stopping = {"MaxRuntimeInSeconds": runtime}
-        if self.spot:
-            if self.max_wait_s is None:
+        if spot:
+            max_wait = self.max_wait_s if max_wait_s is None else max_wait_s
+            if max_wait is None:
                 wait = min(2 * runtime, MAX_RUNTIME_LIMIT_S)
-            elif runtime <= self.max_wait_s <= MAX_RUNTIME_LIMIT_S:
-                wait = int(self.max_wait_s)
+            elif runtime <= max_wait <= MAX_RUNTIME_LIMIT_S:
+                wait = int(max_wait)
             else:
                 raise ValidationError(
                     "max_wait",
-                    f"{self.max_wait_s} s must lie between MaxRuntimeInSeconds ({runtime} s) and "
+                    f"{max_wait} s must lie between MaxRuntimeInSeconds ({runtime} s) and "
                     f"SageMaker's limit of {MAX_RUNTIME_LIMIT_S} s (28 days)",
                 )
             stopping["MaxWaitTimeInSeconds"] = wait
@@ -247,8 +269,8 @@ class SageMakerTrainingPlatform:
                 raise Conflict(
                     f"A training job named '{request.training_job_name}' already exists."
                 ) from error
-            if code == "ResourceLimitExceeded":
-                raise Unavailable(f"SageMaker cannot start the job now: {_error_message(error)}") from error
+            if code in CAPACITY_ERRORS:
+                raise CapacityError(f"{code}: {_error_message(error)}") from error
             raise
 
     LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -301,6 +323,7 @@ class SageMakerTrainingPlatform:
             failure_reason=job.get("FailureReason", ""),
             creation_time=_format_time(job.get("CreationTime")),
             end_time=_format_time(job.get("TrainingEndTime")),
+            billable_seconds=job.get("BillableTimeInSeconds"),
         )
 
     def stop(self, training_job_name: str) -> None:
