@@ -54,7 +54,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")
     artifact_uri = svc.artifacts.job_uri(job_id)
-    resource = {"InstanceType": settings.current().v15_instance_type, **DEFAULT_RESOURCE}
+    resource = {"InstanceType": settings.current().v15_instance_type, **DEFAULT_RESOURCE, **capacity(form)}
     record = jobs.base_record(
         job_id,
         job_name,
@@ -94,6 +94,32 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         svc.artifacts.delete_prefix(layout.job_prefix(job_id))  # the copied resume point, if any
         raise
     return {"result": "OK", "job_id": job_id}
+
+
+def capacity(form: dict[str, str]) -> dict[str, Any]:
+    """`use_spot` (true/false; the stage's AIFACTORY_SPOT when absent), `max_wait_seconds` and
+    `keep_alive_seconds`: the AI Factory resource's spot and warm pool options in v1.5's style."""
+    found: dict[str, Any] = {}
+    spot = form.get("use_spot")
+    if spot not in (None, ""):
+        if str(spot).strip().lower() not in ("true", "false"):
+            raise ValidationError("use_spot", f"must be true or false; got '{spot}'")
+        found[jobs.SPOT_KEY] = str(spot).strip().lower() == "true"
+    for name, key, high in (
+        ("max_wait_seconds", jobs.MAX_WAIT_KEY, 28 * 24 * 3600),
+        ("keep_alive_seconds", jobs.KEEP_ALIVE_KEY, 21600),
+    ):
+        value = form.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise ValidationError(name, f"must be an integer; got '{value}'") from None
+        if not 0 <= number <= high:
+            raise ValidationError(name, f"must be an integer in [0, {high}]; got {number}")
+        found[key] = number
+    return found
 
 
 def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target_id: str) -> None:

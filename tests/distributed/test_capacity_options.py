@@ -1,0 +1,132 @@
+"""How a job asks for spot and a warm pool (AI Factory `resource`, v1.5 form fields), and what
+monitor shows of a job waiting for capacity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from trainer.vision import synthetic
+
+from chalicelib import settings
+from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
+from chalicelib.adapters.local.job_store import SqliteJobStore
+from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
+from chalicelib.ai_factory.request import parse_create
+from chalicelib.errors import ValidationError
+from chalicelib.ports import CapacityError, Services, TrainingRequest
+from chalicelib.services import events, jobs
+from chalicelib.v15 import service as v15
+from tests.builders import create_payload
+
+
+def resource_payload(**resource) -> dict:
+    payload = create_payload()
+    payload["training_model"]["resource"].update(resource)
+    return payload
+
+
+def test_the_ai_factory_resource_takes_create_training_jobs_spelling(local_stage):
+    request = parse_create(
+        resource_payload(
+            EnableManagedSpotTraining=True, MaxWaitTimeInSeconds=90000, KeepAlivePeriodInSeconds=0
+        )
+    )
+    assert request.capacity == {
+        "EnableManagedSpotTraining": True,
+        "MaxWaitTimeInSeconds": 90000,
+        "KeepAlivePeriodInSeconds": 0,
+    }
+    assert parse_create(create_payload()).capacity == {}  # absent: the stage decides
+
+
+@pytest.mark.parametrize(
+    "resource, field, message",
+    [
+        (
+            {"EnableManagedSpotTraining": "yes"},
+            "EnableManagedSpotTraining",
+            'must be true or false; got "yes"',
+        ),
+        ({"KeepAlivePeriodInSeconds": 21601}, "KeepAlivePeriodInSeconds", "must be an integer in [0, 21600]"),
+        ({"MaxWaitTimeInSeconds": 0}, "MaxWaitTimeInSeconds", "must be an integer in [1, 2419200]"),
+    ],
+)
+def test_a_bad_capacity_option_names_its_field(local_stage, resource, field, message):
+    with pytest.raises(ValidationError) as caught:
+        parse_create(resource_payload(**resource))
+    assert caught.value.field == f"training_model.resource.{field}"
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "stage_spot, given, expected",
+    [("true", None, True), ("true", False, False), ("", True, True), ("", None, False)],
+)
+def test_a_jobs_own_spot_choice_wins_over_the_stages(local_stage, monkeypatch, stage_spot, given, expected):
+    monkeypatch.setenv("AIFACTORY_SPOT", stage_spot)
+    settings.reset()
+    resource = {
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 5,
+        "KeepAlivePeriodInSeconds": 600,
+    }
+    if given is not None:
+        resource["EnableManagedSpotTraining"] = given
+    job = jobs.base_record("j", "n", "ai_factory", "ml_tagger", resource=resource, artifact_uri="/a")
+    request = jobs.training_request(job, "aifactory-trainer:latest", {}, None)
+    assert (request.use_spot, request.keep_alive_s, request.max_wait_s) == (expected, 600, None)
+
+
+def test_v15_takes_the_options_as_form_fields():
+    assert v15.capacity({"use_spot": "True", "max_wait_seconds": "7200", "keep_alive_seconds": ""}) == {
+        "EnableManagedSpotTraining": True,
+        "MaxWaitTimeInSeconds": 7200,
+    }
+    with pytest.raises(ValidationError) as caught:
+        v15.capacity({"use_spot": "maybe"})
+    assert caught.value.field == "use_spot" and caught.value.message.endswith(
+        "must be true or false; got 'maybe'"
+    )
+    with pytest.raises(ValidationError) as caught:
+        v15.capacity({"keep_alive_seconds": "-1"})
+    assert caught.value.field == "keep_alive_seconds" and "in [0, 21600]" in caught.value.message
+
+
+class NoCapacityYet(LocalTrainingPlatform):
+    """The local platform answering as SageMaker does when an account's instance quota is used up."""
+
+    refusals = 1
+
+    def start(self, request: TrainingRequest) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise CapacityError("ResourceLimitExceeded: no ml.g5.xlarge left for training job usage")
+        super().start(request)
+
+
+def test_monitor_shows_a_queued_job_initializing_and_why(local_stage, tmp_path):
+    data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
+    platform = NoCapacityYet(local_stage, max_concurrent=0)  # launched jobs stay in the platform's queue
+    svc = Services(
+        jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
+        artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
+        platform=platform,
+        secrets=None,
+    )
+    form = {"task": "classification", "data_dir": str(data), "algorithm": "resnet18", "use_spot": "true"}
+    job_id = v15.start_training(svc, form)["job_id"]
+    body = v15.monitor(svc, job_id)
+    assert (body["status"], body["secondary_status"]) == ("initializing", "WaitingForCapacity")
+    assert body["status_message"].startswith("ResourceLimitExceeded: no ml.g5.xlarge left")
+    assert body["billable_seconds"] is None
+
+    assert events.launch_queued(svc) == 1
+    body = v15.monitor(svc, job_id)
+    assert (body["status"], body["secondary_status"]) == ("initializing", "Starting")
+    assert "status_message" not in body
+    name = svc.jobs.get(job_id)["job_name"]
+    assert json.loads((platform.job_dir(name) / "request.json").read_text())["use_spot"] is True
+    jobs.stop(svc, svc.jobs.get(job_id))  # never launched by the platform: stops at once
+    assert v15.monitor(svc, job_id)["status"] == "stopped"
