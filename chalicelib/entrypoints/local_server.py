@@ -318,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     config.home.mkdir(parents=True, exist_ok=True)
     (config.home / "url").write_text(config.public_url + "\n")  # where the CLI finds this server
     print(f"AI Factory API (stage local) on {config.public_url}", flush=True)
-    print(f"API key: {config.api_key}", flush=True)
+    # A key the user set is theirs already and stays out of the console; a generated one is shown once here.
+    shown = "from AIFACTORY_API_KEY" if config.api_key_env else config.api_key
+    print(f"API key: {shown}", flush=True)
     print(f"State: {config.home}", flush=True)
     try:
         server.run()
