@@ -6,6 +6,11 @@ for Faster R-CNN, FPN and Mask R-CNN with `backbone_pretrained=False` on a synth
 model.json says was built (norm, warm-up).
 
     PYTHONPATH=containers/trainer:. python bench/bench_rcnn_scratch.py [--epochs 6] [--images 48]
+        [--size 96] [--backbone resnet50] [--proposals 128] [--small-rpn] [--models faster_rcnn,fpn,mask_rcnn]
+
+``--backbone`` sets Faster R-CNN's and FPN's backbone (Mask R-CNN's is a fixed ResNet-50);
+``--small-rpn`` uses the RPN sizes of tests/trainer (fewer anchors and proposals: a run that
+fits on a CPU).
 """
 
 from __future__ import annotations
@@ -33,8 +38,20 @@ MODELS = {
 }
 
 
+SMALL_RPN = {
+    "train_rpn_pre_nms_top_n": 200,
+    "train_rpn_post_nms_top_n": 50,
+    "eval_rpn_pre_nms_top_n": 100,
+    "eval_rpn_post_nms_top_n": 30,
+    "num_anchor_samples_per_batch": 64,
+    "num_detections_per_image": 20,
+}
+
+
 def run(root: Path, name: str, args) -> dict:
     task, specific = MODELS[name]
+    if args.backbone and name != "mask_rcnn":  # Mask R-CNN: a fixed ResNet-50 FPN
+        specific = {**specific, "backbone": args.backbone}
     data = synthetic.generate(
         root / "data", task, num_images=args.images, image_size=args.size, num_classes=2
     )
@@ -55,7 +72,8 @@ def run(root: Path, name: str, args) -> dict:
         "num_batches_to_display": 5,
         "image_min_side": args.size,
         "image_max_side": args.size,
-        "num_proposal_samples_per_batch": 128,
+        "num_proposal_samples_per_batch": args.proposals,
+        **(SMALL_RPN if args.small_rpn else {}),
         **specific,
     }
     (base / "input" / "config" / "hyperparameters.json").write_text(
@@ -108,11 +126,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--backbone", default="", help="faster_rcnn and fpn backbone (default: per model)")
+    parser.add_argument("--proposals", type=int, default=128, help="num_proposal_samples_per_batch")
+    parser.add_argument("--small-rpn", action="store_true")
     args = parser.parse_args()
     for name in args.models.split(","):
         result = run(Path(tempfile.mkdtemp()), name, args)
+        backbone = (args.backbone or MODELS[name][1]["backbone"]) if name != "mask_rcnn" else "resnet50"
         print(
-            f"\n{name}/{MODELS[name][1]['backbone']}: exit {result['exit']}, {result['wall_s']:.0f} s, "
+            f"\n{name}/{backbone}: exit {result['exit']}, {result['wall_s']:.0f} s, "
             f"norm={result['norm']}, warm-up iterations={result['warmup']} {result['failure']}"
         )
         print("| epoch | avg loss | mean AP |\n|---:|---:|---:|")
