@@ -241,17 +241,3 @@ def test_a_classification_job_trains_through_the_device_path(tmp_path, monkeypat
     assert job.read("progress.json")["status"] == "finished"
     record = check_checkpoint(job, 2, "classification")
     assert 0.0 <= record["metrics"]["overall"]["accuracy"] <= 1.0
-
-
-def test_epoch_side_work_runs_below_the_training_threads_priority():
-    import os
-    import threading
-
-    from trainer.vision.background import NICENESS, BackgroundWork
-
-    seen = []
-    with BackgroundWork() as work:
-        work.submit(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert seen == [min(19, mine + NICENESS)]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller keeps its own

@@ -14,8 +14,6 @@ or stops, and the final status is written after the last file.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -23,25 +21,9 @@ import torch
 log = logging.getLogger(__name__)
 
 
-NICENESS = 10  # how much lower the side work's CPU priority is than the training threads
-
-
-def _lower_priority() -> None:
-    """Linux schedules threads one by one: the side work yields the cores to the training step
-    (on a 2-core machine it would otherwise take one of the two from the model's threads) and
-    runs in the gaps the step leaves. Raising one's own niceness needs no privilege."""
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + NICENESS))
-    except (AttributeError, OSError):  # not Linux, or a sandbox that forbids it: run at normal priority
-        log.debug("could not lower the background thread's priority", exc_info=True)
-
-
 class BackgroundWork:
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="epoch-io", initializer=_lower_priority
-        )
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-io")
         self._pending: list[Future] = []
 
     def submit(self, fn, /, *args, **kwargs) -> None:
