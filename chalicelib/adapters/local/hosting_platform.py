@@ -10,7 +10,6 @@ reported Failed with the end of its log.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -22,19 +21,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 
-from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.file_lock import locked
+from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.ports import CREATING, DEPLOY_FAILED, IN_SERVICE, Deployment
 from contracts import atomic
 
 SERVER_MODULE = "inference.serve"
-NEVER_PASSED = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
 LOG_TAIL = 1500
 
 
@@ -84,8 +82,7 @@ class LocalHostingPlatform:
     def _spawn(self, deployment: Deployment) -> dict:
         directory = self._dir(deployment.name)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in NEVER_PASSED}
-        env["PYTHONPATH"] = child_pythonpath(TRAINER_CODE, INFERENCE_CODE)
+        env = container_env(TRAINER_CODE, INFERENCE_CODE)
         env["PYTHONUNBUFFERED"] = "1"
         device = "cpu" if deployment.target_device_id < 0 else f"cuda:{deployment.target_device_id}"
         command = [
@@ -153,14 +150,8 @@ class LocalHostingPlatform:
         self._save(deployment)
         return deployment, state
 
-    @contextmanager
     def _lock(self):
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return locked(self.root)
 
     def _save(self, deployment: Deployment) -> None:
         if not self._dir(deployment.name).is_dir():

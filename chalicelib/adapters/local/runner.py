@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib import timeutil
-from chalicelib.adapters.local.source_tree import TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.source_tree import TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import (
     INTERRUPT_SIGNAL,
     LocalTrainingPlatform,
@@ -45,8 +45,6 @@ from contracts import layout
 from contracts.statuses import FAILURE_REASON_LIMIT
 
 log = logging.getLogger("aifactory.runner")
-# The trainer needs no secret of the API's: never the API key or the callback signing key.
-TRAINER_NEVER_SEES = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
 
 
 PR_SET_PDEATHSIG = 1
@@ -245,8 +243,7 @@ class Supervisor:
             )
 
     def start_hosts(self) -> None:
-        base = {k: v for k, v in os.environ.items() if k not in TRAINER_NEVER_SEES}
-        base["PYTHONPATH"] = child_pythonpath(TRAINER_CODE)
+        base = container_env(TRAINER_CODE)
         base["PYTHONUNBUFFERED"] = "1"
         distributed = {}
         if len(self.hosts) > 1:  # `algo-1` is this machine's loopback: every host listens there

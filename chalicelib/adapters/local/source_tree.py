@@ -11,6 +11,17 @@ TRAINER_CODE = REPO_ROOT / "containers" / "trainer"
 INFERENCE_CODE = REPO_ROOT / "containers" / "inference"
 
 
+# What the API holds and no container code needs: never in a trainer's, tool's or model server's environment.
+CONTAINERS_NEVER_SEE = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
+
+
+def container_env(*code: Path) -> dict[str, str]:
+    """The environment of a child that runs container code: this process's, less its secrets."""
+    env = {k: v for k, v in os.environ.items() if k not in CONTAINERS_NEVER_SEE}
+    env["PYTHONPATH"] = child_pythonpath(*code)
+    return env
+
+
 def child_pythonpath(*extra: Path) -> str:
     """PYTHONPATH of a child that runs container code: that code, the contracts, the shared packages."""
     return os.pathsep.join(str(p) for p in (*extra, REPO_ROOT))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
 
-from chalicelib.adapters.local.source_tree import TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.source_tree import TRAINER_CODE, container_env
 from chalicelib.errors import Unavailable
-
-NEVER_PASSED = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
 
 
 class LocalToolRunner:
@@ -20,8 +17,7 @@ class LocalToolRunner:
         self.timeout = timeout
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if k not in NEVER_PASSED}
-        env["PYTHONPATH"] = child_pythonpath(TRAINER_CODE)
+        env = container_env(TRAINER_CODE)
         env["MPLBACKEND"] = "Agg"
         try:
             done = subprocess.run(

@@ -14,7 +14,6 @@ and they resume from the last checkpoint, as SageMaker's managed spot training d
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import functools
 import json
 import os
@@ -22,14 +21,14 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from chalicelib import timeutil
-from chalicelib.adapters.local.source_tree import REPO_ROOT, TRAINER_CODE, child_pythonpath
+from chalicelib.adapters.local.file_lock import locked
+from chalicelib.adapters.local.source_tree import REPO_ROOT, TRAINER_CODE, child_pythonpath, container_env
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.images import TRAINER_REPOSITORIES, is_builtin_trainer
 from chalicelib.ports import (
@@ -199,14 +198,8 @@ class LocalTrainingPlatform:
         tmp.write_text(json.dumps(state, indent=1))
         os.replace(tmp, path)
 
-    @contextmanager
     def _lock(self):
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return locked(self.root)
 
     # --- port ----------------------------------------------------------------
     def check_image(self, image: str) -> None:
@@ -425,7 +418,7 @@ class LocalTrainingPlatform:
             [self.python, "-m", "trainer.probe"],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": child_pythonpath(TRAINER_CODE)},
+            env=container_env(TRAINER_CODE),
             timeout=120,
             check=True,
         ).stdout
@@ -444,7 +437,7 @@ class LocalTrainingPlatform:
             [self.python, "-m", "trainer.probe", "--devices"],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": child_pythonpath(TRAINER_CODE)},
+            env=container_env(TRAINER_CODE),
             timeout=60,
             check=True,
         ).stdout
