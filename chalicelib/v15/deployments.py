@@ -15,12 +15,10 @@ from typing import Any
 from chalicelib import settings
 from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
 from chalicelib.ports import IN_SERVICE, Deployment, Services
-from chalicelib.services import jobs
-from chalicelib.v15 import image_input
+from chalicelib.v15 import forms, image_input
 from contracts import layout
 from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
 
-API = "v1.5"
 DEPLOY_ROUTE = "POST /api/v1.5.0/deploy/{job_id} (task, epoch, target_device_id)"
 
 
@@ -41,23 +39,6 @@ def _hosting(svc: Services):
     if svc.hosting is None:
         raise Unavailable("This stage has no hosting platform configured.")
     return svc.hosting
-
-
-def _job(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
-    job = jobs.get(svc, job_id, API)
-    task = form.get("task")
-    if task is not None and task.strip() != job["task"]:
-        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(task)}")
-    return job
-
-
-def _epoch(form: dict[str, str]) -> int:
-    if "epoch" not in form:
-        raise ValidationError("epoch", "required")
-    epoch = parse_int("epoch", form["epoch"], "an integer >= 1")
-    if epoch < 1:
-        raise ValidationError("epoch", f"must be an integer >= 1; got {epoch}")
-    return epoch
 
 
 def _device(svc: Services, form: dict[str, str]) -> int:
@@ -88,12 +69,12 @@ def _available_checkpoint(svc: Services, job: dict[str, Any], epoch: int) -> Non
 
 # --- deploy / undeploy / list -------------------------------------------------------------
 def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
-    job = _job(svc, job_id, form)
+    job = forms.job(svc, job_id, form)
     if "task" not in form:
         raise ValidationError("task", "required")
-    epoch, device = _epoch(form), _device(svc, form)
+    epoch, device = forms.epoch(form), _device(svc, form)
     _available_checkpoint(svc, job, epoch)
-    uri = f"{svc.artifacts.job_uri(job_id).rstrip('/')}/{layout.epoch_dir(epoch)}"
+    uri = forms.checkpoint_uri(svc, job_id, epoch)
     _hosting(svc).deploy(
         Deployment(deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri)
     )
@@ -101,8 +82,8 @@ def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
 
 
 def undeploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
-    job = _job(svc, job_id, form)
-    epoch, device = _epoch(form), parse_int("target_device_id", form.get("target_device_id", "None"))
+    job = forms.job(svc, job_id, form)
+    epoch, device = forms.epoch(form), parse_int("target_device_id", form.get("target_device_id", "None"))
     try:
         _hosting(svc).undeploy(deployment_name(job, epoch, device))
     except NotFound:
@@ -209,8 +190,8 @@ def _read_image(svc: Services, form: dict[str, str]) -> bytes:
 
 
 def infer(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
-    job = _job(svc, job_id, form)
-    epoch = _epoch(form)
+    job = forms.job(svc, job_id, form)
+    epoch = forms.epoch(form)
     low, high = _thresholds(form)
     images = parse_bool("returns_images", form.get("returns_images", "True"))
     data = _read_image(svc, form)
@@ -237,8 +218,8 @@ def _patterns(form: dict[str, str]) -> list[str]:
 
 def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     config = settings.current()
-    job = _job(svc, job_id, form)
-    epoch = _epoch(form)
+    job = forms.job(svc, job_id, form)
+    epoch = forms.epoch(form)
     low, high = _thresholds(form)
     paths: list[str] = []
     for pattern in _patterns(form):

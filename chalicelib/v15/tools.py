@@ -13,12 +13,11 @@ from chalicelib import limits, settings
 from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
 from chalicelib.ports import Services
 from chalicelib.security import check_data_location
-from chalicelib.services import jobs
+from chalicelib.v15 import forms
 from contracts import layout, tools
 from contracts import v15_arguments as params
 from contracts.v15_literals import parse_int, quote
 
-API = "v1.5"
 RCNN_TASKS = ("detection", "instance_segmentation")
 
 
@@ -38,21 +37,11 @@ def _run(svc: Services, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[dict[str, Any], int]:
-    job = jobs.get(svc, job_id, API)
-    if "task" not in form:
-        raise ValidationError("task", "required")
-    if form["task"].strip() != job["task"]:
-        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(form['task'])}")
-    if "epoch" not in form:
-        raise ValidationError("epoch", "required")
-    epoch = parse_int("epoch", form["epoch"], "an integer >= 1")
+    job = forms.job(svc, job_id, form, task_required=True)
+    epoch = forms.epoch(form)
     if svc.artifacts.get_bytes(layout.job_key(job_id, layout.epoch_file(epoch, layout.METRICS_JSON))) is None:
         raise NotFound(f"Checkpoint of epoch {epoch} not found.")
     return job, epoch
-
-
-def _checkpoint_uri(svc: Services, job_id: str, epoch: int) -> str:
-    return f"{svc.artifacts.job_uri(job_id).rstrip('/')}/{layout.epoch_dir(epoch)}"
 
 
 def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
@@ -62,7 +51,7 @@ def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     summary = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(epoch, layout.SUMMARY_JSON)))
     if not summary:
         summary = _run(
-            svc, tools.request(tools.SUMMARIZE, checkpoint_uri=_checkpoint_uri(svc, job_id, epoch))
+            svc, tools.request(tools.SUMMARIZE, checkpoint_uri=forms.checkpoint_uri(svc, job_id, epoch))
         )
     return {
         "result": "OK",
@@ -77,7 +66,7 @@ def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     key = (form.get("param_key") or "").strip()
     if not key:
         raise ValidationError("param_key", "required")
-    uri = _checkpoint_uri(svc, job_id, epoch)
+    uri = forms.checkpoint_uri(svc, job_id, epoch)
     answer = _run(svc, tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key))
     return {"result": "OK", "base64_image": answer["base64_image"]}
 
@@ -130,9 +119,7 @@ MIGRATIONS = {1: _migrate_1_to_2}
 
 
 def upgrade(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
-    job = jobs.get(svc, job_id, API)
-    if form.get("task") is not None and form["task"].strip() != job["task"]:
-        raise ValidationError("task", f"the job's task is '{job['task']}'; got {quote(form['task'])}")
+    job = forms.job(svc, job_id, form)
     version = int(job.get("format_version") or 0)
     if version >= layout.FORMAT_VERSION:
         return {"result": "OK", "upgraded": False, "exception": None}
