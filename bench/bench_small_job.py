@@ -12,6 +12,11 @@ Builds a ~1,800 image, 32 px classification data_dir with the trainer's syntheti
     horizontal flip per sample (the trainer's default augmentation), per-epoch validation
     accuracy; timed the same way, from process start to exit.
 
+With ``--api`` (A) is the same job through the API as a user runs it: `make run`'s local
+server (`chalicelib.entrypoints.local_server`, started once before the rounds), timed from
+`POST /api/v1.5.0/train` to the monitor's first `finished` (polled every 0.5 s), so the
+runner's launch and the status path count too.
+
 Prints both walls, the ratio A/B and both final accuracies. Rounds alternate the order
 (AB, BA, ...) so drift hits both; each round's pair gives a ratio and the median of those
 ratios is the result. The machine is shared: before every run the script waits (up to
@@ -22,12 +27,15 @@ the load averages before and after each run, so a run disturbed by other work sh
         [--rounds 1] [--workers -1] [--quiet-load 1.5] [--max-wait 900]
         (--workers -1 leaves num_workers to the trainer's default)
 
+    .venv/bin/python bench/bench_small_job.py --api [--rounds 3]   # (A) submit -> finished through the API
+
     .venv/bin/python bench/bench_small_job.py --profile out.txt   # pyinstrument over one trainer run (.html for HTML)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -42,6 +50,7 @@ TRAINER = REPO / "containers" / "trainer"
 SIZE = 32
 CLASSES = 4
 LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 0.0005
+POLL_SECONDS = 0.5  # how often the --api client asks the monitor
 
 
 def build_data(root: Path, images: int) -> Path:
@@ -131,6 +140,47 @@ def run_trainer(data: Path, args) -> tuple[float, float]:
     return wall, float(result["metrics"]["overall"]["accuracy"])
 
 
+def api_form(data: Path, args) -> dict[str, str]:
+    """The v1.5 `/train` form of the same job (the API's literal syntax)."""
+    form = {
+        "task": "classification",
+        "algorithm": "resnet18",
+        "pretrained": "False",
+        "data_dir": str(data),
+        "batch_size": str(args.batch_size),
+        "learning_rate": str(LR),
+        "momentum": str(MOMENTUM),
+        "weight_decay": str(WEIGHT_DECAY),
+        "num_epochs_to_finish": str(args.epochs),
+        "step_lr_sizes": "[]",
+        "num_epochs_to_validate": "1",
+        "image_resized_width": str(SIZE),
+        "image_resized_height": str(SIZE),
+        "visible_devices": "[]",
+    }
+    if args.workers >= 0:
+        form["num_workers"] = str(args.workers)
+    return form
+
+
+def run_api(data: Path, args, server) -> tuple[float, float]:
+    start = time.perf_counter()
+    status, body = server.call("POST", "/api/v1.5.0/train", form=api_form(data, args))
+    if status != 200:
+        raise SystemExit(f"train refused: {status} {body}")
+    job = body["job_id"]
+    while True:
+        status, body = server.call("GET", f"/api/v1.5.0/train/{job}")
+        if body.get("status") == "finished":
+            break
+        if body.get("status") in ("exception", "stopped"):
+            raise SystemExit(f"job {job} ended {body['status']}: {body.get('exception')}")
+        time.sleep(POLL_SECONDS)
+    wall = time.perf_counter() - start
+    _, listed = server.call("GET", f"/api/v1.5.0/train/{job}/checkpoints")
+    return wall, max(float(c["accuracy"]) for c in listed["checkpoints"])
+
+
 def run_plain(data: Path, args) -> tuple[float, float]:
     start = time.perf_counter()
     cmd = [sys.executable, __file__, "--plain", str(data), "--epochs", str(args.epochs)]
@@ -202,6 +252,7 @@ def main() -> None:
     parser.add_argument("--quiet-load", type=float, default=1.5)
     parser.add_argument("--max-wait", type=float, default=900.0)
     parser.add_argument("--profile", type=Path, help="pyinstrument HTML report of one trainer run")
+    parser.add_argument("--api", action="store_true", help="(A) through the local API: submit -> finished")
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
@@ -212,12 +263,33 @@ def main() -> None:
         wall, acc = run_trainer(data, args)
         print(f"profiled trainer run: {wall:.1f} s, accuracy {acc:.3f}; report in {args.profile}")
         return
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(api_server(data.parent)) if args.api else None
+        rounds(data, args, server)
+
+
+def api_server(root: Path):
+    sys.path.insert(0, str(REPO))
+    from tests.servers import ApiServer  # the tests' loopback launcher of `make run`'s server
+
+    # `make run`'s sweep interval (the tests' launcher sweeps every 0.5 s to keep tests short)
+    return ApiServer(
+        root / "home", extra_env={"AIFACTORY_MAX_CONCURRENT_JOBS": "1"}, args=["--sweep-interval", "2.0"]
+    )
+
+
+def rounds(data: Path, args, server) -> None:
     trainer, plain, ratios = [], [], []
     for r in range(args.rounds):
         walls = {}
         for name in ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer"):
             load_before = wait_for_quiet(args.quiet_load, args.max_wait)
-            wall, acc = run_trainer(data, args) if name == "trainer" else run_plain(data, args)
+            if name == "plain":
+                wall, acc = run_plain(data, args)
+            elif server is not None:
+                wall, acc = run_api(data, args, server)
+            else:
+                wall, acc = run_trainer(data, args)
             (trainer if name == "trainer" else plain).append((wall, acc))
             walls[name] = wall
             print(
@@ -232,9 +304,8 @@ def main() -> None:
         f"\n{args.images} images, {SIZE} px, resnet18, batch {args.batch_size}, {args.epochs} epochs, "
         f"{os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}"
     )
-    print(
-        f"trainer (python -m trainer): median {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}"
-    )
+    side = "through the API (submit -> finished)" if server is not None else "python -m trainer"
+    print(f"trainer ({side}): median {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}")
     print(f"plain loop (in memory):      median {b:.1f} s, last accuracy {plain[-1][1]:.3f}")
     print(
         f"ratio per round: {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x"

@@ -26,8 +26,10 @@ RESULT = "result.json"
 ENVIRONMENT = "environment.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
-LOSS_PLOT = "plots/loss.jpg"
-MODEL_GRAPH_PLOT = "plots/model-graph.jpg"
+LOSS_PLOT = "plots/loss.jpg"  # drawn by the API's plot tool from LOSSES (contracts.plots)
+LOSS_PLOT_SOURCE = "plots/loss.source.json"  # which losses the stored LOSS_PLOT shows
+MODEL_GRAPH_PLOT = "plots/model-graph.jpg"  # drawn from MODEL_GRAPH_JSON
+MODEL_GRAPH_JSON = "plots/model-graph.json"  # written by the trainer once the model is built
 
 # Files of one vision checkpoint directory (`checkpoints/epoch-<N>/`): self-contained and
 # deployable as it is (SageMaker hosting loads an uncompressed prefix as model data).
@@ -39,6 +41,7 @@ TRAIN_STATE = "train_state.pt"  # optimizer/scheduler state: read only by the tr
 METRIC_PLOT = "metric.jpg"
 CONFUSION_MATRIX_PLOT = "confusion_matrix.jpg"
 THRESHOLD_PLOT = "threshold.jpg"  # mean over classes
+PLOT_DATA_JSON = "plot_data.json"  # the numbers the plots above are drawn from (contracts.plots)
 RESUME_FILES = (WEIGHTS, TRAIN_STATE)
 
 _EPOCH_DIR = re.compile(r"(?:^|/)checkpoints/epoch-(\d+)/([^/]+)$")

@@ -13,11 +13,13 @@ SUMMARIZE = "summarize"  # {"checkpoint_uri"} -> {"flops", "params", "param_keys
 AUG_PREVIEW = (
     "aug_preview"  # {"data_uri", "task", "index", "hyperparameters", "seed"} -> {"base64_aug_image"}
 )
-TOOLS = (VISUALIZE, SUMMARIZE, AUG_PREVIEW)
+PLOT = "plot"  # {"plot", "data"} -> {"base64_image"} (contracts.plots)
+TOOLS = (VISUALIZE, SUMMARIZE, AUG_PREVIEW, PLOT)
 REQUIRED = {
     VISUALIZE: ("checkpoint_uri", "param_key"),
     SUMMARIZE: ("checkpoint_uri",),
     AUG_PREVIEW: ("data_uri", "task", "index", "hyperparameters"),
+    PLOT: ("plot", "data"),
 }
 
 

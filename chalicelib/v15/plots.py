@@ -1,7 +1,10 @@
-"""The four plot routes: JPEGs the trainer rendered (contracts.layout), read back as base64.
+"""The four plot routes and a checkpoint's metric plot, as base64 JPEGs.
 
-The Lambda never renders: a plot that is not there yet (or a task without that plot) gets
-the error shape with a message saying which.
+The Lambda never renders and the trainer never draws: the trainer keeps numbers, and the
+first request for a plot has the trainer image's `plot` tool draw it from them; the JPEG is
+stored beside the numbers and served from there until they change (contracts.plots). A plot
+whose numbers are not there yet (or a task without that plot) gets the error shape with a
+message saying which.
 """
 
 from __future__ import annotations
@@ -12,16 +15,24 @@ from typing import Any
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs
-from contracts import layout
+from chalicelib.v15.tools import run_tool
+from contracts import layout, plots, tools
+from contracts import v15_arguments as params
 
 API = "v1.5"
 CLASSIFICATION = "classification"
+DISPLAY = "num_batches_to_display"
 
 
-def _read(svc: Services, job_id: str, name: str, missing: str) -> str:
-    data = svc.artifacts.get_bytes(layout.job_key(job_id, name))
-    if data is None:
-        raise NotFound(missing)
+def _draw(svc: Services, key: str, kind: str, numbers: dict[str, Any]) -> bytes:
+    """Has the plot tool draw `kind` from `numbers` and stores the JPEG under `key`."""
+    answer = run_tool(svc, tools.request(tools.PLOT, plot=kind, data=numbers))
+    drawn = base64.b64decode(answer["base64_image"])
+    svc.artifacts.put_bytes(key, drawn)
+    return drawn
+
+
+def _encoded(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
@@ -44,49 +55,81 @@ def _checkpoint(svc: Services, job: dict[str, Any], epoch: str, plot: str) -> tu
     return number, record
 
 
+def checkpoint_plot(
+    svc: Services, job: dict[str, Any], epoch: int, record: dict, kind: str, class_index: int = 0
+) -> bytes | None:
+    """The JPEG of one plot of a checkpoint, drawn and stored on the first request; None when
+    the checkpoint keeps no numbers for it."""
+    key = layout.job_key(job["job_id"], layout.epoch_file(epoch, plots.plot_key(kind, class_index)))
+    stored = svc.artifacts.get_bytes(key)
+    if stored is not None:
+        return stored
+    data = None
+    if plots.needs_plot_data(kind):
+        data = svc.artifacts.get_json(
+            layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.PLOT_DATA_JSON))
+        )
+        if data is None:
+            return None
+    return _draw(svc, key, kind, plots.plot_input(kind, job["task"], record, data, class_index))
+
+
 def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
     jobs.get(svc, job_id, API)
-    plot = _read(
-        svc,
-        job_id,
-        layout.MODEL_GRAPH_PLOT,
-        "The model graph is drawn once the model is built; try again shortly.",
-    )
-    return {"result": "OK", "base64_model_graph_plot": plot}
+    key = layout.job_key(job_id, layout.MODEL_GRAPH_PLOT)
+    plot = svc.artifacts.get_bytes(key)
+    if plot is None:
+        numbers = svc.artifacts.get_json(layout.job_key(job_id, layout.MODEL_GRAPH_JSON))
+        if numbers is None:
+            raise NotFound("The model graph is drawn once the model is built; try again shortly.")
+        plot = _draw(svc, key, plots.MODEL_GRAPH, plots.model_graph(numbers["lines"]))
+    return {"result": "OK", "base64_model_graph_plot": _encoded(plot)}
+
+
+def _display(job: dict[str, Any]) -> int:
+    """Batches per loss point: the job's (the API stores resolved arguments), else the default."""
+    arg = params.argument(job["task"], DISPLAY)
+    value = (job.get("hyperparameters") or {}).get(DISPLAY)
+    return int(arg.validator(DISPLAY, value) if value is not None else arg.default_for(job["task"], None))
 
 
 def loss(svc: Services, job_id: str) -> dict[str, Any]:
-    jobs.get(svc, job_id, API)
-    plot = _read(
-        svc, job_id, layout.LOSS_PLOT, "The loss curve is drawn after the first epoch; try again then."
-    )
-    return {"result": "OK", "base64_loss_plot": plot}
+    """Redrawn when the job has recorded more loss points than the stored JPEG shows."""
+    job = jobs.get(svc, job_id, API)
+    losses = svc.artifacts.get_json(layout.job_key(job_id, layout.LOSSES)) or []
+    key = layout.job_key(job_id, layout.LOSS_PLOT)
+    stored = svc.artifacts.get_bytes(key)
+    if not losses:
+        if stored is None:
+            raise NotFound("The loss curve is drawn after the first epoch; try again then.")
+        return {"result": "OK", "base64_loss_plot": _encoded(stored)}
+    display = _display(job)
+    source = plots.loss_source(losses, display)
+    source_key = layout.job_key(job_id, layout.LOSS_PLOT_SOURCE)
+    if stored is None or svc.artifacts.get_json(source_key) != source:
+        stored = _draw(svc, key, plots.LOSS, plots.loss_input(losses, display))
+        svc.artifacts.put_json(source_key, source)
+    return {"result": "OK", "base64_loss_plot": _encoded(stored)}
 
 
 def confusion_matrix(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
-    number, _ = _checkpoint(svc, job, epoch, "confusion matrix")
-    plot = _read(
-        svc,
-        job_id,
-        layout.epoch_file(number, layout.CONFUSION_MATRIX_PLOT),
-        f"Checkpoint of epoch {number} has no confusion matrix plot.",
-    )
-    return {"result": "OK", "base64_confusion_matrix_plot": plot}
+    number, record = _checkpoint(svc, job, epoch, "confusion matrix")
+    plot = checkpoint_plot(svc, job, number, record, plots.CONFUSION_MATRIX)
+    if plot is None:
+        raise NotFound(f"Checkpoint of epoch {number} has no confusion matrix plot.")
+    return {"result": "OK", "base64_confusion_matrix_plot": _encoded(plot)}
 
 
 def threshold(svc: Services, job_id: str, epoch: str, class_index: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
-    number, _ = _checkpoint(svc, job, epoch, "threshold")
+    number, record = _checkpoint(svc, job, epoch, "threshold")
     index = _number("class", class_index)
     model = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(number, layout.MODEL_JSON))) or {}
     classes = len(model.get("class_names") or [])
     if not 0 <= index <= classes:
         raise ValidationError("class", f"must be in [0, {classes}] (0 is the mean over classes); got {index}")
-    plot = _read(
-        svc,
-        job_id,
-        layout.epoch_file(number, layout.threshold_plot(index)),
-        f"Checkpoint of epoch {number} has no threshold plot of class {index}.",
-    )
-    return {"result": "OK", "base64_threshold_plot": plot}
+    plot = checkpoint_plot(svc, job, number, record, plots.THRESHOLD, index)
+    if plot is None:
+        raise NotFound(f"Checkpoint of epoch {number} has no threshold plot of class {index}.")
+    return {"result": "OK", "base64_threshold_plot": _encoded(plot)}

@@ -7,17 +7,21 @@ are read back from what the trainer wrote under the job's artifact prefix.
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
 from chalicelib import limits, settings, timeutil
-from chalicelib.errors import Conflict, NotFound, ValidationError
+from chalicelib.errors import Conflict, DomainError, NotFound, ValidationError
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
 from chalicelib.services import jobs
 from chalicelib.services import logs as job_logs
-from chalicelib.v15 import deployments
+from chalicelib.v15 import deployments, plots
 from contracts import layout, statuses
 from contracts import v15_arguments as params
+from contracts.plots import METRIC as METRIC_PLOT
+
+log = logging.getLogger(__name__)
 
 API = "v1.5"
 VERSION = "v1.5.0"
@@ -349,6 +353,16 @@ def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
     }
 
 
+def _metric_plot(svc: Services, job: dict[str, Any], number: int, item: dict[str, Any]) -> bytes | None:
+    """The checkpoint's metric plot, drawn on first request; a checkpoint is still shown (with
+    a null plot) when drawing fails, e.g. on a stage without a tools function."""
+    try:
+        return plots.checkpoint_plot(svc, job, number, item, METRIC_PLOT)
+    except DomainError as exc:
+        log.warning("metric plot of %s epoch %d not drawn: %s", job["job_id"], number, exc)
+        return None
+
+
 def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     try:
@@ -357,9 +371,7 @@ def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
     for item in _scan_checkpoints(svc, job):
         if item["epoch"] == number:
-            plot = svc.artifacts.get_bytes(
-                layout.job_key(job_id, layout.epoch_file(number, layout.METRIC_PLOT))
-            )
+            plot = _metric_plot(svc, job, number, item)
             return {
                 "result": "OK",
                 "checkpoint": {

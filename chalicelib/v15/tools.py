@@ -27,7 +27,7 @@ class ToolError(DomainError):
         self.status_code = status if 400 <= status < 600 else 500
 
 
-def _run(svc: Services, request: dict[str, Any]) -> dict[str, Any]:
+def run_tool(svc: Services, request: dict[str, Any]) -> dict[str, Any]:
     if svc.tools is None:
         raise Unavailable("This stage has no tools function configured.")
     answer = svc.tools.run(request)
@@ -50,7 +50,7 @@ def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     _, epoch = _job_and_epoch(svc, job_id, form)
     summary = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(epoch, layout.SUMMARY_JSON)))
     if not summary:
-        summary = _run(
+        summary = run_tool(
             svc, tools.request(tools.SUMMARIZE, checkpoint_uri=forms.checkpoint_uri(svc, job_id, epoch))
         )
     return {
@@ -67,7 +67,7 @@ def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     if not key:
         raise ValidationError("param_key", "required")
     uri = forms.checkpoint_uri(svc, job_id, epoch)
-    answer = _run(svc, tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key))
+    answer = run_tool(svc, tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key))
     return {"result": "OK", "base64_image": answer["base64_image"]}
 
 
@@ -95,7 +95,7 @@ def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
         hyperparameters=hyperparameters,
         seed=seed,
     )
-    return {"result": "OK", "base64_aug_image": _run(svc, request)["base64_aug_image"]}
+    return {"result": "OK", "base64_aug_image": run_tool(svc, request)["base64_aug_image"]}
 
 
 # --- upgrade ---------------------------------------------------------------------------------

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 
 import pytest
 
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
+from chalicelib.adapters.local.tool_runner import LocalToolRunner
 from chalicelib.ai_factory import service as ai_factory
 from chalicelib.ports import COMPLETED, Hardware, Services, TrainingDescription
+from chalicelib.v15 import plots as routes
 from chalicelib.v15 import service as v15
-from contracts import layout
+from contracts import layout, plots
 
 WRITTEN_BY_OTHERS = {layout.JOB_FILE}  # the API writes job.json itself
 
@@ -20,14 +24,25 @@ class RecordingStore(DirectoryArtifactStore):
     def __init__(self, root):
         super().__init__(root)
         self.read: set[str] = set()
+        self.missing: set[str] = set()  # read while absent
+        self.put: set[str] = set()  # written by the API itself
 
     def get_bytes(self, key):
         self.read.add(key)
-        return super().get_bytes(key)
+        found = super().get_bytes(key)
+        if found is None:
+            self.missing.add(key)
+        return found
 
     def get_json(self, key, default=None):
         self.read.add(key)
+        if super().get_bytes(key) is None:
+            self.missing.add(key)
         return super().get_json(key, default)
+
+    def put_bytes(self, key, data):
+        self.put.add(key)
+        super().put_bytes(key, data)
 
 
 class FinishedPlatform:
@@ -59,7 +74,10 @@ def _services(tmp_path, ran, job_id, api, task, hyperparameters):
             "hyperparameters": hyperparameters,
         }
     )
-    return Services(jobs=jobs, artifacts=artifacts, platform=FinishedPlatform(), secrets=None), artifacts
+    services = Services(
+        jobs=jobs, artifacts=artifacts, platform=FinishedPlatform(), secrets=None, tools=LocalToolRunner()
+    )
+    return services, artifacts
 
 
 def _relative(keys, job_id):
@@ -79,7 +97,32 @@ def test_every_key_the_v15_api_reads_is_written_by_the_vision_trainer(tmp_path, 
         assert v15.checkpoint(svc, job_id, str(item["epoch"]))["checkpoint"]["base64_metric_plot"]
     v15.environment(svc)
     read = _relative(store.read, job_id)
-    assert read and read <= vision_run.written() | WRITTEN_BY_OTHERS, read - vision_run.written()
+    drawn = _relative(store.put, job_id)  # plots the API had drawn from the trainer's numbers
+    assert read and read <= vision_run.written() | WRITTEN_BY_OTHERS | drawn, read - vision_run.written()
+    assert store.missing <= store.put, store.missing - store.put
+
+
+def test_the_trainers_plot_numbers_draw_every_plot_the_v15_api_serves(tmp_path, vision_run):
+    """The API's `plot` tool requests (contracts.plots) against the real tool and the
+    numbers a real trainer run kept: every plot of every class, drawn once and then stored."""
+    job_id = "20261130000000-plots"
+    svc, store = _services(tmp_path, vision_run, job_id, "v1.5", "classification", {})
+    classes = len(
+        json.loads((vision_run.artifacts / layout.epoch_file(2, layout.MODEL_JSON)).read_text())[
+            "class_names"
+        ]
+    )
+    answers = [routes.confusion_matrix(svc, job_id, "2")["base64_confusion_matrix_plot"]]
+    answers += [
+        routes.threshold(svc, job_id, "2", str(k))["base64_threshold_plot"] for k in range(classes + 1)
+    ]
+    assert all(base64.b64decode(a)[:3] == b"\xff\xd8\xff" for a in answers)
+    assert len(set(answers)) == len(answers)  # each class its own curves
+    drawn = {layout.epoch_file(2, plots.plot_key(plots.THRESHOLD, k)) for k in range(classes + 1)}
+    assert drawn | {layout.epoch_file(2, layout.CONFUSION_MATRIX_PLOT)} == _relative(store.put, job_id)
+    assert (
+        routes.threshold(svc, job_id, "2", "1")["base64_threshold_plot"] == answers[2]
+    )  # stored, not redrawn
 
 
 def test_every_key_the_ai_factory_api_reads_is_written_by_the_text_trainer(tmp_path, text_run):

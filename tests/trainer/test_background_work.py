@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import torch
-from trainer.vision.background import BackgroundWork, WeightsSnapshot, snapshot
+from trainer.vision.background import BackgroundWork, WeightsSnapshot, has_spare_core, snapshot
 
 
 def test_work_runs_in_order_off_the_calling_thread_and_drain_waits():
@@ -55,3 +55,25 @@ def test_snapshots_do_not_follow_the_live_tensors():
     assert all(torch.equal(before[k], v) for k, v in weights.state_dict().items())
     assert torch.equal(state["optimizer"]["state"][0]["momentum_buffer"], momentum)
     assert state["rng"] == (1, (2, 3))
+
+
+def test_inline_work_runs_in_the_callers_thread_and_raises_at_once():
+    seen = []
+    with BackgroundWork(inline=True) as work:
+        work.submit(lambda: seen.append(threading.current_thread().name))
+        assert seen == [threading.current_thread().name]
+        with pytest.raises(ZeroDivisionError):
+            work.submit(lambda: 1 / 0)
+
+
+@pytest.mark.parametrize(
+    ("device", "cpus", "threads", "spare"),
+    [
+        ("cpu", 2, 2, False),  # the benchmark machine: training threads on every core
+        ("cpu", 16, 8, True),
+        ("cuda", 2, 2, True),  # the CPU mostly waits for the device
+    ],
+)
+def test_side_work_goes_beside_training_only_where_a_core_is_spare(device, cpus, threads, spare):
+    assert has_spare_core(torch.device(device), cpus=cpus, threads=threads) is spare
+    assert BackgroundWork.for_device(torch.device("cpu")).inline is not has_spare_core(torch.device("cpu"))

@@ -129,17 +129,19 @@ def check_checkpoint(job: Job, epoch: int, task: str) -> dict:
         "model.json",
         "metrics.json",
         "summary.json",
-        "metric.jpg",
         "train_state.pt",
     }
     if task == "classification":
-        # the threshold plot of the mean (class 0) and one per class (contracts.layout.threshold_plot)
-        expected |= {
-            "confusion_matrix.jpg",
-            "threshold.jpg",
-            "threshold-class-1.jpg",
-            "threshold-class-2.jpg",
-        }
+        # the numbers the plots are drawn from on request (contracts.plots); no JPEGs
+        expected |= {"plot_data.json"}
+        data = json.loads((folder / "plot_data.json").read_text())
+        assert data["class_names"] == ["red", "green"]
+        assert sum(map(sum, data["confusion_matrix"])) == len(
+            (job.data / "splits" / "val.txt").read_text().split()
+        )
+        assert len(data["precision"]) == len(data["recall"]) == 2
+        assert all(len(row) == len(data["thresholds"]) for row in data["precision"] + data["recall"])
+        assert len(data["mean_precision"]) == len(data["thresholds"])
     assert names == expected
     record = json.loads((folder / "metrics.json").read_text())
     assert record["epoch"] == epoch and record["avg_loss"] > 0
@@ -169,8 +171,6 @@ def check_checkpoint(job: Job, epoch: int, task: str) -> dict:
     # model.json alone rebuilds a module the weights load into strictly
     model = rebuild_model(json.loads((folder / "model.json").read_text()))
     model.load_state_dict(weights, strict=True)
-    for jpg in names - {"model.safetensors", "model.json", "metrics.json", "summary.json", "train_state.pt"}:
-        assert (folder / jpg).read_bytes()[:2] == b"\xff\xd8"
     return record
 
 
@@ -190,8 +190,10 @@ def test_classification_learns_and_reports(tmp_path, monkeypatch, capsys):
     assert result["metrics"]["overall"]["accuracy"] == best
     model_dir = job.base / "model"
     assert {p.name for p in model_dir.iterdir()} >= {"model.safetensors", "model.json"}
-    assert (job.artifacts / "plots" / "loss.jpg").read_bytes()[:2] == b"\xff\xd8"
-    assert (job.artifacts / "plots" / "model-graph.jpg").read_bytes()[:2] == b"\xff\xd8"
+    # the trainer draws nothing: the model graph's lines are kept for the plot tool
+    graph = json.loads((job.artifacts / "plots" / "model-graph.json").read_text())["lines"]
+    assert graph[0].startswith("resnet18: Classifier") and len(graph) <= 71
+    assert not list(job.artifacts.rglob("*.jpg"))
     out = capsys.readouterr().out
     assert "#metric eval:accuracy=" in out and "#metric train:loss=" in out
 
@@ -270,7 +272,7 @@ def test_finetune_loads_weights_and_prunes(tmp_path, monkeypatch):
     assert source.run(monkeypatch) == 0
     assert source.epochs() == [1, 2, 3] and source.available() == [2, 3]
     pruned = source.checkpoints / "epoch-1"
-    assert {"metrics.json", "metric.jpg"} <= {p.name for p in pruned.iterdir()}
+    assert {"metrics.json", "plot_data.json"} <= {p.name for p in pruned.iterdir()}
     assert not (pruned / "train_state.pt").exists()
 
     source_weights = load_file(source.checkpoints / "epoch-3" / "model.safetensors")

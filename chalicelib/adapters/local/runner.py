@@ -141,13 +141,20 @@ def trainer_command(
     )
 
 
+MODEL_GZIP_LEVEL = 0
+
+
 def pack_model(opt_ml: Path, request: dict) -> None:
-    """SageMaker uploads /opt/ml/model as `<output path>/<name>/output/model.tar.gz`."""
+    """SageMaker uploads /opt/ml/model as `<output path>/<name>/output/model.tar.gz`.
+
+    Stored gzip blocks (`MODEL_GZIP_LEVEL` 0, still a .tar.gz any reader opens): weights are
+    float noise to deflate, and level 1 saved 7% of a resnet18 (45 MB) in 1.8 s, where the
+    job's submit-to-finished waits, against 0.05 s stored (docs/benchmarks.md)."""
     name = request["training_job_name"]
     target = Path(request["artifact_uri"]) / layout.model_output(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with tarfile.open(tmp, "w:gz", compresslevel=MODEL_GZIP_LEVEL) as tar:
         for item in sorted((opt_ml / "model").iterdir()):
             tar.add(item, arcname=item.name)
     os.replace(tmp, target)
@@ -230,6 +237,10 @@ class Supervisor:
     def on_interrupt(self, signum, frame):  # noqa: ARG002
         """The spot-interruption emulation (SIGUSR1, `LocalTrainingPlatform.interrupt`)."""
         self.interrupt_event.set()
+        self.wake.set()
+
+    def on_child_exit(self, signum, frame):  # noqa: ARG002
+        """A trainer exited: the job's end is seen now, not on the next half-second tick."""
         self.wake.set()
 
     # --- hosts ---------------------------------------------------------------------------------
@@ -379,6 +390,7 @@ def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callabl
     supervisor = Supervisor(job_dir, json.loads((job_dir / "request.json").read_text()), platform)
     signal.signal(signal.SIGTERM, supervisor.on_sigterm)
     signal.signal(INTERRUPT_SIGNAL, supervisor.on_interrupt)
+    signal.signal(signal.SIGCHLD, supervisor.on_child_exit)
     try:
         status, secondary, reason = supervisor.run()
     except Exception as exc:  # noqa: BLE001 - the runner must always settle the job

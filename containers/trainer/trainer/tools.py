@@ -120,7 +120,19 @@ def aug_preview(request: dict, scratch: Path) -> dict:
     return tools.ok(base64_aug_image=jpeg_base64(image))
 
 
-HANDLERS = {tools.VISUALIZE: visualize, tools.SUMMARIZE: summarize, tools.AUG_PREVIEW: aug_preview}
+def plot(request: dict, scratch: Path) -> dict:  # noqa: ARG001 - the numbers come in the request
+    from trainer.vision.plots import draw
+
+    data = draw(request["plot"], request["data"])
+    return tools.ok(base64_image=base64.b64encode(data).decode())
+
+
+HANDLERS = {
+    tools.VISUALIZE: visualize,
+    tools.SUMMARIZE: summarize,
+    tools.AUG_PREVIEW: aug_preview,
+    tools.PLOT: plot,
+}
 
 
 def run(request: dict) -> dict:

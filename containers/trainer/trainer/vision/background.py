@@ -1,19 +1,28 @@
-"""One background thread for an epoch's slow side work: plots, checkpoint files, pruning.
+"""An epoch's side work (checkpoint files, pruning, warming imports), beside training where
+that is free.
 
-Rendering JPEG plots and serialising a checkpoint take a noticeable share of a small job's
-epoch; none of it is needed by the next epoch, so the loop hands it over and trains on.
+Serialising a checkpoint takes a noticeable share of a small job's epoch and the next epoch
+does not need it, so on a GPU, or wherever a core is left over after the model's threads,
+the loop hands it to one background thread and trains on. Where the model's threads already
+use every core (CPU training; torch takes one thread per core), a background thread can only
+take a core from them: every parallel op then waits for its slowest thread, and on the 2-core
+benchmark machine an epoch with a checkpoint being written beside it took 0.5 s longer
+for 0.12 s of writing (docs/benchmarks.md). There the work runs in the caller's thread
+instead, between epochs.
+
 Whatever is handed over must already be a snapshot (CPU copies of the weights and the
 optimizer state, copies of lists), because the next step changes the live objects.
 
 Work runs in submission order on a single thread, so checkpoint N is complete before N+1 is
 written and pruning sees them in order. `drain()` waits for everything and re-raises the
 first failure; leaving the `with` block drains, so nothing is lost when the job ends, fails
-or stops, and the final status is written after the last file.
+or stops, and the final status is written after the last file. Inline work raises at once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -21,12 +30,36 @@ import torch
 log = logging.getLogger(__name__)
 
 
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def has_spare_core(device: torch.device, cpus: int | None = None, threads: int | None = None) -> bool:
+    """Whether side work can run beside training without taking a core from it."""
+    if device.type == "cuda":
+        return True
+    cpus = usable_cpus() if cpus is None else cpus
+    threads = torch.get_num_threads() if threads is None else threads
+    return cpus > threads
+
+
 class BackgroundWork:
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-io")
+    def __init__(self, inline: bool = False) -> None:
+        self.inline = inline
+        self._pool = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-io")
         self._pending: list[Future] = []
 
+    @classmethod
+    def for_device(cls, device: torch.device) -> BackgroundWork:
+        return cls(inline=not has_spare_core(device))
+
     def submit(self, fn, /, *args, **kwargs) -> None:
+        if self._pool is None:
+            fn(*args, **kwargs)
+            return
         self._pending = [f for f in self._pending if not f.done() or f.exception() is not None]
         self._pending.append(self._pool.submit(fn, *args, **kwargs))
 
@@ -54,7 +87,8 @@ class BackgroundWork:
                 except Exception:  # noqa: BLE001
                     log.exception("background work failed while the job was failing")
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def snapshot(value):

@@ -34,16 +34,11 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms.v2 import functional as F
 
+from trainer.vision.background import usable_cpus
+
 DECODE_ENV = "AIFACTORY_DEVICE_DECODE"
 MAX_AUTO_WORKERS = 16  # torchvision's classification reference default (-j 16)
 CPU_CORES_PER_WORKER = 4  # a CPU device trains on the same cores: leave most of them to the model
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def default_num_workers(

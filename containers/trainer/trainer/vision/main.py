@@ -15,6 +15,7 @@ per host), DDP over NCCL/gloo; rank 0 alone evaluates, checkpoints and reports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,15 +27,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from contracts import layout, metrics, v15_arguments
+from contracts import layout, metrics, plots, v15_arguments
 from contracts.errors import ArgumentError
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
-from trainer.vision import background, device_input, engine, plots
+from trainer.vision import background, device_input, engine
 from trainer.vision import checkpoint as ckpt
 from trainer.vision import data as vision_data
-from trainer.vision.metrics import headline
-from trainer.vision.models import build_model, describe_model, input_size
+from trainer.vision.metrics import headline, warm_imports
+from trainer.vision.models import build_model, describe_model, input_size, module_tree
 
 log = logging.getLogger(__name__)
 
@@ -289,28 +290,24 @@ def _loaders(train_ds, val_ds, task, hp, device, world, rank):
 
 
 def _checkpoint_files(model_json, record, summary, evaluation, task, class_names) -> dict[str, bytes]:
+    """The checkpoint's JSON files; its plots are drawn from these when asked for
+    (contracts.plots), never while training."""
     files = {
         ckpt.MODEL_JSON: ckpt.json_bytes(model_json),
         ckpt.METRICS: ckpt.json_bytes(record),
         ckpt.SUMMARY: ckpt.json_bytes(summary),
-        layout.METRIC_PLOT: plots.metric_plot(record["metrics"], task),
     }
     if task == "classification":
         from trainer.vision.metrics import confusion_matrix, precision_recall_vs_threshold
 
         c = len(class_names)
-        files[layout.CONFUSION_MATRIX_PLOT] = plots.confusion_matrix_plot(
-            confusion_matrix(evaluation.probs, evaluation.targets, c), class_names
-        )
+        matrix = confusion_matrix(evaluation.probs, evaluation.targets, c)
         thresholds, precision, recall = precision_recall_vs_threshold(evaluation.probs, evaluation.targets, c)
-        # The threshold route's class 0 is the mean over classes; 1..C one class each.
-        files[layout.threshold_plot(0)] = plots.threshold_plot(
-            thresholds, precision.mean(0, keepdim=True), recall.mean(0, keepdim=True), ["mean of classes"]
-        )
-        for k, name in enumerate(class_names, start=1):
-            files[layout.threshold_plot(k)] = plots.threshold_plot(
-                thresholds, precision[k - 1 : k], recall[k - 1 : k], [name]
+        files[layout.PLOT_DATA_JSON] = ckpt.json_bytes(
+            plots.plot_data(
+                class_names, matrix.tolist(), thresholds.tolist(), precision.tolist(), recall.tolist()
             )
+        )
     return files
 
 
@@ -340,23 +337,19 @@ def export_best(ctx, task: str) -> None:
     ctx.reporter.put_result({"best_epoch": epoch, "metrics": record["metrics"]})
 
 
-def _put_loss_plot(writer, losses: list[float], display: int) -> None:
-    writer.put_bytes(layout.LOSS_PLOT, plots.loss_plot(losses, display), "image/jpeg")
-
-
-def _write_checkpoint(root, epoch, plot_args, weights, state, max_num_checkpoints) -> None:
-    """Renders the checkpoint's plots and writes it (in the background thread, from snapshots)."""
-    ckpt.write_checkpoint(root, epoch, _checkpoint_files(*plot_args), weights, state)
+def _write_checkpoint(root, epoch, file_args, weights, state, max_num_checkpoints) -> None:
+    """Writes the checkpoint from snapshots (beside training where a core is spare)."""
+    ckpt.write_checkpoint(root, epoch, _checkpoint_files(*file_args), weights, state)
     ckpt.prune(root, max_num_checkpoints)
 
 
 def run(ctx) -> None:
-    """Trains; plots and checkpoints are written in the background and all flushed on return."""
-    with background.BackgroundWork() as work:
-        _run(ctx, work)
+    """Trains; checkpoint side work (background.BackgroundWork) is all flushed on return."""
+    with contextlib.ExitStack() as stack:
+        _run(ctx, stack)
 
 
-def _run(ctx, work: background.BackgroundWork) -> None:
+def _run(ctx, stack: contextlib.ExitStack) -> None:
     env = ctx.env
     task = env.task
     hp = resolve_hyperparameters(task, env.job.get("hyperparameters") or {})
@@ -367,6 +360,7 @@ def _run(ctx, work: background.BackgroundWork) -> None:
         device = torch.device("cuda", ids[local_rank % len(ids)])
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    work = stack.enter_context(background.BackgroundWork.for_device(device))
     is_master = rank == 0 and ctx.writer is not None
 
     # classifiers get uint8 batches and convert them on the device (engine.to_float)
@@ -434,9 +428,11 @@ def _run(ctx, work: background.BackgroundWork) -> None:
         batch=0,
     )
     if is_master and start_epoch == 1:
-        ctx.writer.put_bytes(
-            layout.MODEL_GRAPH_PLOT, plots.model_graph_plot(model, hp.get("algorithm", task)), "image/jpeg"
+        ctx.writer.put_json(
+            layout.MODEL_GRAPH_JSON, plots.model_graph(module_tree(model, hp.get("algorithm", task)))
         )
+    if is_master:  # ready for the first validation (imported beside the first epoch where that is free)
+        work.submit(warm_imports, task)
     progress = Progress(ctx, hp, total_epoch, total_batch, world, optimizer, DeviceMonitor(device))
     summary = None
     every = int(hp["num_epochs_to_validate"])
@@ -467,7 +463,6 @@ def _run(ctx, work: background.BackgroundWork) -> None:
             emit_metric(metrics.TRAIN_EPOCH, epoch)
             emit_metric(metrics.TRAIN_EPOCH_LOSS, result.avg_loss)
             emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, progress.samples_per_sec)
-            work.submit(_put_loss_plot, ctx.writer, list(ctx.reporter.losses), progress.display)
         if epoch % every == 0 or epoch == total_epoch:
             if is_master:
                 evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)

@@ -16,22 +16,27 @@ Conventions (the same for every task, so `is_best` comparisons stay meaningful):
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
-from torchmetrics.detection import MeanAveragePrecision
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_auroc,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_precision_recall_curve,
-    multiclass_recall,
-    multiclass_specificity,
-)
 from torchvision.ops import box_iou
+
+if TYPE_CHECKING:
+    from torchmetrics.detection import MeanAveragePrecision
+
+# torchmetrics takes longer to import (~0.6 s) than a small job's epoch takes to validate, and
+# a job needs only its task's half: each half is imported where it is used, and the trainer
+# imports it in the background while the first epoch trains (`warm_imports`).
+CLASSIFICATION_MODULE = "torchmetrics.functional.classification"
+DETECTION_MODULE = "torchmetrics.detection"
+
+
+def warm_imports(task: str) -> None:
+    importlib.import_module(CLASSIFICATION_MODULE if task == "classification" else DETECTION_MODULE)
+
 
 UNDEFINED = -1.0
 IOU_THRESHOLD = 0.5
@@ -59,6 +64,15 @@ def _per_class(tensor: torch.Tensor, defined: torch.Tensor) -> list[float]:
 
 def classification_metrics(probs: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict:
     """`probs` (N, C) softmax scores, `targets` (N,) class indices."""
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_auroc,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+        multiclass_specificity,
+    )
+
     probs, targets = probs.float().cpu(), targets.long().cpu()
     c = len(class_names)
     support = torch.bincount(targets, minlength=c)
@@ -87,6 +101,8 @@ def classification_metrics(probs: torch.Tensor, targets: torch.Tensor, class_nam
 
 def confusion_matrix(probs: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Rows are true classes, columns predicted classes."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
     return multiclass_confusion_matrix(probs.float().cpu(), targets.long().cpu(), num_classes)
 
 
@@ -94,6 +110,8 @@ def precision_recall_vs_threshold(
     probs: torch.Tensor, targets: torch.Tensor, num_classes: int, steps: int = 101
 ):
     """(thresholds (T,), precision (C, T), recall (C, T)), one-vs-rest per class."""
+    from torchmetrics.functional.classification import multiclass_precision_recall_curve
+
     thresholds = torch.linspace(0, 1, steps)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -145,6 +163,8 @@ def _greedy_counts(preds: list[dict], targets: list[dict], num_classes: int) -> 
 
 def detection_metrics(preds: list[dict], targets: list[dict], class_names: list[str]) -> dict:
     """`preds`: torchvision detector outputs; `targets`: boxes XYXY + labels; class_names[0] is background."""
+    from torchmetrics.detection import MeanAveragePrecision
+
     num_classes = len(class_names)
     preds, targets = _to_cpu(preds), _to_cpu(targets)
     ap_metric = MeanAveragePrecision(
@@ -184,6 +204,8 @@ def detection_metrics(preds: list[dict], targets: list[dict], class_names: list[
 
 def segmentation_metrics(preds: list[dict], targets: list[dict], class_names: list[str]) -> dict:
     """Mask AP per class; predicted masks are Mask R-CNN's (N, 1, H, W) probabilities, cut at 0.5."""
+    from torchmetrics.detection import MeanAveragePrecision
+
     num_classes = len(class_names)
     preds, targets = _to_cpu(preds), _to_cpu(targets)
     ap_metric = MeanAveragePrecision(iou_type="segm", iou_thresholds=[IOU_THRESHOLD], class_metrics=True)

@@ -523,3 +523,23 @@ def rebuild_model(model_json: dict) -> nn.Module:
     hp.update(pretrained=False, backbone_pretrained=False, num_frozen_levels=0, backbone_num_frozen_levels=0)
     hp["batch_size"] = max(2, int(hp.get("batch_size", 2)))
     return build_model(model_json["task"], hp, int(model_json["num_classes"]))
+
+
+MAX_GRAPH_LINES = 70
+
+
+def module_tree(model, title: str) -> list[str]:
+    """The module tree two levels deep with parameter counts, for the model graph plot: read
+    from the live model here, drawn from these lines in the background (plots.model_graph_plot)."""
+    lines = []
+    for name, module in model.named_modules():
+        depth = name.count(".") + 1 if name else 0
+        if depth > 2:
+            continue
+        params = sum(p.numel() for p in module.parameters())
+        label = name or title
+        lines.append(f"{'  ' * depth}{label}: {type(module).__name__} ({params:,} params)")
+    if len(lines) > MAX_GRAPH_LINES:
+        hidden = len(lines) - MAX_GRAPH_LINES
+        lines = lines[:MAX_GRAPH_LINES] + [f"... {hidden} more modules"]
+    return lines

@@ -1,12 +1,14 @@
-"""JPEG plots the API serves as they are (the Lambda never renders anything).
+"""The JPEG plots the API serves, drawn by the `plot` tool from the numbers the trainer
+kept (contracts.plots); the trainer itself never draws, and the Lambda never renders.
 
 Each function returns JPEG bytes and uses its own matplotlib Figure (no pyplot state),
-so plotting is safe from any thread and leaks nothing between calls.
+so drawing is safe from any thread and leaks nothing between calls.
 """
 
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
@@ -14,7 +16,7 @@ matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402
 
-MAX_GRAPH_LINES = 70
+from contracts import plots as kinds  # noqa: E402
 
 
 def _jpeg(fig: Figure) -> bytes:
@@ -86,11 +88,11 @@ def threshold_plot(thresholds, precision, recall, class_names: list[str]) -> byt
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
     fig = Figure(figsize=(4 * cols, 3 * rows))
-    xs = thresholds.tolist()
+    xs = list(thresholds)
     for k, name in enumerate(class_names):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        ax.plot(xs, precision[k].tolist(), label="precision")
-        ax.plot(xs, recall[k].tolist(), label="recall")
+        ax = fig.add_subplot(rows, cols, k + 1)  # a null (undefined) value leaves a gap
+        ax.plot(xs, [math.nan if v is None else v for v in precision[k]], label="precision")
+        ax.plot(xs, [math.nan if v is None else v for v in recall[k]], label="recall")
         ax.set_title(name)
         ax.set_xlabel("threshold")
         ax.set_ylim(-0.02, 1.02)
@@ -99,19 +101,23 @@ def threshold_plot(thresholds, precision, recall, class_names: list[str]) -> byt
     return _jpeg(fig)
 
 
-def model_graph_plot(model, title: str) -> bytes:
-    """The module tree two levels deep with parameter counts, as text."""
-    lines = []
-    for name, module in model.named_modules():
-        depth = name.count(".") + 1 if name else 0
-        if depth > 2:
-            continue
-        params = sum(p.numel() for p in module.parameters())
-        label = name or title
-        lines.append(f"{'  ' * depth}{label}: {type(module).__name__} ({params:,} params)")
-    if len(lines) > MAX_GRAPH_LINES:
-        hidden = len(lines) - MAX_GRAPH_LINES
-        lines = lines[:MAX_GRAPH_LINES] + [f"... {hidden} more modules"]
+def model_graph_plot(lines: list[str]) -> bytes:
+    """`models.module_tree`'s lines as text in a picture."""
     fig = Figure(figsize=(9, 0.2 * len(lines) + 0.6))
     fig.text(0.01, 0.99, "\n".join(lines), family="monospace", fontsize=8, va="top")
     return _jpeg(fig)
+
+
+def draw(kind: str, data: dict) -> bytes:
+    """One plot from the numbers `contracts.plots` selected for it."""
+    if kind == kinds.METRIC:
+        return metric_plot(data["metrics"], data["task"])
+    if kind == kinds.CONFUSION_MATRIX:
+        return confusion_matrix_plot(data["matrix"], data["class_names"])
+    if kind == kinds.THRESHOLD:
+        return threshold_plot(data["thresholds"], data["precision"], data["recall"], data["class_names"])
+    if kind == kinds.LOSS:
+        return loss_plot(data["losses"], data["display"])
+    if kind == kinds.MODEL_GRAPH:
+        return model_graph_plot(data["lines"])
+    raise ValueError(f"Unknown plot {kind!r}; one of {', '.join(kinds.KINDS)}")
