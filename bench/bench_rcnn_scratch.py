@@ -131,7 +131,8 @@ def main() -> None:
     parser.add_argument("--small-rpn", action="store_true")
     args = parser.parse_args()
     for name in args.models.split(","):
-        result = run(Path(tempfile.mkdtemp()), name, args)
+        with tempfile.TemporaryDirectory() as scratch:
+            result = run(Path(scratch), name, args)
         backbone = (args.backbone or MODELS[name][1]["backbone"]) if name != "mask_rcnn" else "resnet50"
         print(
             f"\n{name}/{backbone}: exit {result['exit']}, {result['wall_s']:.0f} s, "

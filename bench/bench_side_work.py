@@ -37,7 +37,8 @@ def child(mode: str, data: Path, epochs: int) -> None:
     import bench_small_job as small
 
     args = argparse.Namespace(batch_size=32, epochs=epochs, workers=-1)
-    base = small.opt_ml_tree(Path(tempfile.mkdtemp(prefix="side-work-")), data, args)
+    scratch = tempfile.TemporaryDirectory(prefix="side-work-")  # removed when this process exits
+    base = small.opt_ml_tree(Path(scratch.name), data, args)
     os.environ["AIFACTORY_OPT_ML"] = str(base)
     from trainer import entry
     from trainer.vision import background, engine
@@ -80,7 +81,8 @@ def main() -> None:
     sys.path[:0] = [str(REPO / "bench")]
     import bench_small_job as small
 
-    data = small.build_data(Path(tempfile.mkdtemp(prefix="side-work-data-")) / "data", args.images)
+    scratch = tempfile.TemporaryDirectory(prefix="side-work-data-")
+    data = small.build_data(Path(scratch.name) / "data", args.images)
     print(f"{args.images} images, {args.epochs} epochs, {os.cpu_count()} CPUs; seconds per epoch")
     for r in range(args.rounds):
         for mode in MODES if r % 2 == 0 else tuple(reversed(MODES)):

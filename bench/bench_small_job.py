@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,10 +135,13 @@ def run_trainer(data: Path, args) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"trainer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads((root / "artifacts" / "result.json").read_text())
-    return wall, float(result["metrics"]["overall"]["accuracy"])
+    try:
+        if proc.returncode != 0:
+            raise SystemExit(f"trainer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        result = json.loads((root / "artifacts" / "result.json").read_text())
+        return wall, float(result["metrics"]["overall"]["accuracy"])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # six checkpoints: about 0.6 GB a run
 
 
 def api_form(data: Path, args) -> dict[str, str]:
@@ -258,7 +262,11 @@ def main() -> None:
     if args.plain:
         print(plain_loop(args.plain, args.epochs, args.batch_size))
         return
-    data = build_data(Path(tempfile.mkdtemp(prefix="small-job-data-")) / "data", args.images)
+    with tempfile.TemporaryDirectory(prefix="small-job-data-") as scratch:
+        measure(build_data(Path(scratch) / "data", args.images), args)
+
+
+def measure(data: Path, args) -> None:
     if args.profile:
         wall, acc = run_trainer(data, args)
         print(f"profiled trainer run: {wall:.1f} s, accuracy {acc:.3f}; report in {args.profile}")

@@ -108,7 +108,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
-    rows = [run_task(Path(tempfile.mkdtemp()), task, args) for task in args.tasks.split(",")]
+    rows = []
+    for task in args.tasks.split(","):
+        with tempfile.TemporaryDirectory() as scratch:
+            rows.append(run_task(Path(scratch), task, args))
     print("\n| task | model | device | status | samples/s | wall s | accuracy / mean AP |")
     print("|---|---|---|---|---:|---:|---:|")
     for row in rows:
