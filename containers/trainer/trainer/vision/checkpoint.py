@@ -8,6 +8,7 @@ pruned checkpoint keeps its metrics and plots and loses `model.safetensors` and
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -88,9 +89,28 @@ def write_checkpoint(
             shutil.rmtree(final)
         os.replace(tmp, final)
         return final
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        short = _space_shortage(root, model)
+        if short and isinstance(exc, OSError | RuntimeError):
+            raise OSError(errno.ENOSPC, f"No space left for checkpoint epoch-{epoch}: {short}") from exc
         raise
+
+
+def _space_shortage(root: Path, model) -> str | None:
+    """Advice when the volume cannot hold another checkpoint (torch reports a full disk as a
+    failed zip write), else None. A checkpoint is the weights plus about as much train state."""
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        return None
+    needed = 2 * sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if free >= needed:
+        return None
+    return (
+        f"{free / 2**20:.0f} MB free under {root}, a checkpoint takes about {needed / 2**20:.0f} MB; "
+        "raise VolumeSizeInGB in the resource config or lower max_num_checkpoints"
+    )
 
 
 def json_bytes(value) -> bytes:
