@@ -130,7 +130,9 @@ def test_job_survives_an_api_restart(tmp_path):
     api = ApiServer(tmp_path / "home", extra_env={"AIFACTORY_CALLBACK_BACKOFF_SECONDS": "0.2"})
     with DatasetServer(tagging_records(400), latency=0.01) as dataset, CallbackServer() as callback:
         with api:
-            name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=150))
+            # long enough to be caught training on a fast, quiet machine (150 steps took ~1 s,
+            # less than the heartbeat's 1 s interval, and went from initialized to finished)
+            name = create(api, callback, dataset, hyperparameters=fast_tagger_hyperparameters(steps=3000))
             wait_progress(api, name, "running")
         time.sleep(1.0)  # the API is down while the job trains
         with api:
