@@ -18,6 +18,13 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from contracts import plots as kinds  # noqa: E402
 
+# A 1,000-class job must not ask for a 600-inch figure or a million cell labels: figures stop
+# growing at MAX_INCHES, cells carry their counts and axes their class names only up to a size
+# where they can still be read.
+MAX_INCHES = 24
+MAX_ANNOTATED_CLASSES = 30
+MAX_LABELLED_CLASSES = 60
+
 
 def _jpeg(fig: Figure) -> bytes:
     buf = io.BytesIO()
@@ -42,14 +49,17 @@ def metric_plot(metrics: dict, task: str) -> bytes:
     specific = metrics["specific"]
     categories = specific["categories"]
     series = {k: v for k, v in specific.items() if k != "categories"}
-    fig = Figure(figsize=(max(6, 1.2 * len(categories) * max(1, len(series)) / 2), 4.5))
+    fig = Figure(figsize=(min(MAX_INCHES, max(6, 1.2 * len(categories) * max(1, len(series)) / 2)), 4.5))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(series))
     for i, (name, values) in enumerate(series.items()):
         xs = [c + i * width for c in range(len(categories))]
         ax.bar(xs, [max(v, 0) for v in values], width=width, label=name)
-    ax.set_xticks([c + width * (len(series) - 1) / 2 for c in range(len(categories))])
-    ax.set_xticklabels(categories, rotation=30, ha="right")
+    if len(categories) <= MAX_LABELLED_CLASSES + 1:
+        ax.set_xticks([c + width * (len(series) - 1) / 2 for c in range(len(categories))])
+        ax.set_xticklabels(categories, rotation=30, ha="right")
+    else:
+        ax.set_xlabel("class index (0 is the mean)")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize="small")
     title = f"accuracy {metrics['overall'].get('accuracy')}" if task == "classification" else "per class"
@@ -58,17 +68,19 @@ def metric_plot(metrics: dict, task: str) -> bytes:
 
 
 def confusion_matrix_plot(matrix, class_names: list[str]) -> bytes:
-    size = max(4, 0.6 * len(class_names) + 2)
+    n = len(class_names)
+    size = min(MAX_INCHES, max(4, 0.6 * n + 2))
     fig = Figure(figsize=(size, size))
     ax = fig.add_subplot()
     data = matrix.tolist() if hasattr(matrix, "tolist") else matrix
     ax.imshow(data, cmap="Blues")
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    if n <= MAX_LABELLED_CLASSES:
+        ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+        ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted" if n <= MAX_LABELLED_CLASSES else "predicted (class index)")
+    ax.set_ylabel("true" if n <= MAX_LABELLED_CLASSES else "true (class index)")
     peak = max((max(row) for row in data), default=0)
-    for r, row in enumerate(data):
+    for r, row in enumerate(data if n <= MAX_ANNOTATED_CLASSES else []):
         for c, value in enumerate(row):
             ax.text(
                 c,
