@@ -8,10 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +18,14 @@ from trainer.text.data import Example, StepBatches
 from tests.dataset_fetcher.loopback import DatasetServer
 from tests.servers import free_port
 from tests.trainer.test_text_quality import one_thread  # noqa: F401 - the fixture
-from tests.trainer.test_text_training import KEY, SMALL_MODEL, Job, check_result, tagging_records
+from tests.trainer.test_text_training import (
+    KEY,
+    SMALL_MODEL,
+    Job,
+    check_result,
+    sigterm_once_running,
+    tagging_records,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HPS = {
@@ -121,35 +124,10 @@ def test_sigterm_stops_every_worker_after_the_same_step_and_saves_once(tmp_path,
     hps = {**HPS, "process.train.steps": "100000", "process.train.saveCheckpointSteps": "0"}
     with DatasetServer(tagging_records(200), header=KEY) as server:
         job = Job(tmp_path, "ml_tagger", server.url, hps)
-        env = {
-            **os.environ,
-            "AIFACTORY_OPT_ML": str(job.base),
-            "AIFACTORY_NPROC_PER_NODE": "2",
-            "MASTER_PORT": str(free_port()),
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "containers" / "trainer")]),
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trainer"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        returncode, stderr = sigterm_once_running(
+            job, tmp_path, {"AIFACTORY_NPROC_PER_NODE": "2", "MASTER_PORT": str(free_port())}, timeout=120
         )
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                progress = job.artifacts / "progress.json"
-                if progress.exists() and json.loads(progress.read_text())["status"] == "running":
-                    break
-                time.sleep(0.1)
-            assert proc.poll() is None, proc.stderr.read()
-            proc.send_signal(signal.SIGTERM)
-            stderr = proc.communicate(timeout=60)[1]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    assert proc.returncode == 0, stderr
+    assert returncode == 0, stderr
     assert job.read("progress.json")["status"] == "stopped"
     [stopped_at] = job.steps_saved()
     assert stopped_at > 0

@@ -189,6 +189,41 @@ def test_topic_trains_and_reports(tmp_path, monkeypatch):
     assert job.read("progress.json")["status"] == "finished"
 
 
+def sigterm_once_running(
+    job, cwd: Path, extra_env: dict | None = None, timeout: float = 60
+) -> tuple[int, str]:
+    """`python -m trainer` over `job` as a real process, SIGTERM once its heartbeat says
+    running; (exit code, stderr)."""
+    env = {
+        **os.environ,
+        "AIFACTORY_OPT_ML": str(job.base),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "containers" / "trainer")]),
+        **(extra_env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            progress = job.artifacts / "progress.json"
+            if progress.exists() and json.loads(progress.read_text())["status"] == "running":
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        stderr = proc.communicate(timeout=timeout / 2)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, stderr
+
+
 def test_sigterm_saves_then_restore_resumes(tmp_path, monkeypatch, caplog):
     hps = {
         **SMALL_MODEL,
@@ -198,33 +233,8 @@ def test_sigterm_saves_then_restore_resumes(tmp_path, monkeypatch, caplog):
     }
     with DatasetServer(tagging_records(200), header=KEY) as server:
         job = Job(tmp_path, "ml_tagger", server.url, hps)
-        env = {
-            **os.environ,
-            "AIFACTORY_OPT_ML": str(job.base),
-            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "containers" / "trainer")]),
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trainer"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                progress = job.artifacts / "progress.json"
-                if progress.exists() and json.loads(progress.read_text())["status"] == "running":
-                    break
-                time.sleep(0.05)
-            assert proc.poll() is None, proc.stderr.read()
-            proc.send_signal(signal.SIGTERM)
-            stderr = proc.communicate(timeout=30)[1]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 0, stderr
+        returncode, stderr = sigterm_once_running(job, tmp_path)
+        assert returncode == 0, stderr
         assert job.read("progress.json")["status"] == "stopped"
         assert not (job.base / "model" / "model.json").exists()
         [stopped_at] = job.steps_saved()
