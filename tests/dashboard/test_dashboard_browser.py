@@ -8,11 +8,11 @@ job appear and its loss curve grow, open a checkpoint's plots, stop the job.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_until as wait
 from tests.servers import ApiServer
 
 pytestmark = pytest.mark.e2e
@@ -33,16 +33,6 @@ TINY_CLASSIFICATION = {
     "num_epochs_to_finish": "200",  # long enough to watch and stop
     "max_num_checkpoints": "2",
 }
-
-
-def wait(condition, timeout: float = 120, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

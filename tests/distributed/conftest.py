@@ -4,13 +4,13 @@ directory, a TrainingRequest, and the runner doing the rest (several hosts, inte
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ports import TrainingRequest
+from tests.polling import wait_until as _wait_until
 
 TRAINER_IMAGE = "aifactory-trainer:latest"
 DATASET_HEADER = ("x-api-key", "dataset-key-5d1c")
@@ -90,13 +90,8 @@ def fetch_job(root: Path, name: str, task: str, url: str, hyperparameters: dict)
 
 
 def wait_until(predicate, timeout: float = 300.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    """Distributed jobs are slow to start: 300 s unless told otherwise."""
+    return _wait_until(predicate, timeout=timeout, interval=interval)
 
 
 def wait_terminal(platform: LocalTrainingPlatform, name: str, timeout: float = 600.0):
@@ -104,7 +99,7 @@ def wait_terminal(platform: LocalTrainingPlatform, name: str, timeout: float = 6
         description = platform.describe(name)
         return description if description.status in ("Completed", "Failed", "Stopped") else None
 
-    return wait_until(ended, timeout)
+    return wait_until(ended, timeout=timeout)
 
 
 def trainer_logs(platform: LocalTrainingPlatform, name: str) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.builders import CALLBACK_SECRET, DATASET_SECRET, create_payload, fast_tagger_hyperparameters
 from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
+from tests.polling import wait_until as wait_for
 from tests.servers import ApiServer, CallbackServer, tagging_records
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +39,6 @@ def status_of(api, name) -> dict:
     return api.call("POST", "/status", {"job_name": name})[1]
 
 
-def wait_for(predicate, timeout=180, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout}s")
-
-
 def ended(api, name) -> dict | None:
     body = status_of(api, name)
     return body if body["status"] in ("Completed", "Failed", "Stopped") else None
@@ -62,12 +53,14 @@ def test_kill_9_of_the_api_mid_job_loses_nothing(tmp_path):
     with dataset(tagging_records(400), latency=0.01) as data, CallbackServer() as callback:
         api.start()
         name = create(api, callback, data, steps=150)
-        wait_for(lambda: trainer_state(api, name).get("trainer_pid"), what="trainer started")
+        wait_for(lambda: trainer_state(api, name).get("trainer_pid"), timeout=180, what="trainer started")
         api.proc.send_signal(signal.SIGKILL)  # no shutdown, no cleanup
         api.proc.wait()
         api.start()
         try:
-            assert wait_for(lambda: ended(api, name), what="the job ended")["status"] == "Completed"
+            assert (
+                wait_for(lambda: ended(api, name), timeout=180, what="the job ended")["status"] == "Completed"
+            )
             call = callback.wait(1)[0]
             assert call["body"]["status"] == "Completed"
             time.sleep(2)  # a second sweep would have sent it again
@@ -81,10 +74,14 @@ def test_kill_9_of_the_trainer_fails_the_job_and_reports_it_once(tmp_path):
     api = ApiServer(tmp_path / "home", api_key=API_KEY_MARKER, extra_env=ENV)
     with dataset(tagging_records(400), latency=0.01) as data, CallbackServer() as callback, api:
         name = create(api, callback, data, steps=400)
-        pid = wait_for(lambda: trainer_state(api, name).get("trainer_pid"), what="trainer started")
-        wait_for(lambda: any((api.home / "artifacts").rglob("progress.json")), what="a heartbeat")
+        pid = wait_for(
+            lambda: trainer_state(api, name).get("trainer_pid"), timeout=180, what="trainer started"
+        )
+        wait_for(
+            lambda: any((api.home / "artifacts").rglob("progress.json")), timeout=180, what="a heartbeat"
+        )
         os.kill(pid, signal.SIGKILL)
-        body = wait_for(lambda: ended(api, name), what="the job ended")
+        body = wait_for(lambda: ended(api, name), timeout=180, what="the job ended")
         assert body["status"] == "Failed" and body["message"]
         call = callback.wait(1)[0]
         assert call["body"]["status"] == "Failed" and call["body"]["FailureReason"]
@@ -108,7 +105,7 @@ def test_no_secret_marker_appears_anywhere_but_the_secret_store(tmp_path):
                 except OSError:
                     break
             time.sleep(0.05)
-        wait_for(lambda: ended(api, name), what="the job ended")
+        wait_for(lambda: ended(api, name), timeout=180, what="the job ended")
         responses += [status_of(api, name), api.call("POST", "/check_trained_job", {})[1]]
         responses.append(api.call("POST", "/logs", {"job_name": name, "limit": 5000})[1])
         call = callback.wait(1)[0]

@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform, process_start_time
 from tests.local.test_local_platform import request, wait_terminal
+from tests.polling import wait_until as wait_for
 
 
 @pytest.fixture
@@ -31,15 +31,6 @@ def fake_docker(tmp_path, monkeypatch):
     return started, killed
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)  # the runner is our child in tests
@@ -51,7 +42,7 @@ def test_kill_9_of_the_runner_takes_the_trainer_with_it(local_stage, tmp_path, f
     started, killed = fake_docker
     platform = LocalTrainingPlatform(local_stage, max_concurrent=1, docker_enabled=lambda: True)
     platform.start(request(tmp_path, "orphan", image="my-team/custom-trainer:1.0"))
-    wait_for(lambda: started.exists() and started.read_text().strip())
+    wait_for(lambda: started.exists() and started.read_text().strip(), timeout=30, interval=0.1)
     trainer = psutil.Process(int(started.read_text()))
     runner_pid = platform.read_state("orphan")["runner_pid"]
     assert os.getpgid(trainer.pid) == runner_pid  # in the runner's process group
