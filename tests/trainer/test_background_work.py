@@ -77,3 +77,14 @@ def test_inline_work_runs_in_the_callers_thread_and_raises_at_once():
 def test_side_work_goes_beside_training_only_where_a_core_is_spare(device, cpus, threads, spare):
     assert has_spare_core(torch.device(device), cpus=cpus, threads=threads) is spare
     assert BackgroundWork.for_device(torch.device("cpu")).inline is not has_spare_core(torch.device("cpu"))
+
+
+def test_inline_work_reads_the_live_objects_and_the_thread_gets_copies():
+    model = torch.nn.Linear(2, 2)
+    state = {"epoch": 1, "weights": torch.ones(2)}
+    inline = BackgroundWork(inline=True)
+    assert inline.frozen(state) is state and inline.frozen_weights(model) is model
+    with BackgroundWork() as threaded:
+        copied = threaded.frozen(state)
+        assert copied is not state and copied["weights"].data_ptr() != state["weights"].data_ptr()
+        assert isinstance(threaded.frozen_weights(model), WeightsSnapshot)

@@ -48,9 +48,21 @@ def has_spare_core(device: torch.device, cpus: int | None = None, threads: int |
 
 class BackgroundWork:
     def __init__(self, inline: bool = False) -> None:
-        self.inline = inline
         self._pool = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="epoch-io")
         self._pending: list[Future] = []
+
+    @property
+    def inline(self) -> bool:
+        return self._pool is None
+
+    def frozen(self, value):
+        """What to hand to `submit` for `value`: a snapshot for the background thread; inline
+        work runs before the next step, so it reads the live objects without copying them."""
+        return value if self.inline else snapshot(value)
+
+    def frozen_weights(self, model: torch.nn.Module):
+        """`model` for `write_checkpoint`, as `frozen` decides."""
+        return model if self.inline else WeightsSnapshot(model)
 
     @classmethod
     def for_device(cls, device: torch.device) -> BackgroundWork:

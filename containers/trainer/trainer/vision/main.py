@@ -338,7 +338,7 @@ def export_best(ctx, task: str) -> None:
 
 
 def _write_checkpoint(root, epoch, file_args, weights, state, max_num_checkpoints) -> None:
-    """Writes the checkpoint from snapshots (beside training where a core is spare)."""
+    """Writes the checkpoint (from snapshots where it runs beside training, `BackgroundWork.frozen`)."""
     ckpt.write_checkpoint(root, epoch, _checkpoint_files(*file_args), weights, state)
     ckpt.prune(root, max_num_checkpoints)
 
@@ -473,15 +473,13 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
                     "avg_loss": round(result.avg_loss, 6),
                     "metrics": evaluation.metrics,
                 }
-                state = background.snapshot(
-                    ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler)
-                )
+                state = work.frozen(ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler))
                 work.submit(
                     _write_checkpoint,
                     env.checkpoint_dir,
                     epoch,
                     (dict(model_json), record, summary, evaluation, task, class_names),
-                    background.WeightsSnapshot(model),
+                    work.frozen_weights(model),
                     state,
                     int(hp["max_num_checkpoints"]),
                 )
