@@ -98,16 +98,16 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     losses = svc.artifacts.get_json(layout.job_key(job_id, layout.LOSSES)) or []
     key = layout.job_key(job_id, layout.LOSS_PLOT)
-    stored = svc.artifacts.get_bytes(key)
-    if not losses:
-        if stored is None:
-            raise NotFound("The loss curve is drawn after the first epoch; try again then.")
-        return {"result": "OK", "base64_loss_plot": _encoded(stored)}
-    display = _display(job)
-    source = plots.loss_source(losses, display)
     source_key = layout.job_key(job_id, layout.LOSS_PLOT_SOURCE)
-    if stored is None or svc.artifacts.get_json(source_key) != source:
-        stored = _draw(svc, key, plots.LOSS, plots.loss_input(losses, display))
+    source = plots.loss_source(losses, _display(job)) if losses else None
+    # the stored JPEG is read only when it shows these points (or, with none, an older trainer's)
+    stored = (
+        svc.artifacts.get_bytes(key) if not losses or svc.artifacts.get_json(source_key) == source else None
+    )
+    if stored is None:
+        if not losses:
+            raise NotFound("The loss curve is drawn after the first epoch; try again then.")
+        stored = _draw(svc, key, plots.LOSS, plots.loss_input(losses, source["display"]))
         svc.artifacts.put_json(source_key, source)
     return {"result": "OK", "base64_loss_plot": _encoded(stored)}
 
