@@ -18,17 +18,10 @@ from tests.distributed.conftest import (
     wait_terminal,
     wait_until,
 )
-from tests.trainer.test_text_training import SMALL_MODEL, check_result, tagging_records
+from tests.trainer.test_text_distributed import HPS as TAGGER  # the same two-worker tagger
+from tests.trainer.test_text_training import check_result, tagging_records
 from tests.trainer.test_vision_train import CLASSIFICATION
 
-TAGGER = {
-    **SMALL_MODEL,
-    "process.train.using_gpu": "False",  # gloo on the CPU even where a GPU is present
-    "process.eval.using_gpu": "False",
-    "process.train.steps": "40",
-    "process.train.saveCheckpointSteps": "20",
-    "process.train.displaySteps": "5",
-}
 CLASSIFIER = {**CLASSIFICATION, "num_epochs_to_finish": 4, "step_lr_sizes": [3]}
 
 
