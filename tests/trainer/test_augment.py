@@ -12,9 +12,11 @@ from torchvision.transforms.v2 import functional as F
 from trainer.vision.augment import (
     RANGE_KEYS,
     AugmentPolicy,
+    ResizeSides,
     build_eval_transforms,
     build_train_transforms,
     find_policy,
+    fixed_size_prefix,
     masks_to_boxes,
     resolve_aug,
 )
@@ -242,6 +244,31 @@ def test_classification_sizes_and_center_crop():
         "classification", {"image_resized_width": -1, "image_resized_height": 16}
     )
     assert keep_width(image).shape == (3, 16, 80)
+
+
+def test_a_fixed_size_pipeline_splits_after_its_deterministic_sizing():
+    train = build_train_transforms("classification", {"image_resized_width": 40, "image_resized_height": 30})
+    prefix, rest, size = fixed_size_prefix(train)
+    assert size == (30, 40) and len(prefix.transforms) == 2
+    assert isinstance(rest.transforms[0], AugmentPolicy)  # the random ops stay per epoch
+    hp = {"image_resized_width": 40, "image_resized_height": 30, "eval_center_crop_ratio": 0.5}
+    prefix, rest, size = fixed_size_prefix(build_eval_transforms("classification", hp, as_float=False))
+    assert size == (30, 40) and rest is None
+    image = tv_tensors.Image(torch.randint(0, 256, (3, 60, 80), dtype=torch.uint8))
+    assert torch.equal(prefix(image), build_eval_transforms("classification", hp, as_float=False)(image))
+
+
+def test_a_pipeline_that_keeps_a_side_of_the_input_has_no_fixed_size():
+    keep_width = {"image_resized_width": -1, "image_resized_height": 16}
+    assert fixed_size_prefix(build_eval_transforms("classification", keep_width)) is None
+    assert fixed_size_prefix(build_train_transforms("classification", keep_width)) is None
+
+
+def test_resize_to_the_size_an_image_has_returns_it_and_resizes_any_other():
+    image = tv_tensors.Image(torch.randint(0, 256, (3, 30, 40), dtype=torch.uint8))
+    resize = ResizeSides(40, 30)
+    assert resize(image) is image
+    assert resize(tv_tensors.Image(torch.zeros((3, 60, 80), dtype=torch.uint8))).shape == (3, 30, 40)
 
 
 def test_detection_keeps_size_by_default_and_resizes_boxes_with_the_image():

@@ -273,6 +273,41 @@ def test_decoded_images_are_cached_after_the_first_read(classification_dir):
     assert torch.equal(ds[0][0], first)
 
 
+SIZED = {"image_resized_width": 16, "image_resized_height": 12, "aug_hflip_prob": 0.0}
+
+
+def test_a_fixed_size_pipeline_caches_images_at_the_size_the_model_sees(classification_dir):
+    train, val = load_data(classification_dir, "classification", SIZED, as_float=False)
+    uncached = [train[i][0] for i in range(len(train))]
+    assert cache_decoded([train, val], shared=False, budget=10**6)
+    assert train._cache[0].numel() == len(train) * 3 * 12 * 16  # not the files' 40x30
+    first = [train[i][0] for i in range(len(train))]
+    for i in range(len(train)):
+        train.image_path(i).unlink()  # later epochs neither decode nor resize
+    again = [train[i][0] for i in range(len(train))]
+    for a, b, c in zip(uncached, first, again, strict=True):
+        assert torch.equal(a, b) and torch.equal(b, c) and c.shape == (3, 12, 16)
+
+
+def test_the_random_ops_still_run_on_every_read_of_a_cached_image(classification_dir):
+    half = np.zeros((30, 40, 3), dtype=np.uint8)
+    half[:, :20] = 255  # bright left half: a flip shows
+    Image.fromarray(half).save(classification_dir / "images" / "000.jpg")
+    hp = {**SIZED, "aug_hflip_prob": 1.0}
+    train, _ = load_data(classification_dir, "classification", hp, as_float=False)
+    assert train.enable_cache(budget_bytes=10**6, shared=False)
+    resized = train._cached_steps[0](train._image(0))
+    assert resized[0, 0, 0] > 200 and resized[0, 0, -1] < 50
+    for _ in range(2):
+        assert torch.equal(train[0][0], torch.flip(resized, dims=[-1]))
+
+
+def test_a_pipeline_that_keeps_a_side_caches_decoded_images(classification_dir):
+    train, _ = load_data(classification_dir, "classification", {"image_resized_width": -1})
+    assert train.enable_cache(budget_bytes=10**6, shared=False)
+    assert train._cached_steps is None and train._cache[0].numel() == len(train) * 3 * 30 * 40
+
+
 def test_the_cache_stays_off_when_the_images_do_not_fit(classification_dir):
     ds = VisionDataset(classification_dir, "classification", "train")
     assert not ds.enable_cache(budget_bytes=40 * 30 * 3 - 1, shared=False)

@@ -9,6 +9,7 @@ built from this one); `s3://` locations are downloaded to /tmp first.
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import json
 import logging
@@ -158,6 +159,8 @@ def handler(event, context):  # noqa: ARG001 - the Lambda entry point
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     json.dump(run(json.load(sys.stdin)), sys.stdout)
+    sys.stdout.flush()
+    gc.freeze()  # the answer is out: skip the final collections over torch's objects (trainer/__main__.py)
     return 0
 
 

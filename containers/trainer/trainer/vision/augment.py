@@ -378,6 +378,20 @@ class ResizeSides(v2.Transform):
         height, width = v2.query_size(flat_inputs)
         return {"size": [self.height if self.height > 0 else height, self.width if self.width > 0 else width]}
 
+    def forward(self, *inputs: Any) -> Any:
+        # The resize after the augmentations is a no-op unless an op changed the size: a lone
+        # image of the right size skips v2's flatten / query / rewrap (~0.1 ms a sample).
+        if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor) and self.height > 0 and self.width > 0:
+            if tuple(inputs[0].shape[-2:]) == (self.height, self.width):
+                return inputs[0]
+        return super().forward(*inputs)
+
+    def output_size(self, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        """(height, width) this step produces from ``size`` (None: not known without the image)."""
+        height = self.height if self.height > 0 else size[0] if size else None
+        width = self.width if self.width > 0 else size[1] if size else None
+        return None if height is None or width is None else (height, width)
+
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         return self._call_kernel(F.resize, inpt, params["size"], interpolation=BILINEAR, antialias=True)
 
@@ -392,8 +406,14 @@ class CenterCropRatio(v2.Transform):
         self.ratio = float(ratio)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = v2.query_size(flat_inputs)
-        return {"size": [max(1, round(height * self.ratio)), max(1, round(width * self.ratio))]}
+        return {"size": list(self.output_size(v2.query_size(flat_inputs)))}
+
+    def output_size(self, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        return (
+            None
+            if size is None
+            else (max(1, round(size[0] * self.ratio)), max(1, round(size[1] * self.ratio)))
+        )
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         return self._call_kernel(F.center_crop, inpt, params["size"])
@@ -470,6 +490,31 @@ def build_eval_transforms(task: str, hp: dict, *, as_float: bool = True) -> v2.C
         ratio = float(hp.get("eval_center_crop_ratio", 1.0))
         steps += [CenterCropRatio(ratio)] if ratio != 1.0 else []
     return v2.Compose(steps + _sizing(hp, task) + _finish(task, as_float))
+
+
+def fixed_size_prefix(
+    pipeline: v2.Compose,
+) -> tuple[v2.Compose, v2.Compose | None, tuple[int, int]] | None:
+    """Splits a classification pipeline after its leading deterministic steps (ToImage, center
+    crop, resize) once they have brought every image to one (height, width): returns (prefix,
+    rest or None when nothing is left, size), or None when the pipeline starts with a random op or keeps a side of the input.
+
+    The data set keeps the prefix's output when it fits (``VisionDataset.enable_cache``): each
+    image is decoded and resized once, not every epoch, and the cache holds images at the size
+    the model sees, usually far smaller than the files."""
+    size: tuple[int, int] | None = None
+    split, split_size = 0, None
+    for i, step in enumerate(pipeline.transforms):
+        if isinstance(step, ResizeSides | CenterCropRatio):
+            size = step.output_size(size)
+        elif not isinstance(step, v2.ToImage):
+            break
+        if size is not None:
+            split, split_size = i + 1, size
+    if split_size is None:
+        return None
+    rest = pipeline.transforms[split:]
+    return v2.Compose(pipeline.transforms[:split]), v2.Compose(rest) if rest else None, split_size
 
 
 def find_policy(pipeline: v2.Compose) -> AugmentPolicy:

@@ -25,7 +25,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from trainer.vision.augment import build_eval_transforms, build_train_transforms
+from trainer.vision.augment import build_eval_transforms, build_train_transforms, fixed_size_prefix
 
 TASKS = ("classification", "detection", "instance_segmentation")
 BACKGROUND = "background"
@@ -225,6 +225,7 @@ class VisionDataset(torch.utils.data.Dataset):
         self.split = split
         self.transforms = transforms
         self._cache = None  # see enable_cache
+        self._cached_steps = None  # (prefix, rest) of the pipeline when the cache keeps the prefix's output
         self.class_names = load_class_names(self.root, task)
         self._index = {name: i for i, name in enumerate(self.class_names)}
         self._annotations: list[SampleAnnotation] = []
@@ -267,26 +268,30 @@ class VisionDataset(torch.utils.data.Dataset):
         return self.root / "images" / self._annotations[i].filename
 
     def enable_cache(self, budget_bytes: int, shared: bool) -> bool:
-        """Keeps each image decoded (uint8 RGB) after its first read, when all of them fit in
-        ``budget_bytes``; returns whether the cache is on.
+        """Keeps each image after its first read, when all of them fit in ``budget_bytes``;
+        returns whether the cache is on.
 
-        The cache is one flat uint8 buffer with an offset per image (sizes from the file headers),
-        in shared memory when ``shared`` (DataLoader workers fill it and every worker, and the
-        next epoch, reads what any of them decoded) and plain memory otherwise.
+        What is kept is the output of the pipeline's leading deterministic steps where they
+        resize every image to one size (``augment.fixed_size_prefix``: classification resized
+        to image_resized_*), so later epochs neither decode nor resize; otherwise the decoded
+        image (uint8 RGB, sizes from the file headers). The cache is one flat uint8 buffer with
+        an offset per image, in shared memory when ``shared`` (DataLoader workers fill it and
+        every worker, and the next epoch, reads what any of them produced) and plain memory
+        otherwise.
         """
         self._cache = None
-        shapes = []
-        total = 0
-        for ann in self._annotations:
-            try:
-                with Image.open(self.root / "images" / ann.filename) as img:
-                    width, height = img.size
-            except (OSError, ValueError, Image.DecompressionBombError):
-                return False  # __getitem__ reports the file with its usual message
-            shapes.append((3, height, width))
-            total += 3 * height * width
-            if total > budget_bytes:
+        split = (
+            fixed_size_prefix(self.transforms) if self.task == "classification" and self.transforms else None
+        )
+        if split is not None:
+            shapes = [(3, *split[2])] * len(self._annotations)
+            if 3 * split[2][0] * split[2][1] * len(shapes) > budget_bytes:
                 return False
+        else:
+            shapes = self._decoded_shapes(budget_bytes)
+            if shapes is None:
+                return False
+        total = sum(c * h * w for c, h, w in shapes)
         offsets = np.cumsum([0] + [c * h * w for c, h, w in shapes]).tolist()
         buffer = torch.empty(max(total, 1), dtype=torch.uint8)
         filled = torch.zeros(len(shapes), dtype=torch.bool)
@@ -294,29 +299,57 @@ class VisionDataset(torch.utils.data.Dataset):
             buffer.share_memory_()
             filled.share_memory_()
         self._cache = (buffer, filled, offsets, shapes)
+        self._cached_steps = split[:2] if split is not None else None
         return True
 
-    def _image(self, i: int) -> tv_tensors.Image:
-        cache = self._cache
-        if cache is None:
-            return read_image(self.root, self._annotations[i].filename)
-        buffer, filled, offsets, shapes = cache
+    def _decoded_shapes(self, budget_bytes: int) -> list[tuple[int, int, int]] | None:
+        shapes, total = [], 0
+        for ann in self._annotations:
+            try:
+                with Image.open(self.root / "images" / ann.filename) as img:
+                    width, height = img.size
+            except (OSError, ValueError, Image.DecompressionBombError):
+                return None  # __getitem__ reports the file with its usual message
+            shapes.append((3, height, width))
+            total += 3 * height * width
+            if total > budget_bytes:
+                return None
+        return shapes
+
+    def _cached(self, i: int, produce) -> tv_tensors.Image:
+        """The cached image ``i`` (a copy: the pipeline may write to it), or ``produce()`` stored."""
+        buffer, filled, offsets, shapes = self._cache
         window = buffer[offsets[i] : offsets[i + 1]].view(shapes[i])
         if bool(filled[i]):
             return tv_tensors.Image(window.clone())
-        image = read_image(self.root, self._annotations[i].filename)
-        if tuple(image.shape) == shapes[i]:  # a header that lied about the size is simply not cached
+        image = produce()
+        if tuple(image.shape) == shapes[i] and image.dtype == torch.uint8:  # else (a lying header) not cached
             window.copy_(image.as_subclass(torch.Tensor))
             filled[i] = True
         return image
 
+    def _image(self, i: int) -> tv_tensors.Image:
+        """Image ``i`` decoded (from the cache when it holds decoded images)."""
+
+        def read():
+            return read_image(self.root, self._annotations[i].filename)
+
+        if self._cache is None or self._cached_steps is not None:
+            return read()
+        return self._cached(i, read)
+
     def __getitem__(self, i: int):
         ann = self._annotations[i]
-        image = self._image(i)
         if self.task == "classification":
             target = {"label": self._index[ann.category]}
+            if self._cache is not None and self._cached_steps is not None:
+                prefix, rest = self._cached_steps
+                image = self._cached(i, lambda: prefix(read_image(self.root, ann.filename)))
+                return (rest(image) if rest is not None else image), target
+            image = self._image(i)
             image = self.transforms(image) if self.transforms is not None else image
             return image, target
+        image = self._image(i)
         target = self._detection_target(i, ann, image.shape[-2:])
         if self.transforms is not None:
             image, target = self.transforms(image, target)
