@@ -17,9 +17,9 @@ server (`chalicelib.entrypoints.local_server`, started once before the rounds), 
 `POST /api/v1.5.0/train` to the monitor's first `finished` (polled every 0.5 s), so the
 runner's launch and the status path count too.
 
-Prints both walls, the ratio A/B and both final accuracies. Rounds alternate the order
-(AB, BA, ...) so drift hits both; each round's pair gives a ratio and the median of those
-ratios is the result. The machine is shared: before every run the script waits (up to
+Prints the walls, the ratios A/B and the accuracies. Rounds rotate the order (AB, BA, ...;
+with --with-direct three ways rotate) so drift hits every way; each round gives a ratio
+against that round's plain loop and the median of those ratios is the result. The machine is shared: before every run the script waits (up to
 ``--max-wait`` seconds) for the 1-minute load average to fall below ``--quiet-load`` and prints
 the load averages before and after each run, so a run disturbed by other work shows.
 
@@ -28,6 +28,7 @@ the load averages before and after each run, so a run disturbed by other work sh
         (--workers -1 leaves num_workers to the trainer's default)
 
     .venv/bin/python bench/bench_small_job.py --api [--rounds 3]   # (A) submit -> finished through the API
+    .venv/bin/python bench/bench_small_job.py --api --with-direct --rounds 5   # API, direct and plain each round
 
     .venv/bin/python bench/bench_small_job.py --profile out.txt   # pyinstrument over one trainer run (.html for HTML)
 """
@@ -257,6 +258,9 @@ def main() -> None:
     parser.add_argument("--max-wait", type=float, default=900.0)
     parser.add_argument("--profile", type=Path, help="pyinstrument HTML report of one trainer run")
     parser.add_argument("--api", action="store_true", help="(A) through the local API: submit -> finished")
+    parser.add_argument(
+        "--with-direct", action="store_true", help="with --api: also `python -m trainer` in every round"
+    )
     parser.add_argument("--plain", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
@@ -287,37 +291,55 @@ def api_server(root: Path):
 
 
 def rounds(data: Path, args, server) -> None:
-    trainer, plain, ratios = [], [], []
+    """Runs every way once a round, the order rotated each round; ratios are per round against
+    that round's plain loop, and the result is the median of them."""
+    ways = (["api"] if server is not None else []) + (
+        ["direct"] if server is None or args.with_direct else []
+    )
+    ways.append("plain")
+    walls: dict[str, list[float]] = {w: [] for w in ways}
+    accuracies: dict[str, list[float]] = {w: [] for w in ways}
     for r in range(args.rounds):
-        walls = {}
-        for name in ("trainer", "plain") if r % 2 == 0 else ("plain", "trainer"):
+        for way in ways[r % len(ways) :] + ways[: r % len(ways)]:
             load_before = wait_for_quiet(args.quiet_load, args.max_wait)
-            if name == "plain":
+            if way == "plain":
                 wall, acc = run_plain(data, args)
-            elif server is not None:
+            elif way == "api":
                 wall, acc = run_api(data, args, server)
             else:
                 wall, acc = run_trainer(data, args)
-            (trainer if name == "trainer" else plain).append((wall, acc))
-            walls[name] = wall
+            walls[way].append(wall)
+            accuracies[way].append(acc)
             print(
-                f"round {r + 1} {name}: {wall:.1f} s, accuracy {acc:.3f}, "
+                f"round {r + 1} {way}: {wall:.1f} s, accuracy {acc:.3f}, "
                 f"load {load_before:.2f} -> {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-        ratios.append(walls["trainer"] / walls["plain"])
-        print(f"round {r + 1} ratio: {ratios[-1]:.2f}x", flush=True)
-    a, b = statistics.median(w for w, _ in trainer), statistics.median(w for w, _ in plain)
+        print(
+            f"round {r + 1} ratios: "
+            + ", ".join(f"{w} {walls[w][-1] / walls['plain'][-1]:.2f}x" for w in ways if w != "plain"),
+            flush=True,
+        )
     print(
         f"\n{args.images} images, {SIZE} px, resnet18, batch {args.batch_size}, {args.epochs} epochs, "
         f"{os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}"
     )
-    side = "through the API (submit -> finished)" if server is not None else "python -m trainer"
-    print(f"trainer ({side}): median {a:.1f} s, best accuracy {max(acc for _, acc in trainer):.3f}")
-    print(f"plain loop (in memory):      median {b:.1f} s, last accuracy {plain[-1][1]:.3f}")
-    print(
-        f"ratio per round: {', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x"
-    )
+    names = {
+        "api": "through the API (submit -> finished)",
+        "direct": "python -m trainer",
+        "plain": "plain loop (in memory)",
+    }
+    for way in ways:
+        print(
+            f"{names[way]}: median {statistics.median(walls[way]):.1f} s, "
+            f"accuracy {min(accuracies[way]):.3f}..{max(accuracies[way]):.3f}"
+        )
+    for way in ways[:-1]:
+        ratios = [a / b for a, b in zip(walls[way], walls["plain"], strict=True)]
+        print(
+            f"{way} / plain per round: {', '.join(f'{x:.2f}x' for x in ratios)}; "
+            f"median {statistics.median(ratios):.2f}x"
+        )
 
 
 if __name__ == "__main__":
