@@ -48,6 +48,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from contracts import layout  # noqa: E402
+
 TRAINER = REPO / "containers" / "trainer"
 SIZE = 32
 CLASSES = 4
@@ -136,9 +139,13 @@ def run_trainer(data: Path, args) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    exited = time.time()
     try:
         if proc.returncode != 0:
             raise SystemExit(f"trainer failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        # the trainer's last write is its `finished` heartbeat: what follows is interpreter exit
+        tail = exited - (root / "artifacts" / layout.PROGRESS).stat().st_mtime
+        print(f"  trainer process exit after its last write: {tail:.2f} s", flush=True)
         result = json.loads((root / "artifacts" / "result.json").read_text())
         return wall, float(result["metrics"]["overall"]["accuracy"])
     finally:

@@ -12,6 +12,10 @@ from the files, on one thread (one DataLoader worker's view):
   batched ``decode_jpeg``, augment on uint8, uint8 batch, float conversion.
 - ``device path: worker share``: what is left for the DataLoader workers on a GPU machine
   (read the file, collate the bytes); the rest runs on the device.
+- ``cache: decoded`` / ``cache: resized``: an epoch after the first of the CPU path with the
+  in-memory cache (``VisionDataset.enable_cache``) holding the decoded images (resized and
+  augmented every epoch) or the images already resized to the model's size (augmented every
+  epoch); the cache's size is printed too.
 
     .venv/bin/python bench/bench_transforms.py [--images 300] [--image-size 128] [--resize 224]
         [--batch-size 32] [--rounds 3]
@@ -89,6 +93,13 @@ def main() -> None:
     before = VisionDataset(root, "classification", "train", before_pipeline(hp))
     workers = VisionDataset(root, "classification", "train", uint8_pipeline)
     view = device_input.EncodedView(VisionDataset(root, "classification", "train", uint8_pipeline))
+    cached = {}
+    for resized in (False, True):
+        dataset = VisionDataset(root, "classification", "train", uint8_pipeline)
+        assert dataset.enable_cache(2**34, shared=False, resized=resized)
+        for _ in worker_batches(dataset, args.batch_size):  # the first epoch fills the cache
+            pass
+        cached[resized] = dataset
     decode = device_input.DeviceDecode(uint8_pipeline, CPU)
     bs = args.batch_size
     pipelines = {
@@ -96,6 +107,8 @@ def main() -> None:
         "workers, uint8 to the batch": lambda: worker_batches(workers, bs),
         "device path on CPU (all of it)": lambda: device_batches(view, decode, bs),
         "device path: worker share": lambda: encoded_batches(view, bs),
+        "cache: decoded (an epoch after the first)": lambda: worker_batches(cached[False], bs),
+        "cache: resized (an epoch after the first)": lambda: worker_batches(cached[True], bs),
     }
     count = len(before) - len(before) % bs
     times: dict[str, list[float]] = {name: [] for name in pipelines}
@@ -115,6 +128,9 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| {name} | {median:.3f} [{min(values):.3f}, {max(values):.3f}] | {base / median:.2f}x |")
+    for resized, dataset in cached.items():
+        size = dataset._cache[0].numel() / 2**20
+        print(f"\ncache {'resized' if resized else 'decoded'}: {size:.1f} MiB for {len(dataset)} images")
 
 
 if __name__ == "__main__":

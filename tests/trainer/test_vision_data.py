@@ -308,6 +308,21 @@ def test_a_pipeline_that_keeps_a_side_caches_decoded_images(classification_dir):
     assert train._cached_steps is None and train._cache[0].numel() == len(train) * 3 * 30 * 40
 
 
+def test_the_cache_keeps_decoded_images_when_asked_to(classification_dir):
+    train, _ = load_data(classification_dir, "classification", SIZED)
+    assert train.enable_cache(budget_bytes=10**6, shared=False, resized=False)
+    assert train._cached_steps is None and train._cache[0].numel() == len(train) * 3 * 30 * 40
+
+
+def test_upscaled_images_that_do_not_fit_are_cached_decoded(classification_dir):
+    train, _ = load_data(
+        classification_dir, "classification", {"image_resized_width": 80, "image_resized_height": 60}
+    )
+    decoded = len(train) * 3 * 30 * 40
+    assert train.enable_cache(budget_bytes=decoded, shared=False)  # 4x that resized
+    assert train._cached_steps is None and train._cache[0].numel() == decoded
+
+
 def test_the_cache_stays_off_when_the_images_do_not_fit(classification_dir):
     ds = VisionDataset(classification_dir, "classification", "train")
     assert not ds.enable_cache(budget_bytes=40 * 30 * 3 - 1, shared=False)

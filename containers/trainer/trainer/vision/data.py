@@ -267,7 +267,7 @@ class VisionDataset(torch.utils.data.Dataset):
     def image_path(self, i: int) -> Path:
         return self.root / "images" / self._annotations[i].filename
 
-    def enable_cache(self, budget_bytes: int, shared: bool) -> bool:
+    def enable_cache(self, budget_bytes: int, shared: bool, resized: bool = True) -> bool:
         """Keeps each image after its first read, when all of them fit in ``budget_bytes``;
         returns whether the cache is on.
 
@@ -277,16 +277,16 @@ class VisionDataset(torch.utils.data.Dataset):
         image (uint8 RGB, sizes from the file headers). The cache is one flat uint8 buffer with
         an offset per image, in shared memory when ``shared`` (DataLoader workers fill it and
         every worker, and the next epoch, reads what any of them produced) and plain memory
-        otherwise.
+        otherwise. ``resized=False`` keeps decoded images in any case (bench_transforms compares).
         """
         self._cache = None
-        split = (
-            fixed_size_prefix(self.transforms) if self.task == "classification" and self.transforms else None
-        )
+        split = None
+        if resized and self.task == "classification" and self.transforms is not None:
+            split = fixed_size_prefix(self.transforms)
+        if split is not None and 3 * split[2][0] * split[2][1] * len(self._annotations) > budget_bytes:
+            split = None  # upscaled images that do not fit: the smaller decoded ones may
         if split is not None:
             shapes = [(3, *split[2])] * len(self._annotations)
-            if 3 * split[2][0] * split[2][1] * len(shapes) > budget_bytes:
-                return False
         else:
             shapes = self._decoded_shapes(budget_bytes)
             if shapes is None:
