@@ -130,7 +130,7 @@ class Bench:
     def __init__(self, args, device: torch.device, root: Path, artifacts: Path):
         self.args, self.device = args, device
         self.hp = {
-            **(vision_main.resolve_hyperparameters(TASK, {}) if vision_main else {}),
+            **(vision_main.resolve_hyperparameters(TASK, {"algorithm": "resnet18"}) if vision_main else {}),
             "algorithm": "resnet18",
             "pretrained": False,
             "batch_size": args.batch_size,
