@@ -496,8 +496,9 @@ def fixed_size_prefix(
     pipeline: v2.Compose,
 ) -> tuple[v2.Compose, v2.Compose | None, tuple[int, int]] | None:
     """Splits a classification pipeline after its leading deterministic steps (ToImage, center
-    crop, resize) once they have brought every image to one (height, width): returns (prefix,
-    rest or None when nothing is left, size), or None when the pipeline starts with a random op or keeps a side of the input.
+    crop, resize) once they have brought every image to one (height, width). Returns (prefix,
+    rest or None when nothing is left, size); None when the pipeline starts with a random op
+    or keeps a side of the input.
 
     The data set keeps the prefix's output when it fits (``VisionDataset.enable_cache``): each
     image is decoded and resized once, not every epoch, and the cache holds images at the size
