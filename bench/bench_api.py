@@ -120,6 +120,23 @@ class StubPlatform:
     def stop(self, training_job_name: str) -> None:
         pass
 
+    def check_image(self, image: str) -> None:
+        pass
+
+    def recover(self) -> None:
+        pass
+
+    def logs(self, training_job_name: str, offset: int, limit: int):
+        return [], False
+
+    def hardware(self):
+        from chalicelib.ports import Hardware
+
+        return Hardware(devices=[])
+
+    def live_devices(self):
+        return None
+
 
 def local_services(home: Path):
     from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore

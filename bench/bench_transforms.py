@@ -81,8 +81,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="bench-transforms-") as scratch:
+        measure(args, Path(scratch))
+
+
+def measure(args, scratch: Path) -> None:
     root = synthetic.generate(
-        Path(tempfile.mkdtemp()),
+        scratch,
         "classification",
         num_images=args.images,
         image_size=args.image_size,
