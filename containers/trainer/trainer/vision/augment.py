@@ -381,8 +381,8 @@ class ResizeSides(v2.Transform):
     def forward(self, *inputs: Any) -> Any:
         # The resize after the augmentations is a no-op unless an op changed the size: a lone
         # image of the right size skips v2's flatten / query / rewrap (~0.1 ms a sample).
-        if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor) and self.height > 0 and self.width > 0:
-            if tuple(inputs[0].shape[-2:]) == (self.height, self.width):
+        if len(inputs) == 1 and isinstance(inputs[0], torch.Tensor):
+            if tuple(inputs[0].shape[-2:]) == self.output_size(None):  # None where a side is kept
                 return inputs[0]
         return super().forward(*inputs)
 

@@ -291,9 +291,8 @@ class VisionDataset(torch.utils.data.Dataset):
             shapes = self._decoded_shapes(budget_bytes)
             if shapes is None:
                 return False
-        total = sum(c * h * w for c, h, w in shapes)
         offsets = np.cumsum([0] + [c * h * w for c, h, w in shapes]).tolist()
-        buffer = torch.empty(max(total, 1), dtype=torch.uint8)
+        buffer = torch.empty(max(offsets[-1], 1), dtype=torch.uint8)
         filled = torch.zeros(len(shapes), dtype=torch.bool)
         if shared:
             buffer.share_memory_()
