@@ -90,6 +90,17 @@ def parse_int(field: str, value: Any, expected: str = "an integer") -> int:
     raise ValidationError(field, f"must be {expected}; got {quote(value)}")
 
 
+def parse_int_in(field: str, value: Any, low: int, high: int | None = None) -> int:
+    """An integer in [low, high]: a request's count, offset or page size. `Infinity`, `1e400`
+    and `2.5` are refused by name like any other non-integer (int() of an infinite float
+    would raise OverflowError, a 500)."""
+    expected = f"an integer in [{low}, {high if high is not None else 'Inf'}]"
+    number = parse_int(field, value, expected)
+    if number < low or (high is not None and number > high):
+        raise ValidationError(field, f"must be {expected}; got {number}")
+    return number
+
+
 def parse_float(field: str, value: Any, expected: str = "a number") -> float:
     """Accepts `0.5`, `1`, `1e-3`, `inf`; rejects NaN, which no range comparison can catch."""
     if is_number(value):

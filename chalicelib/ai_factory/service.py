@@ -13,6 +13,7 @@ from chalicelib.ports import Services
 from chalicelib.services import jobs, outbox
 from chalicelib.services import logs as job_logs
 from contracts import layout
+from contracts.v15_literals import parse_int_in
 
 API = "ai_factory"
 FINETUNE_KEY = "model.finetuneFrom"
@@ -137,13 +138,7 @@ def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> A
     )
     if "limit" not in params and "next_token" not in params:
         return [_job_item(job) for job in records]
-    limit = params.get("limit", PAGE_LIMIT_MAX)
-    try:
-        limit = int(limit)
-    except (TypeError, ValueError):
-        limit = 0
-    if isinstance(params.get("limit"), bool) or not 1 <= limit <= PAGE_LIMIT_MAX:
-        raise ValidationError("limit", f"must be an integer in [1, {PAGE_LIMIT_MAX}]")
+    limit = parse_int_in("limit", params.get("limit", PAGE_LIMIT_MAX), 1, PAGE_LIMIT_MAX)
     if params.get("next_token"):
         after = _after(params["next_token"])
         records = [j for j in records if (str(j.get("created_at") or ""), j["job_id"]) < after]

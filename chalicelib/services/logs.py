@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import settings
-from chalicelib.errors import ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs
+from contracts.v15_literals import parse_int_in
 from outbound import Redactor
 
 MAX_LIMIT = 5000
@@ -20,19 +20,7 @@ DEFAULT_LIMIT = 1000
 
 
 def _bounded(field: str, raw: Any, default: int, low: int, high: int | None = None) -> int:
-    if raw in (None, ""):
-        return default
-    if isinstance(raw, bool):
-        raise ValidationError(field, f"must be an integer; got {raw!r}")
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationError(field, f"must be an integer; got {raw!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ValidationError(
-            field, f"must be an integer in [{low}, {high if high is not None else 'Inf'}]; got {value}"
-        )
-    return value
+    return default if raw in (None, "") else parse_int_in(field, raw, low, high)
 
 
 def read(svc: Services, job: dict[str, Any], offset: Any, limit: Any, attempt: Any = None) -> dict[str, Any]:

@@ -60,7 +60,11 @@ def test_the_current_attempt_by_default(svc, job):
     [
         ("-1", None, None, "Invalid 'offset': must be an integer in [0, Inf]; got -1"),
         (None, "0", None, "Invalid 'limit': must be an integer in [1, 5000]; got 0"),
-        ("x", None, None, "Invalid 'offset': must be an integer; got 'x'"),
+        ("x", None, None, "Invalid 'offset': must be an integer in [0, Inf]; got 'x'"),
+        (float("inf"), None, None, "Invalid 'offset': must be an integer in [0, Inf]; got 'inf'"),
+        (None, float("-inf"), None, "Invalid 'limit': must be an integer in [1, 5000]; got '-inf'"),
+        (None, None, 1e400, "Invalid 'attempt': must be an integer in [1, 2]; got 'inf'"),
+        (None, 2.5, None, "Invalid 'limit': must be an integer in [1, 5000]; got '2.5'"),
         (None, None, "3", "Invalid 'attempt': must be an integer in [1, 2]; got 3"),
     ],
 )
