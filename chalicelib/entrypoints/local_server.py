@@ -4,9 +4,12 @@ The same Chalice app that runs in Lambda is called the way API Gateway calls it:
 HTTP request becomes a REST proxy event (`app(event, context)`), and the proxy response
 becomes the HTTP response. waitress is the HTTP server: it parses requests (chunked
 bodies included), times out stalled connections (`--channel-timeout`), bounds header and
-body sizes and serves requests on a thread pool. Chalice's own development server does
-none of that (a stalled connection holds a thread forever, a chunked body is read as a
-second request).
+body sizes and serves requests on a thread pool. Slow clients, which waitress alone lets hold
+every connection slot by sending a byte now and then, meet read deadlines
+(`--header-timeout`, `--request-timeout`) and are evicted to make room for new connections
+(`--connection-limit`, `--client-connection-limit`): see "slow clients" below. Chalice's
+own development server does none of that (a stalled connection holds a thread forever, a
+chunked body is read as a second request).
 
 The process prints the base URL and the API key, writes `<home>/url` for the CLI,
 settles jobs left over from a previous run, and keeps a background sweep that launches
@@ -25,6 +28,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from http import HTTPStatus
 from typing import Any
@@ -210,24 +214,290 @@ def _envelope_errors():
     return EnvelopeChannel
 
 
-def create_server(app, host: str, port: int, *, threads: int = 8, channel_timeout: int = 30):
-    """A waitress server for `app`; raises OSError when the port is taken."""
+# --- slow clients ---------------------------------------------------------------------------
+# waitress closes a connection only after `channel_timeout` of silence, and stops accepting at
+# `connection_limit`: a client sending one byte every few seconds on each of 200 connections
+# kept the API unanswerable for as long as it liked (issue 16). Two rules end that:
+#
+# - a deadline from a request's first byte until it is fully read (`header_timeout` for the
+#   request line and headers, `request_timeout` for the whole request): past it the
+#   connection is answered 408 in the API's envelope and closed, however busy it keeps;
+# - a full server (`connection_limit`) or a client address at its cap
+#   (`client_connection_limit`) makes room for a new connection by evicting the one stuck
+#   longest mid-request, else the longest idle one; a connection whose request is being
+#   served, or whose answer is still being sent, is never evicted. Only when nothing is
+#   evictable is a new connection refused (503) or left in the listen backlog.
+#
+# Every check runs on waitress's event-loop thread, which alone reads sockets and starts
+# requests, so a channel seen with no request in service cannot start one meanwhile.
+HEADER_TIMEOUT_S = 10.0  # request line and headers, from the request's first byte
+REQUEST_TIMEOUT_S = 120.0  # the whole request: 10 MB at about 85 KB/s, our 1 MiB at 9 KB/s
+CONNECTION_LIMIT = 200
+CLIENT_CONNECTION_LIMIT = 100  # per client address; 0: no cap
+_EXPIRED_GRACE_S = 5.0  # a 408 the client does not read is given up on after this
+_REPORT_EVERY_S = 10.0  # at most one log line this often about slow clients
+
+
+def _raw_response(status: int, path: str, message: str) -> bytes:
+    body = error_body(path, status, message)
+    head = (
+        f"HTTP/1.1 {_status_line(status)}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nServer: ai-factory\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _request_path(request) -> str:
+    """The path of a request still being read: parsed once its headers are, else sniffed from
+    its request line (so a 408 for a `/api/...` path is in the v1.5 envelope)."""
+    if getattr(request, "headers_finished", False):
+        return getattr(request, "path", "") or ""
+    first = getattr(request, "header_plus", b"").lstrip().split(b"\r\n", 1)[0].split(b" ")
+    if len(first) < 2:
+        return ""
+    target = first[1].split(b"?", 1)[0]
+    if target.startswith((b"http://", b"https://")):
+        target = b"/" + target.split(b"/", 3)[-1] if target.count(b"/") >= 3 else b"/"
+    return target.decode("utf-8", "replace")
+
+
+def _client_host(addr) -> str:
+    return addr[0] if isinstance(addr, tuple) and addr else str(addr or "")
+
+
+def _slow_client_classes():
+    """(server mixin, channel class): waitress's server and channel with read deadlines,
+    per-address caps and eviction of stuck connections."""
+    from waitress.server import BaseWSGIServer
+
+    class DeadlineChannel(_envelope_errors()):
+        request_started: float | None = None  # monotonic time of the partial request's first byte
+        expired_at: float | None = None  # when a 408 was queued for this connection
+
+        def received(self, data):
+            before = self.request
+            result = super().received(data)
+            if self.request is None:
+                self.request_started = None
+            elif self.request is not before:  # a new request began in `data`
+                self.request_started = time.monotonic()
+            return result
+
+        def service(self):
+            super().service()
+            if self.request is not None:  # pipelined behind the one just served: its clock starts now
+                self.request_started = time.monotonic()
+
+        def in_service(self) -> bool:
+            """A request being served or queued, or an answer still being sent: never evicted."""
+            return bool(self.requests or self.total_outbufs_len or self.will_close or self.close_when_flushed)
+
+        def stuck_since(self) -> float | None:
+            """When the request being read began, if one is (and none is being served)."""
+            if self.request is None or self.in_service():
+                return None
+            return self.request_started
+
+        def check_deadline(self, now: float) -> bool:
+            """Queues a 408 and closes once a request has taken too long to arrive."""
+            if self.expired_at is not None:
+                if now - self.expired_at > _EXPIRED_GRACE_S:
+                    self.will_close = True  # the client does not read its 408 either
+                return False
+            started = self.stuck_since()
+            if started is None:
+                return False
+            server = self.server
+            age = now - started
+            if not self.request.headers_finished and age > server.header_timeout:
+                message = f"Request Timeout: headers not received within {server.header_timeout:g} s"
+            elif age > server.request_timeout:
+                message = f"Request Timeout: request not received within {server.request_timeout:g} s"
+            else:
+                return False
+            payload = _raw_response(408, _request_path(self.request), message)
+            with self.outbuf_lock:
+                self.outbufs[-1].append(payload)
+                self.current_outbuf_count += len(payload)
+                self.total_outbufs_len += len(payload)
+            self.close_when_flushed = True  # handle_write sends it, then closes
+            self.expired_at = now
+            return True
+
+        def evict(self) -> None:
+            """Closed to make room: a best-effort 503, then the socket is closed."""
+            payload = _raw_response(
+                503, _request_path(self.request) if self.request else "", "Server busy: connection closed"
+            )
+            try:
+                self.socket.send(payload)
+            except OSError:
+                pass
+            if self.request is not None:
+                self.request.close()  # a body spooled to a temporary file
+            self.handle_close()
+
+    class SlowClientGuard:
+        """Mixed into the server waitress created (class swapped after construction)."""
+
+        def init_guard(self, header_timeout, request_timeout, client_connection_limit):
+            self.header_timeout = float(header_timeout)
+            self.request_timeout = float(request_timeout)
+            self.client_connection_limit = int(client_connection_limit)
+            self.slow_counts = {"timed out": 0, "evicted": 0, "refused": 0}
+            self._reported = dict(self.slow_counts)
+            self._next_report = 0.0
+
+        def victim(self, host: str | None = None):
+            """The connection to evict: stuck longest mid-request, else idle longest."""
+            best, best_key = None, None
+            for channel in self.active_channels.values():
+                if host is not None and _client_host(channel.addr) != host:
+                    continue
+                if not isinstance(channel, DeadlineChannel) or channel.in_service():
+                    continue
+                started = channel.stuck_since()
+                key = (0, started) if started is not None else (1, channel.last_activity)
+                if best_key is None or key < best_key:
+                    best, best_key = channel, key
+            return best
+
+        def readable(self):
+            now = time.time()
+            if now >= self.next_channel_cleanup:
+                self.next_channel_cleanup = now + self.adj.cleanup_interval
+                self.maintenance(now)
+            if not self.accepting:
+                return False
+            full = len(self.active_channels) >= self.adj.connection_limit
+            # Full with nothing to evict: new connections wait in the listen backlog.
+            waiting = full and self.victim() is None
+            if waiting != self.in_connection_overflow:
+                self.in_connection_overflow = waiting
+                if waiting:
+                    log.warning(
+                        "all %s connections are being served: new ones wait", len(self.active_channels)
+                    )
+                else:
+                    log.info("accepting connections again")
+            return not waiting
+
+        def handle_accept(self):
+            try:
+                accepted = self.accept()
+                if accepted is None:
+                    return
+                conn, addr = accepted
+                self.set_socket_options(conn)
+            except OSError:
+                if self.adj.log_socket_errors:
+                    self.logger.warning("server accept() threw an exception", exc_info=True)
+                return
+            addr = self.fix_addr(addr)
+            if not self.make_room(_client_host(addr)):
+                self.slow_counts["refused"] += 1
+                try:
+                    conn.setblocking(False)
+                    conn.send(_raw_response(503, "", "Server busy: too many connections"))
+                except OSError:
+                    pass
+                conn.close()
+                return
+            self.channel_class(self, conn, addr, self.adj, map=self._map)
+
+        def make_room(self, host: str) -> bool:
+            cap = self.client_connection_limit
+            if cap > 0:
+                mine = sum(1 for c in self.active_channels.values() if _client_host(c.addr) == host)
+                if mine >= cap:
+                    victim = self.victim(host)
+                    if victim is None:
+                        return False
+                    self.slow_counts["evicted"] += 1
+                    victim.evict()
+            while len(self.active_channels) >= self.adj.connection_limit:
+                victim = self.victim()
+                if victim is None:
+                    return False
+                self.slow_counts["evicted"] += 1
+                victim.evict()
+            return True
+
+        def maintenance(self, now):
+            super().maintenance(now)  # waitress: idle past channel_timeout
+            mono = time.monotonic()
+            for channel in list(self.active_channels.values()):
+                if isinstance(channel, DeadlineChannel) and channel.check_deadline(mono):
+                    self.slow_counts["timed out"] += 1
+            if self.slow_counts != self._reported and mono >= self._next_report:
+                done = ", ".join(f"{self.slow_counts[k] - self._reported[k]} {k}" for k in self.slow_counts)
+                log.warning("slow clients: connections %s since the last report", done)
+                self._reported = dict(self.slow_counts)
+                self._next_report = mono + _REPORT_EVERY_S
+
+    return SlowClientGuard, DeadlineChannel, BaseWSGIServer
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Every connection is a file descriptor: the soft limit (often 1024) is raised to the hard one."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            target = hard if hard != resource.RLIM_INFINITY else max(needed, 65536)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        log.warning("could not raise the open-file limit to %s", needed)
+
+
+def create_server(
+    app,
+    host: str,
+    port: int,
+    *,
+    threads: int = 8,
+    channel_timeout: int = 30,
+    header_timeout: float = HEADER_TIMEOUT_S,
+    request_timeout: float = REQUEST_TIMEOUT_S,
+    connection_limit: int = CONNECTION_LIMIT,
+    client_connection_limit: int = CLIENT_CONNECTION_LIMIT,
+):
+    """A waitress server for `app`; raises OSError when the port is taken.
+
+    `channel_timeout`: seconds a connection may stay silent. `header_timeout` and
+    `request_timeout`: seconds from a request's first byte until its headers, and all of it,
+    are read (408 past them). `connection_limit` open connections in all and
+    `client_connection_limit` per client address (0: no cap); reaching either evicts the
+    connection stuck longest rather than refusing the new one."""
     from waitress.server import create_server as waitress_server
 
+    _raise_open_file_limit(connection_limit + 256)
     server = waitress_server(
         ApiGatewayAdapter(app),
         host=host,
         port=port,
         threads=threads,
         channel_timeout=channel_timeout,
-        cleanup_interval=max(1, min(30, channel_timeout)),
+        cleanup_interval=1,  # also checks the read deadlines: once a second
         max_request_body_size=MAX_BODY,
         max_request_header_size=MAX_HEADER_BYTES,
-        connection_limit=200,
+        connection_limit=connection_limit,
+        asyncore_use_poll=True,  # select() fails past descriptor 1024
         ident="ai-factory",
         clear_untrusted_proxy_headers=True,
     )
-    server.channel_class = _envelope_errors()
+    guard, channel_class, base = _slow_client_classes()
+    # Several listening sockets (a name with IPv4 and IPv6 addresses) come as one wrapper.
+    listeners = (
+        [server] if isinstance(server, base) else [d for d in server.map.values() if isinstance(d, base)]
+    )
+    for listener in listeners:
+        listener.__class__ = type(f"Guarded{type(listener).__name__}", (guard, type(listener)), {})
+        listener.init_guard(header_timeout, request_timeout, client_connection_limit)
+        listener.channel_class = channel_class
     return server
 
 
@@ -272,6 +542,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--channel-timeout", type=int, default=30, help="seconds a connection may stay silent"
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=HEADER_TIMEOUT_S,
+        help="seconds from a request's first byte until its headers are read (then 408)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=REQUEST_TIMEOUT_S,
+        help="seconds from a request's first byte until all of it, body included, is read (then 408)",
+    )
+    parser.add_argument(
+        "--connection-limit", type=int, default=CONNECTION_LIMIT, help="open connections in all"
+    )
+    parser.add_argument(
+        "--client-connection-limit",
+        type=int,
+        default=CLIENT_CONNECTION_LIMIT,
+        help="open connections per client address (0: no cap)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("AIFACTORY_STAGE", "local")
@@ -287,7 +578,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = create_server(
-            app, args.host, args.port, threads=args.threads, channel_timeout=args.channel_timeout
+            app,
+            args.host,
+            args.port,
+            threads=args.threads,
+            channel_timeout=args.channel_timeout,
+            header_timeout=args.header_timeout,
+            request_timeout=args.request_timeout,
+            connection_limit=args.connection_limit,
+            client_connection_limit=args.client_connection_limit,
         )
     except OSError as exc:
         why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"
