@@ -12,6 +12,7 @@ from pathlib import Path
 import outbound
 from chalicelib import settings
 from chalicelib.errors import ValidationError
+from chalicelib.services.data_roots import UPLOADS
 
 
 def check_outbound_url(field: str, url: object, allow_private: bool) -> str:
@@ -47,11 +48,18 @@ def check_s3_location(field: str, location: str, *, local: bool, roots: tuple[st
 def check_local_place(field: str, location: str, path: Path, roots: tuple[str, ...]) -> None:
     """A resolved local path: never inside the service's own state, under the data roots when set."""
     home = settings.current().home.resolve()  # jobs, secrets, artifacts: never user data
-    if path == home or home in path.parents:
+    uploads = home / UPLOADS  # the one folder of the home that holds the user's own images
+    if (path == home or home in path.parents) and not (path == uploads or uploads in path.parents):
         raise ValidationError(field, f"'{location}' is inside the service's state directory")
     local_roots = [Path(r).expanduser().resolve() for r in roots if not r.startswith("s3://")]
     if local_roots and not any(path == r or r in path.parents for r in local_roots):
-        raise ValidationError(field, f"'{location}' is outside the allowed data roots")
+        shown = ", ".join(str(r) for r in local_roots[:5])
+        more = f" and {len(local_roots) - 5} more" if len(local_roots) > 5 else ""
+        raise ValidationError(
+            field,
+            f"'{location}' is outside the allowed data roots ({shown}{more}); "
+            "put it under one of them or widen AIFACTORY_DATA_ROOTS",
+        )
 
 
 def check_data_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:

@@ -14,7 +14,7 @@ from chalicelib import limits, settings, timeutil
 from chalicelib.errors import Conflict, DomainError, NotFound, ValidationError
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
-from chalicelib.services import jobs
+from chalicelib.services import data_roots, jobs
 from chalicelib.services import logs as job_logs
 from chalicelib.v15 import deployments, plots
 from contracts import layout, statuses
@@ -97,6 +97,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
     except BaseException:
         svc.artifacts.delete_prefix(layout.job_prefix(job_id))  # the copied resume point, if any
         raise
+    data_roots.remember(data_dir)  # its images may be inferred on by path (services.data_roots)
     return {"result": "OK", "job_id": job_id}
 
 

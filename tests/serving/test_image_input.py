@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
+import time
 import zlib
 
 import pytest
@@ -118,3 +120,129 @@ def test_a_data_dir_too_long_for_the_file_system_is_a_400():
 
     with pytest.raises(ValidationError, match="is not a usable path"):
         check_data_location("data_dir", "/tmp/" + "{" * 600, local=True, roots=())
+
+
+# --- the local data store: bounded walks, careful reads (issue 16) -------------------------------
+def store(**limits):
+    from chalicelib.adapters.local.data_store import LocalDataStore
+
+    return LocalDataStore(**limits)
+
+
+def test_a_pattern_deeper_than_the_walk_allows_is_refused_before_any_walk():
+    started = time.monotonic()
+    with pytest.raises(ValidationError, match="has 10 levels after its fixed directory; at most 6"):
+        store().glob("/*/*/*/*/*/*/*/*/*/nomatch.jpg", 100)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_walk_past_its_directory_budget_names_the_limit(tmp_path):
+    for i in range(6):
+        (tmp_path / f"d{i}" / "images").mkdir(parents=True)
+    with pytest.raises(ValidationError, match="visits more than 3 directories"):
+        store(max_dirs=3).glob(str(tmp_path / "*" / "images" / "*.jpg"), 100)
+
+
+def test_a_walk_past_its_entry_budget_names_the_limit(tmp_path):
+    for i in range(50):
+        (tmp_path / f"{i}.jpg").write_bytes(b"x")
+    with pytest.raises(ValidationError, match="lists more than 10 directory entries"):
+        store(max_entries=10).glob(str(tmp_path / "*.png"), 100)
+
+
+def test_a_walk_past_its_time_names_the_limit(tmp_path):
+    (tmp_path / "a").mkdir()
+    with pytest.raises(ValidationError, match="takes longer than 0 s to walk"):
+        store(max_seconds=0).glob(str(tmp_path / "*" / "*.jpg"), 100)
+
+
+def test_a_walk_matches_as_glob_does(tmp_path):
+    for name in ("a/1.jpg", "a/2.png", "b/3.jpg", ".hidden/4.jpg", "a/.5.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    found = store().glob(str(tmp_path / "*" / "*.jpg"), 100)
+    assert found == [str(tmp_path / "a" / "1.jpg"), str(tmp_path / "b" / "3.jpg")]
+    assert store().glob(str(tmp_path / "a" / "[12].*"), 100) == [
+        str(tmp_path / "a" / "1.jpg"),
+        str(tmp_path / "a" / "2.png"),
+    ]
+    assert len(store().glob(str(tmp_path / "*" / "*"), 1)) == 2  # limit + 1: the caller sees "too many"
+
+
+def test_a_walk_never_descends_into_a_symlinked_directory(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "escape").symlink_to("/")
+    assert store().glob(str(tmp_path / "data" / "*" / "etc" / "passwd"), 100) == []
+
+
+def test_a_read_refuses_what_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        store().read(str(fifo), 100)  # nobody writes: an open without O_NONBLOCK would hang
+    assert time.monotonic() - started < 1
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        store().read(str(tmp_path), 100)
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        store().read("/dev/zero", 100)
+
+
+def test_a_read_of_a_file_that_fails_mid_read_is_a_400():
+    with pytest.raises(ValidationError, match=r"cannot be read \(EIO\)"):
+        store().read("/proc/self/mem", 100)
+
+
+def test_a_read_stops_after_the_limit_when_the_size_lies():
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("no procfs here")
+    assert os.stat("/proc/self/maps").st_size == 0  # procfs says 0 whatever it holds
+    with pytest.raises(ValidationError, match="is larger than 64 bytes, the most allowed"):
+        store().read("/proc/self/maps", 64)
+
+
+def test_a_read_of_an_unreadable_file_is_a_400(tmp_path, monkeypatch):
+    def refused(*args, **kwargs):  # EACCES as a non-root service sees it (root reads a 0000 file)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(ValidationError, match="is not readable by the service"):
+        store().read(str(tmp_path / "x.jpg"), 100)
+
+
+def test_a_read_returns_the_bytes_of_a_file_at_the_limit(tmp_path):
+    image = tmp_path / "x.jpg"
+    image.write_bytes(b"y" * 64)
+    assert store().read(str(image), 64) == b"y" * 64
+    with pytest.raises(ValidationError, match="is 64 bytes; at most 63 are allowed"):
+        store().read(str(image), 63)
+
+
+# --- the default image roots (issue 16) -------------------------------------------------------------
+def test_without_data_roots_images_are_read_only_under_uploads_and_jobs_data(local_stage, tmp_path):
+    from chalicelib.services import data_roots
+
+    data = tmp_path / "CatDog"
+    data.mkdir()
+    roots = data_roots.for_images()
+    assert roots == (str(local_stage / "uploads"),)
+    for path in ("/etc/shadow", "/proc/self/environ", str(data / "images" / "1.jpg")):
+        with pytest.raises(ValidationError, match=r"outside the allowed data roots \(.*uploads\)"):
+            image_input.check_location("path_to_image", path, local=True, roots=roots)
+    data_roots.remember(str(data))
+    data_roots.remember(str(data))  # once
+    assert data_roots.for_images() == (str(local_stage / "uploads"), str(data))
+    inside = str(data / "images" / "1.jpg")
+    assert image_input.check_location("path_to_image", inside, local=True, roots=data_roots.for_images())
+    upload = str(local_stage / "uploads" / "mine.jpg")  # in the home, yet the user's own
+    assert image_input.check_location("path_to_image", upload, local=True, roots=data_roots.for_images())
+
+
+def test_data_roots_when_set_replace_the_default(local_stage, tmp_path, monkeypatch):
+    from chalicelib import settings
+    from chalicelib.services import data_roots
+
+    data_roots.remember(str(tmp_path / "job-data"))
+    monkeypatch.setenv("AIFACTORY_DATA_ROOTS", str(tmp_path / "only"))
+    settings.reset()
+    assert data_roots.for_images() == (str(tmp_path / "only"),)
