@@ -140,6 +140,40 @@ class Deployment:
     model_uri: str  # the self-contained checkpoint directory: local path or s3:// prefix
     status: str = CREATING
     failure_reason: str = ""
+    # What it holds, read when it is described, never stored: the endpoint's SageMaker
+    # instance type (None locally, where it is a process on this machine), and its memory in
+    # bytes (locally the server process tree's RSS; on AWS the instance's memory when known).
+    instance_type: str | None = None
+    memory_bytes: int | None = None
+
+
+MEASURED_FIELDS = ("instance_type", "memory_bytes")
+"""Deployment fields that describe the moment they were read; adapters do not persist them."""
+
+
+def holds_resources(deployment: Deployment) -> bool:
+    """Whether it counts against the deployment cap: everything but Failed (no server process
+    or instance is left) and Deleting (undeployed; its instance is going away)."""
+    return deployment.status not in (DEPLOY_FAILED, DELETING)
+
+
+def same_tenant(a: Deployment, b: Deployment) -> bool:
+    """Whether two deployments count against one cap. The cap is per tenant; today a stage
+    has one tenant, so every deployment of the stage counts. A tenant id on `Deployment`
+    (and in the adapters' tags/files) is compared here, and both adapters' counts follow."""
+    return True
+
+
+class DeploymentCapReached(Conflict):
+    """`deploy` refused: `limit` deployments of the tenant hold resources already. `live` are
+    they (what to undeploy to make room); nothing of the refused deployment is left behind."""
+
+    def __init__(self, limit: int, live: list[Deployment]):
+        super().__init__(
+            f"{len(live)} deployments are live and the cap is {limit}: {', '.join(d.name for d in live)}."
+        )
+        self.limit = limit
+        self.live = live
 
 
 class HostingPlatform(Protocol):
@@ -147,8 +181,12 @@ class HostingPlatform(Protocol):
         """GPUs a deployment may ask for (`target_device_id` in [0, count), or -1 for CPU)."""
         ...
 
-    def deploy(self, deployment: Deployment) -> None:
-        """Starts it and returns at once; Conflict when the name exists."""
+    def deploy(self, deployment: Deployment, max_live: int | None = None) -> None:
+        """Starts it and returns at once; Conflict when the name exists (checked first, so a
+        redeploy of a live deployment is never counted as a new one). With `max_live`,
+        DeploymentCapReached when that many deployments of its tenant hold resources
+        (`holds_resources`): decided atomically with the start, so concurrent deploys never
+        leave more than `max_live` live, and a refused one leaves nothing behind."""
         ...
 
     def undeploy(self, name: str) -> None:

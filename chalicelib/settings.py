@@ -295,6 +295,13 @@ TABLE = (
         "the endpoint instance type of a GPU deployment; its GPUs bound `target_device_id` (aws)",
     ),
     Setting(
+        "max_deployments",
+        "AIFACTORY_MAX_DEPLOYMENTS",
+        int,
+        lambda s: 4 if s["stage"] == "local" else 8,
+        "live deployments (model servers, endpoints) per tenant, today per stage; a deploy past it gets 409",
+    ),
+    Setting(
         "tools_function",
         "AIFACTORY_TOOLS_FUNCTION",
         str,
@@ -439,6 +446,7 @@ _SHOWN_DEFAULTS = {  # defaults that are functions of the stage, or too long to 
     "api_key_env": "generated",
     "check_api_key": "true local, false aws",
     "max_instance_count": "4 local, 8 aws",
+    "max_deployments": "4 local, 8 aws",
     "allow_private_urls": "true local, false aws",
     "allowed_instance_types": "every SageMaker training type",
     "allowed_images": "`chappieai-sagemaker,aifactory-trainer`",

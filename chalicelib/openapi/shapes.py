@@ -156,7 +156,18 @@ def components() -> dict[str, Any]:
         "V15Deployments": ok(
             deployments={
                 "type": "array",
-                "items": obj({"job_id": STRING, "epoch": INTEGER, "target_device_id": INTEGER}),
+                "items": obj(
+                    {"job_id": STRING, "epoch": INTEGER, "target_device_id": INTEGER},
+                    {
+                        "status": STRING,
+                        "failure_reason": STRING,
+                        # What the deployment holds: the server's RSS (children included) locally,
+                        # the endpoint instance's memory on AWS; null when unknown.
+                        "instance_type": {"type": ["string", "null"]},
+                        "memory_bytes": {"type": ["integer", "null"], "minimum": 0},
+                        "memory": {"type": ["string", "null"], "example": "812.4 MiB"},
+                    },
+                ),
             }
         ),
         "AiFactoryHyperParameters": arguments.hyperparameters_schema(),

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chalicelib import settings
-from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
-from chalicelib.ports import IN_SERVICE, Deployment, Services
+from chalicelib.errors import Conflict, DomainError, NotFound, Unavailable, ValidationError
+from chalicelib.ports import IN_SERVICE, Deployment, DeploymentCapReached, Services
 from chalicelib.v15 import forms, image_input
 from contracts import layout
 from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
@@ -68,17 +68,57 @@ def _available_checkpoint(svc: Services, job: dict[str, Any], epoch: int) -> Non
 
 
 # --- deploy / undeploy / list -------------------------------------------------------------
+CAP_SETTING = "AIFACTORY_MAX_DEPLOYMENTS"
+UNDEPLOY_ROUTE = "DELETE /api/v1.5.0/deploy/<job_id> (epoch, target_device_id)"
+
+
+def _device_text(device: int) -> str:
+    return "CPU (-1)" if device < 0 else f"GPU {device}"
+
+
+def _cap_message(full: DeploymentCapReached) -> str:
+    """Names the cap, its setting and every live deployment, so the caller knows what to undeploy."""
+    live = "; ".join(
+        f"job {d.job_id} epoch {d.epoch} on {_device_text(d.target_device_id)} ({d.status})"
+        for d in full.live
+    )
+    return (
+        f"Deployment refused: {len(full.live)} deployments are live and the cap is {full.limit} "
+        f"({CAP_SETTING}). Undeploy one first with {UNDEPLOY_ROUTE}. Live: {live}."
+    )
+
+
 def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
+    """Starts a model server (a SageMaker endpoint on AWS) for the checkpoint. Each one holds a
+    model in memory or a billed instance, so at most AIFACTORY_MAX_DEPLOYMENTS are live at once:
+    past it the deploy is refused with 409 (a conflict with the current state that undeploying
+    resolves; not 429, which clients retry on their own to no effect), and nothing is started.
+    A redeploy of a live deployment is not a new one: it gets "already exists", cap or not."""
     job = forms.job(svc, job_id, form)
     if "task" not in form:
         raise ValidationError("task", "required")
     epoch, device = forms.epoch(form), _device(svc, form)
     _available_checkpoint(svc, job, epoch)
     uri = forms.checkpoint_uri(svc, job_id, epoch)
-    _hosting(svc).deploy(
-        Deployment(deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri)
-    )
+    try:
+        _hosting(svc).deploy(
+            Deployment(deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri),
+            max_live=settings.current().max_deployments,
+        )
+    except DeploymentCapReached as full:
+        raise Conflict(_cap_message(full)) from None
     return {"result": "OK"}
+
+
+def _memory_text(size: int | None) -> str | None:
+    """`memory_bytes` for people: '812.4 MiB', '16.0 GiB'."""
+    if size is None:
+        return None
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, index = float(size), 0
+    while value >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
 
 
 def undeploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
@@ -110,6 +150,11 @@ def list_deployments(svc: Services) -> dict[str, Any]:
                 "target_device_id": d.target_device_id,
                 "status": d.status,
                 **({"failure_reason": d.failure_reason} if d.failure_reason else {}),
+                # What it holds (beyond the spec; fields added, none changed): the process tree's
+                # resident memory locally, the endpoint instance's memory on AWS (null if unknown).
+                "instance_type": d.instance_type,
+                "memory_bytes": d.memory_bytes,
+                "memory": _memory_text(d.memory_bytes),
             }
             for d in _hosting(svc).list()
         ],

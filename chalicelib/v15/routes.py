@@ -128,12 +128,16 @@ def threshold_plot(job_id, epoch, class_index):
 @bp.route(BASE + "/deploy/list", methods=["GET"], api_key_required=True)
 @v15_errors
 def list_deployments():
+    """Each deployment also says what it holds: `instance_type` (AWS), `memory_bytes` and `memory`
+    (the server's resident memory locally, the endpoint instance's on AWS; null when unknown)."""
     return deployments.list_deployments(services())
 
 
 @bp.route(BASE + "/deploy/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def deploy(job_id):
+    """409 when AIFACTORY_MAX_DEPLOYMENTS deployments are live: the message names the cap and the
+    live deployments to undeploy first; nothing is started."""
     return deployments.deploy(services(), job_id, read_fields(bp.current_request))
 
 

@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.aws.hosting_platform import SageMakerHostingPlatform
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
-from chalicelib.ports import CREATING, DEPLOY_FAILED, IN_SERVICE, Deployment
+from chalicelib.ports import CREATING, DEPLOY_FAILED, IN_SERVICE, Deployment, DeploymentCapReached
 from tests.aws import service_model
 from tests.aws.conftest import REGION
 
@@ -325,8 +325,13 @@ def test_describe_reads_the_deployment_back_from_tags(platform):
     platform.deploy(deployment)
     described = platform.describe(NAME)
     assert described == Deployment(
-        **{**deployment.__dict__, "status": IN_SERVICE}
-    )  # moto is InService at once
+        **{
+            **deployment.__dict__,
+            "status": IN_SERVICE,  # moto is InService at once
+            "instance_type": "ml.g4dn.xlarge",  # the stage's GPU type, target_device_id 0
+            "memory_bytes": 16 * 1024**3,
+        }
+    )
 
 
 def test_describe_of_nothing_is_not_found(platform):
@@ -582,3 +587,50 @@ def test_the_model_check_refuses_what_aws_would(sagemaker):
     variant = {"VariantName": "v", "ModelName": "m", "InstanceType": "ml.nope.large"}
     with pytest.raises(AssertionError, match="is not one of"):
         service_model.validate(config, {"EndpointConfigName": "c", "ProductionVariants": [variant]})
+
+
+# -- the deployment cap (issue 16) ---------------------------------------------------------
+
+OTHER = "v15-20261122-194501-8c0c1d2e-e2-cpu"  # sorts before NAME: a creation-time tie keeps it first
+
+
+def test_deploy_past_the_cap_is_refused_before_anything_is_made(platform, sagemaker):
+    platform.deploy(make_deployment(name=OTHER, epoch=2, target_device_id=-1), max_live=1)
+    with pytest.raises(DeploymentCapReached) as caught:
+        platform.deploy(make_deployment(), max_live=1)
+    assert (caught.value.limit, [d.name for d in caught.value.live]) == (1, [OTHER])
+    assert caught.value.status_code == 409
+    assert our_resources(sagemaker) == {"models": [OTHER], "configs": [OTHER], "endpoints": [OTHER]}
+
+
+def test_a_deploy_that_loses_the_race_for_the_last_slot_removes_what_it_made(platform, sagemaker, runtime):
+    """Another API Lambda makes its endpoint between this deploy's first count and its own
+    CreateEndpoint: the count after CreateEndpoint finds it older, and this one undoes itself."""
+    raced = []
+
+    def another_lambda_deploys(**_):
+        if not raced:
+            raced.append(1)
+            make_platform(sagemaker, runtime).deploy(
+                make_deployment(name=OTHER, epoch=2, target_device_id=-1), max_live=1
+            )
+
+    sagemaker.meta.events.register("before-call.sagemaker.CreateEndpoint", another_lambda_deploys)
+    with pytest.raises(DeploymentCapReached) as caught:
+        platform.deploy(make_deployment(), max_live=1)
+    assert [d.name for d in caught.value.live] == [OTHER]
+    assert our_resources(sagemaker) == {"models": [OTHER], "configs": [OTHER], "endpoints": [OTHER]}
+
+
+def test_list_says_which_instance_each_deployment_holds_and_its_memory(platform):
+    platform.deploy(make_deployment())
+    platform.deploy(make_deployment(name=OTHER, epoch=2, target_device_id=-1))
+    listed = {d.name: (d.instance_type, d.memory_bytes) for d in platform.list()}
+    assert listed == {NAME: ("ml.g4dn.xlarge", 16 * 1024**3), OTHER: ("ml.m5.large", 8 * 1024**3)}
+
+
+def test_an_instance_type_of_unknown_memory_is_listed_with_none(sagemaker, runtime):
+    platform = make_platform(sagemaker, runtime, cpu_instance_type="ml.r5.large")
+    platform.deploy(make_deployment(name=OTHER, epoch=2, target_device_id=-1))
+    (listed,) = platform.list()
+    assert (listed.instance_type, listed.memory_bytes) == ("ml.r5.large", None)

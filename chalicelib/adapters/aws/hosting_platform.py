@@ -7,6 +7,14 @@ All three carry the deployment's fields as tags, so `describe` and `list` read t
 without a table of their own. Nothing here waits for an endpoint: SageMaker takes minutes
 to bring one InService, and the API Lambda answers at once; `invoke` says clearly when
 the endpoint is not ready yet.
+
+Every endpoint is an instance billed by the hour, so `deploy` may be given a cap. SageMaker
+has no lock to count under and API Lambdas run concurrently, so the cap is checked twice:
+before anything is made (the usual refusal, which makes nothing), and again after the
+endpoint exists, ranking the live endpoints by creation time (then name): a deploy that
+finds `max_live` older ones removes what it made and is refused. Every deploy that keeps its
+endpoint saw all older endpoints, so at most `max_live` survive a race (a race may refuse
+one more than needed, never admit one too many).
 """
 
 from __future__ import annotations
@@ -19,7 +27,16 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
-from chalicelib.ports import CREATING, DELETING, DEPLOY_FAILED, IN_SERVICE, Deployment
+from chalicelib.ports import (
+    CREATING,
+    DELETING,
+    DEPLOY_FAILED,
+    IN_SERVICE,
+    Deployment,
+    DeploymentCapReached,
+    holds_resources,
+    same_tenant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +46,29 @@ DEFAULT_NAME_CONTAINS = "v15-"  # v1.5 job names (chalicelib.services.jobs.new_i
 
 # The fields a deployment keeps in its tags (key = tags_prefix + field).
 TAG_FIELDS = ("job_id", "epoch", "target_device_id", "task", "model_uri")
+
+# Memory (GiB) of the hosting instance types a stage is likely to use, for deploy/list:
+# an endpoint holds its whole instance. Types not here are listed with memory unknown.
+HOSTING_INSTANCE_MEMORY_GIB = {
+    "ml.t2.medium": 4,
+    "ml.t2.large": 8,
+    "ml.m5.large": 8,
+    "ml.m5.xlarge": 16,
+    "ml.m5.2xlarge": 32,
+    "ml.m5.4xlarge": 64,
+    "ml.c5.large": 4,
+    "ml.c5.xlarge": 8,
+    "ml.c5.2xlarge": 16,
+    "ml.c5.4xlarge": 32,
+    "ml.g4dn.xlarge": 16,
+    "ml.g4dn.2xlarge": 32,
+    "ml.g4dn.4xlarge": 64,
+    "ml.g5.xlarge": 16,
+    "ml.g5.2xlarge": 32,
+    "ml.g5.4xlarge": 64,
+    "ml.g6.xlarge": 16,
+    "ml.g6.2xlarge": 32,
+}
 
 # SageMaker's limits (botocore's model: EndpointName, ModelName, TagValue). The tag pattern
 # is `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`; our values are ASCII, so its ASCII part decides.
@@ -185,11 +225,15 @@ class SageMakerHostingPlatform:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def deploy(self, deployment: Deployment) -> None:
+    def deploy(self, deployment: Deployment, max_live: int | None = None) -> None:
         requests = self.build_requests(deployment)
         name = deployment.name
         if self._describe_endpoint(name) is not None:
             raise Conflict(f"Deployment '{name}' already exists.")
+        if max_live is not None:
+            live = self._live_before(deployment)
+            if len(live) >= max_live:
+                raise DeploymentCapReached(max_live, live)  # nothing made yet
         created: list[str] = []  # what this call made, undone in reverse when a later step fails
         steps = (
             ("create_model", self._sagemaker.create_model),
@@ -212,6 +256,29 @@ class SageMakerHostingPlatform:
         except BaseException:
             self._roll_back(name, created)
             raise
+        if max_live is not None:
+            try:
+                live = self._live_before(deployment)
+            except BaseException:
+                self._roll_back(name, created)
+                raise
+            if len(live) >= max_live:  # another deploy made its endpoint first
+                self._roll_back(name, created)
+                raise DeploymentCapReached(max_live, live)
+
+    def _live_before(self, deployment: Deployment) -> list[Deployment]:
+        """Live deployments of its tenant that count before it, oldest first: all of them while
+        its endpoint does not exist, else those created before it (ties broken by name)."""
+        ranked = []
+        for summary, tags in self._ours():
+            found = self._deployment(summary["EndpointName"], summary["EndpointStatus"], "", tags)
+            if holds_resources(found) and same_tenant(found, deployment):
+                ranked.append(((summary["CreationTime"], found.name), found))
+        ranked.sort(key=lambda row: row[0])
+        mine = next((key for key, found in ranked if found.name == deployment.name), None)
+        return [
+            found for key, found in ranked if found.name != deployment.name and (mine is None or key < mine)
+        ]
 
     def _roll_back(self, name: str, created: list[str]) -> None:
         undo = {
@@ -271,15 +338,22 @@ class SageMakerHostingPlatform:
             except ValueError:
                 return default
 
+        device = number("target_device_id", -1)
+        # The stage's instance type for that device (DescribeEndpointConfig would cost a call and
+        # a permission per deployment); an endpoint made before the setting changed keeps its own.
+        instance_type = self.instance_type(device) or None
+        gib = HOSTING_INSTANCE_MEMORY_GIB.get(instance_type or "")
         return Deployment(
             name=name,
             job_id=tag("job_id"),
             epoch=number("epoch", 0),
-            target_device_id=number("target_device_id", -1),
+            target_device_id=device,
             task=tag("task"),
             model_uri=tag("model_uri"),
             status=status,
             failure_reason=failure_reason or "",
+            instance_type=instance_type,
+            memory_bytes=gib * 1024**3 if gib else None,
         )
 
     def describe(self, name: str) -> Deployment:
@@ -293,8 +367,8 @@ class SageMakerHostingPlatform:
             self._tags_of(endpoint["EndpointArn"]),
         )
 
-    def list(self) -> list[Deployment]:
-        found = []
+    def _ours(self):
+        """(endpoint summary, tags) of every endpoint that carries our tags, oldest first."""
         pages = self._sagemaker.get_paginator("list_endpoints").paginate(
             NameContains=self.name_contains, SortBy="CreationTime", SortOrder="Ascending"
         )
@@ -303,13 +377,16 @@ class SageMakerHostingPlatform:
                 tags = self._tags_of(summary["EndpointArn"])
                 if self.tags_prefix + "job_id" not in tags:
                     continue  # a look-alike name someone else made
-                reason = ""
-                if summary["EndpointStatus"] == DEPLOY_FAILED:  # the summary lacks the reason
-                    described = self._describe_endpoint(summary["EndpointName"]) or {}
-                    reason = described.get("FailureReason", "")
-                found.append(
-                    self._deployment(summary["EndpointName"], summary["EndpointStatus"], reason, tags)
-                )
+                yield summary, tags
+
+    def list(self) -> list[Deployment]:
+        found = []
+        for summary, tags in self._ours():
+            reason = ""
+            if summary["EndpointStatus"] == DEPLOY_FAILED:  # the summary lacks the reason
+                described = self._describe_endpoint(summary["EndpointName"]) or {}
+                reason = described.get("FailureReason", "")
+            found.append(self._deployment(summary["EndpointName"], summary["EndpointStatus"], reason, tags))
         return found
 
     # -- inference ---------------------------------------------------------------------------

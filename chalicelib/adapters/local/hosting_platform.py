@@ -5,6 +5,10 @@
 `server.log`. Servers run in their own session, so they outlive an API restart; a server
 that died after it served is restarted (up to `max_restarts`), one that never came up is
 reported Failed with the end of its log.
+
+Each server holds a model in memory (about 1 GB for a detection model), so `deploy` may be
+given a cap: it counts the live deployments under the same lock that makes the new one's
+directory, so concurrent deploys (threads or processes) never start more servers than the cap.
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
 from chalicelib.errors import Conflict, NotFound, Unavailable
-from chalicelib.ports import CREATING, DEPLOY_FAILED, IN_SERVICE, Deployment
+from chalicelib.ports import (
+    CREATING,
+    DEPLOY_FAILED,
+    IN_SERVICE,
+    MEASURED_FIELDS,
+    Deployment,
+    DeploymentCapReached,
+    holds_resources,
+    same_tenant,
+)
 from contracts import atomic
 
 SERVER_MODULE = "inference.serve"
@@ -156,10 +169,38 @@ class LocalHostingPlatform:
     def _save(self, deployment: Deployment) -> None:
         if not self._dir(deployment.name).is_dir():
             return  # undeployed meanwhile: never bring its directory back
-        atomic.write_bytes(
-            self._dir(deployment.name) / "deployment.json",
-            json.dumps(dataclasses.asdict(deployment)).encode(),
-        )
+        stored = {k: v for k, v in dataclasses.asdict(deployment).items() if k not in MEASURED_FIELDS}
+        atomic.write_bytes(self._dir(deployment.name) / "deployment.json", json.dumps(stored).encode())
+
+    def _stored(self) -> list[Deployment]:
+        """Every deployment as its file says, without looking at processes (safe under the lock,
+        which `_refresh` may take itself)."""
+        found = []
+        for path in sorted(self.root.iterdir()):
+            try:
+                found.append(Deployment(**json.loads((path / "deployment.json").read_text())))
+            except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+                continue  # the lock file, or a directory being made or removed
+        return found
+
+    @staticmethod
+    def _memory(state: dict) -> int | None:
+        """Resident memory of the server and its children (workers, loaders), or None when it
+        is not running: what the deployment holds on this machine right now."""
+        if not pid_alive(state.get("pid"), state.get("start")):
+            return None
+        try:
+            server = psutil.Process(state["pid"])
+            total = server.memory_info().rss
+            children = server.children(recursive=True)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        for child in children:
+            try:
+                total += child.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue  # exited meanwhile
+        return total
 
     def _kill(self, state: dict) -> None:
         pid = state.get("pid")
@@ -177,9 +218,17 @@ class LocalHostingPlatform:
     def device_count(self) -> int:
         return self._device_count()
 
-    def deploy(self, deployment: Deployment) -> None:
+    def deploy(self, deployment: Deployment, max_live: int | None = None) -> None:
         directory = self._dir(deployment.name)
+        if max_live is not None:
+            self.list()  # settle statuses first: a server that died is Failed and no longer counts
         with self._lock():
+            if directory.exists():
+                raise Conflict(f"Deployment {deployment.name} already exists.")
+            if max_live is not None:
+                live = [d for d in self._stored() if holds_resources(d) and same_tenant(d, deployment)]
+                if len(live) >= max_live:
+                    raise DeploymentCapReached(max_live, live)
             try:
                 directory.mkdir(parents=True)
             except FileExistsError:
@@ -199,7 +248,9 @@ class LocalHostingPlatform:
         self._kill(state)
 
     def describe(self, name: str) -> Deployment:
-        return self._refresh(name)[0]
+        deployment, state = self._refresh(name)
+        memory = None if deployment.status == DEPLOY_FAILED else self._memory(state)
+        return dataclasses.replace(deployment, instance_type=None, memory_bytes=memory)
 
     def list(self) -> list[Deployment]:
         found = []
