@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from contracts.errors import ArgumentError
 
 
@@ -36,6 +38,29 @@ class Unavailable(DomainError):
     """The platform cannot run this now (e.g. no Docker engine for a foreign image)."""
 
     status_code = 503
+
+
+class StorageFull(DomainError):
+    """The service's own disk (or its quota) is full: a write of its state failed.
+
+    507 Insufficient Storage, not 500: nothing is wrong with the request, and the same request
+    succeeds once space is freed. The local adapters raise it for ENOSPC/EDQUOT and for
+    SQLite's "database or disk is full" (and its "disk I/O error" on a full disk), after
+    removing what the failed write had begun, so a create that fails leaves nothing.
+    """
+
+    status_code = 507
+
+    def __init__(self, directory: object):
+        self.directory = str(directory)
+        super().__init__(
+            f"The service's disk is full: no space is left to write its state under {self.directory}. "
+            "Free space on that disk (or raise its quota), then try again."
+        )
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+"""The OSError numbers of a full disk or an exhausted quota."""
 
 
 HTTP_ERRORS = (DomainError, ArgumentError)

@@ -125,9 +125,11 @@ class ApiServer:
         api_key: str = "test-api-key",
         extra_env: dict | None = None,
         args: list[str] | None = None,
+        prefix: list[str] | None = None,
     ):
         self.home, self.api_key = home, api_key
         self.args = list(args or [])
+        self.prefix = list(prefix or [])  # runs the server under it, e.g. `unshare --mount ...`
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -146,6 +148,7 @@ class ApiServer:
         log = open(self.home.parent / f"api-{self.port}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "chalicelib.entrypoints.local_server",

@@ -2,7 +2,12 @@
 
 A job is one record plus one or more attempts (SageMaker training jobs). Launching
 writes the secret, job.json and the record before asking the platform; if any step
-fails everything already written is removed, so a rejected request leaves nothing.
+fails everything already written is removed, in reverse order and each step on its own (one
+removal that fails, e.g. on a full disk, must not keep the others from running), so a
+rejected request leaves nothing. On a full disk the failing step raises `StorageFull` (507).
+
+Reads refresh a record from the platform; that write back only saves the next read some
+work, so on a full disk the read answers the refreshed job without saving it.
 
 When the platform has no capacity now (SageMaker's ResourceLimitExceeded: a `CapacityError`)
 the job is accepted and waits in a queue on its own record (`queued_request`): it stays
@@ -20,7 +25,7 @@ import uuid
 from typing import Any
 
 from chalicelib import settings, timeutil
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, NotFound, StorageFull
 from chalicelib.ports import (
     FAILED,
     IN_PROGRESS,
@@ -92,14 +97,26 @@ def launch(
         except CapacityError as exc:
             return enqueue(svc, record, request, str(exc))
         return record
-    except BaseException:
-        log.exception("launch of %s failed: removing what was written", job_id)
+    except BaseException as exc:
+        if isinstance(exc, StorageFull):
+            log.warning("launch of %s failed, removing what was written: %s", job_id, exc.message)
+        else:
+            log.exception("launch of %s failed: removing what was written", job_id)
         if created:
-            svc.jobs.delete(job_id)
-        svc.artifacts.delete_prefix(key)
+            _undo(f"job record {job_id}", svc.jobs.delete, job_id)
+        _undo(f"artifacts {key}", svc.artifacts.delete_prefix, key)
         if secret_ref:
-            svc.secrets.delete(secret_ref)
+            _undo(f"secret of {job_id}", svc.secrets.delete, secret_ref)
         raise
+
+
+def _undo(what: str, remove, *args: Any) -> None:
+    """One step of a failed launch's cleanup; a failure is logged, and the launch's own error
+    is the one the caller gets."""
+    try:
+        remove(*args)
+    except Exception:  # noqa: BLE001 - the next steps still run
+        log.exception("could not remove the %s of a failed launch", what)
 
 
 # --- the capacity queue ----------------------------------------------------------------------
@@ -214,7 +231,11 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         changes["settled"] = True
     if all(job.get(k) == v for k, v in changes.items()):
         return job
-    return svc.jobs.update(job["job_id"], changes)
+    try:
+        return svc.jobs.update(job["job_id"], changes)
+    except StorageFull as exc:  # the read still answers; the next one saves it
+        log.warning("refreshed status of %s not saved: %s", job["job_id"], exc.message)
+        return {**job, **changes}
 
 
 def get(svc: Services, job_id: str, api: str | None = None) -> dict[str, Any]:
@@ -286,11 +307,11 @@ def restore(
     except ConflictError:
         raise Conflict("Job is not stopped.") from None
     key = layout.job_key(job["job_id"], layout.JOB_FILE)
-    config = svc.artifacts.get_json(key)
-    config["attempt"] = number
-    svc.artifacts.put_json(key, config)
     request = training_request(job, image, hyperparameters, data_uri, name)
-    try:
+    try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
+        config = svc.artifacts.get_json(key)
+        config["attempt"] = number
+        svc.artifacts.put_json(key, config)
         svc.platform.start(request)
     except CapacityError as exc:
         return enqueue(svc, job, request, str(exc))

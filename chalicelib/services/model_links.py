@@ -4,19 +4,24 @@ without the API key until it expires; `/models/<job_name>` with `x-api-key` alwa
 
 The HMAC key is `AIFACTORY_MODEL_LINK_KEY` (a secret: on AWS the stage's Secrets Manager
 value), or on the local stage a key generated once into `<home>/model_link_key` (0600).
+The key file is written whole under a temporary name and linked into place: a full disk
+(`StorageFull`, 507) leaves no empty key file behind, which would sign with an empty key.
+Checking a link never makes a key: with no key file no link was ever signed, so it is a 403.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import time
 
 from chalicelib import settings
-from chalicelib.errors import Forbidden, ValidationError
+from chalicelib.errors import DISK_FULL_ERRNOS, Forbidden, StorageFull, ValidationError
 
 SIGNED_SUFFIX = "/signed"
 
@@ -25,24 +30,46 @@ SIGNED_SUFFIX = "/signed"
 def _key(configured: str, home: str) -> bytes:
     if configured:
         return configured.encode()
+    stored = _stored_key(home)
+    if stored:
+        return stored
     path = os.path.join(home, "model_link_key")
+    key = secrets.token_urlsafe(32)
+    tmp = None
     try:
-        with open(path) as handle:
-            return handle.read().strip().encode()
-    except FileNotFoundError:
         os.makedirs(home, exist_ok=True)
-        key = secrets.token_urlsafe(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return _key(configured, home)
+        fd, tmp = tempfile.mkstemp(dir=home, prefix=".model_link_key.")  # mkstemp: 0600
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
-        return key.encode()
+        os.link(tmp, path)  # never replaces: a key another process made first wins
+    except FileExistsError:  # another process made it first, or an empty one is left over
+        if _stored_key(home) is None:  # from a full disk before keys were written whole
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        return _key(configured, home)
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise StorageFull(home) from exc
+        raise
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    return key.encode()
 
 
-def _signature(job_name: str, expires: int) -> str:
+def _stored_key(home: str) -> bytes | None:
+    try:
+        with open(os.path.join(home, "model_link_key")) as handle:
+            return handle.read().strip().encode() or None
+    except FileNotFoundError:
+        return None
+
+
+def _signature(job_name: str, expires: int, create: bool = True) -> str | None:
+    """The link's HMAC; None when `create` is false and no key exists yet (nothing was signed)."""
     config = settings.current()
+    if not create and not config.model_link_key and _stored_key(str(config.home)) is None:
+        return None
     key = _key(config.model_link_key, str(config.home))
     return hmac.new(key, f"{job_name}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
@@ -62,7 +89,8 @@ def check(job_name: str, query: dict[str, str] | None, now: float | None = None)
     except ValueError:
         raise ValidationError("expires", "must be the link's expiry time (seconds since 1970)") from None
     given = query.get("signature", "")
-    if not hmac.compare_digest(given.encode(), _signature(job_name, expires).encode()):
+    expected = _signature(job_name, expires, create=False)
+    if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Forbidden("The link's signature does not match; use the link from the callback as it is.")
     if expires < (now or time.time()):
         raise Forbidden(f"The link expired; GET /models/{job_name} with your x-api-key instead.")

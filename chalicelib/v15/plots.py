@@ -4,32 +4,40 @@ The Lambda never renders and the trainer never draws: the trainer keeps numbers,
 first request for a plot has the trainer image's `plot` tool draw it from them; the JPEG is
 stored beside the numbers and served from there until they change (contracts.plots). A plot
 whose numbers are not there yet (or a task without that plot) gets the error shape with a
-message saying which.
+message saying which. Storing the drawn JPEG only saves the next request the drawing: on a
+full disk the plot is served without being stored.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any
 
-from chalicelib.errors import NotFound, ValidationError
+from chalicelib.errors import NotFound, StorageFull, ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs
 from chalicelib.v15.tools import run_tool
 from contracts import layout, plots, tools
 from contracts import v15_arguments as params
 
+log = logging.getLogger(__name__)
 API = "v1.5"
 CLASSIFICATION = "classification"
 DISPLAY = "num_batches_to_display"
 
 
-def _draw(svc: Services, key: str, kind: str, numbers: dict[str, Any]) -> bytes:
-    """Has the plot tool draw `kind` from `numbers` and stores the JPEG under `key`."""
+def _draw(svc: Services, key: str, kind: str, numbers: dict[str, Any]) -> tuple[bytes, bool]:
+    """Has the plot tool draw `kind` from `numbers` and stores the JPEG under `key`: the JPEG,
+    and whether it was stored (not on a full disk, where the plot is served all the same)."""
     answer = run_tool(svc, tools.request(tools.PLOT, plot=kind, data=numbers))
     drawn = base64.b64decode(answer["base64_image"])
-    svc.artifacts.put_bytes(key, drawn)
-    return drawn
+    try:
+        svc.artifacts.put_bytes(key, drawn)
+    except StorageFull as exc:
+        log.warning("plot %s served but not stored: %s", key, exc.message)
+        return drawn, False
+    return drawn, True
 
 
 def _encoded(data: bytes) -> str:
@@ -71,7 +79,7 @@ def checkpoint_plot(
         )
         if data is None:
             return None
-    return _draw(svc, key, kind, plots.plot_input(kind, job["task"], record, data, class_index))
+    return _draw(svc, key, kind, plots.plot_input(kind, job["task"], record, data, class_index))[0]
 
 
 def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
@@ -82,7 +90,7 @@ def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
         numbers = svc.artifacts.get_json(layout.job_key(job_id, layout.MODEL_GRAPH_JSON))
         if numbers is None:
             raise NotFound("The model graph is drawn once the model is built; try again shortly.")
-        plot = _draw(svc, key, plots.MODEL_GRAPH, plots.model_graph(numbers["lines"]))
+        plot = _draw(svc, key, plots.MODEL_GRAPH, plots.model_graph(numbers["lines"]))[0]
     return {"result": "OK", "base64_model_graph_plot": _encoded(plot)}
 
 
@@ -107,8 +115,12 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
     if stored is None:
         if not losses:
             raise NotFound("The loss curve is drawn after the first epoch; try again then.")
-        stored = _draw(svc, key, plots.LOSS, plots.loss_input(losses, source["display"]))
-        svc.artifacts.put_json(source_key, source)
+        stored, kept = _draw(svc, key, plots.LOSS, plots.loss_input(losses, source["display"]))
+        if kept:  # the source names the points the stored JPEG shows: never without that JPEG
+            try:
+                svc.artifacts.put_json(source_key, source)
+            except StorageFull as exc:
+                log.warning("loss plot source of %s not stored: %s", job_id, exc.message)
     return {"result": "OK", "base64_loss_plot": _encoded(stored)}
 
 

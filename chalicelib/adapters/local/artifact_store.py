@@ -1,4 +1,8 @@
-"""ArtifactStore on a directory laid out like the bucket (`<root>/jobs/<job_id>/...`)."""
+"""ArtifactStore on a directory laid out like the bucket (`<root>/jobs/<job_id>/...`).
+
+Writes go to a temporary name and are renamed into place; on a full disk the temporary file
+is removed and the write raises `StorageFull` (507), so no half-written file is left.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from contracts import atomic
 
 
@@ -44,18 +49,26 @@ class DirectoryArtifactStore:
             return default
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        atomic.write_bytes(self._path(key), data)
+        path = self._path(key)
+        with storage_full_as_domain_error(self.root):
+            atomic.write_bytes(path, data)
 
     def put_json(self, key: str, value: Any) -> None:
         self.put_bytes(key, json.dumps(value, indent=1).encode())
 
     def copy(self, source_key: str, target_key: str) -> None:
         target = self._path(target_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        os.close(fd)
-        shutil.copyfile(self._path(source_key), tmp)
-        os.replace(tmp, target)
+        source = self._path(source_key)
+        with storage_full_as_domain_error(self.root):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            os.close(fd)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)

@@ -1,11 +1,18 @@
-"""SecretStore as 0600 files under the local state directory (Secrets Manager locally)."""
+"""SecretStore as 0600 files under the local state directory (Secrets Manager locally).
+
+A secret is written to a temporary 0600 file beside its name and renamed into place, so a
+failed write (a full disk: `StorageFull`) leaves neither an empty nor a half-written file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 
 
 class FileSecretStore:
@@ -16,9 +23,16 @@ class FileSecretStore:
 
     def put(self, job_id: str, secret: dict[str, Any]) -> dict[str, str]:
         path = self.root / f"{job_id}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(secret, handle)
+        data = json.dumps(secret).encode()
+        with storage_full_as_domain_error(self.root):
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.")  # mkstemp: 0600
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         return {"kind": "file", "ref": str(path)}
 
     def get(self, ref: dict[str, str]) -> dict[str, Any]:

@@ -9,6 +9,9 @@ waiting for capacity. A job of `instance_count` N runs N trainer processes (or c
 each with its own `opt_ml/` (`hosts/algo-N/opt_ml` beside the first host's). A spot job can be
 interrupted on purpose (`interrupt`): the runner kills its trainers and starts them again,
 and they resume from the last checkpoint, as SageMaker's managed spot training does.
+
+On a full disk `start` raises `StorageFull` (507) and removes the job directory it began;
+`state.json` is replaced atomically, so a failed write never leaves a half-written state.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,9 +32,10 @@ from typing import Any
 import psutil
 
 from chalicelib import timeutil
+from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import REPO_ROOT, TRAINER_CODE, child_pythonpath, container_env
-from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.errors import Conflict, NotFound, StorageFull, Unavailable
 from chalicelib.images import TRAINER_REPOSITORIES, is_builtin_trainer
 from chalicelib.ports import (
     FAILED,
@@ -42,6 +48,7 @@ from chalicelib.ports import (
     TrainingRequest,
 )
 
+log = logging.getLogger("aifactory.platform")
 RUNNER_MODULE = "chalicelib.entrypoints.job_runner"
 QUEUED = "Starting"
 # The runner's spot-interruption emulation: on this signal it kills every trainer of the job
@@ -195,8 +202,13 @@ class LocalTrainingPlatform:
     def write_state(self, name: str, state: dict[str, Any]) -> None:
         path = self.job_dir(name) / "state.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, path)
+        with storage_full_as_domain_error(self.root):
+            try:
+                tmp.write_text(json.dumps(state, indent=1))
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def _lock(self):
         return locked(self.root)
@@ -215,20 +227,25 @@ class LocalTrainingPlatform:
         if job_dir.exists():
             raise Conflict(f"Training job {request.training_job_name} already exists.")
         job_dir.mkdir(parents=True)
-        (job_dir / "request.json").write_text(json.dumps(dataclasses.asdict(request), indent=1))
-        self.write_state(
-            request.training_job_name,
-            {
-                "status": IN_PROGRESS,
-                "secondary_status": QUEUED,
-                "failure_reason": "",
-                "creation_time": timeutil.now_str(),
-                "end_time": None,
-                "runner_pid": None,
-                "stop_requested": False,
-                "seq": self._next_seq(),
-            },
-        )
+        try:  # a job directory without its state would be a job no sweep can settle
+            with storage_full_as_domain_error(self.root):
+                (job_dir / "request.json").write_text(json.dumps(dataclasses.asdict(request), indent=1))
+            self.write_state(
+                request.training_job_name,
+                {
+                    "status": IN_PROGRESS,
+                    "secondary_status": QUEUED,
+                    "failure_reason": "",
+                    "creation_time": timeutil.now_str(),
+                    "end_time": None,
+                    "runner_pid": None,
+                    "stop_requested": False,
+                    "seq": self._next_seq(),
+                },
+            )
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
         self.schedule()
 
     def _next_seq(self) -> int:
@@ -372,7 +389,10 @@ class LocalTrainingPlatform:
                             ),
                         )
                     state["end_time"] = timeutil.now_str()
-                    self.write_state(name, state)
+                    try:
+                        self.write_state(name, state)
+                    except StorageFull as exc:  # a read must not fail: the next one settles it again
+                        log.warning("%s settled as %s but not saved: %s", name, state["status"], exc)
         return state
 
     def recover(self) -> None:
