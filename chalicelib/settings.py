@@ -100,6 +100,7 @@ class Setting:
     parse: Callable[[str], object]
     default: object  # a value, or a function of the settings read so far (stage-dependent defaults)
     meaning: str
+    secret: bool = False  # a key's value: kept out of every child process that does not use it
 
 
 TABLE = (
@@ -123,6 +124,7 @@ TABLE = (
         str,
         "",
         "the key the local stage checks in `x-api-key` (generated into `<home>/api_key` when unset)",
+        secret=True,
     ),
     Setting(
         "check_api_key",
@@ -174,7 +176,8 @@ TABLE = (
         "AIFACTORY_DATA_ROOTS",
         _list,
         (),
-        "comma-separated roots (or `s3://` prefixes) a `data_dir` must be under",
+        "comma-separated roots (or `s3://` prefixes) a `data_dir` or an image path must be under; unset "
+        "on the local stage, images are read only under jobs' data directories and `<home>/uploads`",
     ),
     Setting(
         "max_concurrent_jobs",
@@ -237,6 +240,7 @@ TABLE = (
         str,
         _secret_value("callback_signing_secret"),
         "when set, callbacks carry `X-AIFactory-Signature: sha256=<HMAC>`",
+        secret=True,
     ),
     Setting(
         "v15_instance_type",
@@ -370,6 +374,7 @@ TABLE = (
         str,
         _secret_value("model_link_secret"),
         "HMAC key of the callback's model download links (local: generated into `<home>/model_link_key`)",
+        secret=True,
     ),
     Setting(
         "model_link_days",
@@ -379,6 +384,11 @@ TABLE = (
         "how long a callback's model link works without the API key",
     ),
 )
+
+
+# The environment variables that hold keys, derived from the table: what `container_env` and
+# the runner's environment leave out, and what the sweep of children's environments looks for.
+SECRET_ENVIRONMENT = frozenset(setting.env for setting in TABLE if setting.secret)
 
 
 class Settings:

@@ -15,6 +15,7 @@ from typing import Any
 from chalicelib import settings
 from chalicelib.errors import Conflict, DomainError, NotFound, Unavailable, ValidationError
 from chalicelib.ports import IN_SERVICE, Deployment, DeploymentCapReached, Services
+from chalicelib.services import data_roots
 from chalicelib.v15 import forms, image_input
 from contracts import layout
 from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
@@ -209,7 +210,9 @@ def _invoke(
     return decoded
 
 
-def _read_image(svc: Services, form: dict[str, str]) -> bytes:
+def _image_source(form: dict[str, str]) -> tuple[str, str | bytes]:
+    """The image a form names, checked without touching the disk: ("base64_image", bytes) or
+    ("path_to_image", an allowed location), so a bad form is a 400 before anything else."""
     config = settings.current()
     given = [
         name for name in ("path_to_image", "base64_image") if form.get(name, "").strip() not in ("", "None")
@@ -222,15 +225,19 @@ def _read_image(svc: Services, form: dict[str, str]) -> bytes:
         )
     if given[0] == "base64_image":
         data = image_input.decode_base64("base64_image", form["base64_image"], config.max_image_bytes)
-    else:
-        location = image_input.check_location(
-            "path_to_image",
-            form["path_to_image"],
-            local=config.is_local,
-            roots=config.data_roots,
-        )
-        data = svc.data.read(location, config.max_image_bytes)
-    image_input.check_image(given[0], data, config.max_image_bytes, config.max_image_pixels)
+        image_input.check_image("base64_image", data, config.max_image_bytes, config.max_image_pixels)
+        return given[0], data
+    return given[0], image_input.check_location(
+        "path_to_image", form["path_to_image"], local=config.is_local, roots=data_roots.for_images()
+    )
+
+
+def _image(svc: Services, field: str, source: str | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source  # checked with the form
+    config = settings.current()
+    data = svc.data.read(source, config.max_image_bytes)
+    image_input.check_image(field, data, config.max_image_bytes, config.max_image_pixels)
     return data
 
 
@@ -239,8 +246,9 @@ def infer(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
     images = parse_bool("returns_images", form.get("returns_images", "True"))
-    data = _read_image(svc, form)
-    return _invoke(svc, _serving(svc, job, epoch), data, low, high, images)
+    field, source = _image_source(form)
+    deployment = _serving(svc, job, epoch)  # a 404 before any file is read
+    return _invoke(svc, deployment, _image(svc, field, source), low, high, images)
 
 
 def _patterns(form: dict[str, str]) -> list[str]:
@@ -266,13 +274,13 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
     job = forms.job(svc, job_id, form)
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
+    patterns = _patterns(form)
+    deployment = _serving(svc, job, epoch)  # a 404 before any directory is walked
+    roots = data_roots.for_images()
     paths: list[str] = []
-    for pattern in _patterns(form):
+    for pattern in patterns:
         location = image_input.check_location(
-            "path_to_image_pattern_list",
-            pattern,
-            local=config.is_local,
-            roots=config.data_roots,
+            "path_to_image_pattern_list", pattern, local=config.is_local, roots=roots
         )
         matches = (
             svc.data.glob(location, config.max_infer_images)
@@ -281,10 +289,7 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
         )
         for match in matches:
             image_input.check_location(
-                "path_to_image_pattern_list",
-                match,
-                local=config.is_local,
-                roots=config.data_roots,
+                "path_to_image_pattern_list", match, local=config.is_local, roots=roots
             )
             paths.append(match)
         if len(paths) > config.max_infer_images:
@@ -294,7 +299,6 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
             )
     if not paths:
         raise ValidationError("path_to_image_pattern_list", "matches no image")
-    deployment = _serving(svc, job, epoch)
 
     def one(path: str) -> dict[str, Any]:
         data = svc.data.read(path, config.max_image_bytes)

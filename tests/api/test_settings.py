@@ -36,3 +36,27 @@ def test_settings_are_read_only():
 def test_readme_table_is_the_generated_one():
     """`python -m chalicelib.settings` prints the table; paste it into README.md when a row changes."""
     assert settings.markdown_table() in README
+
+
+def test_every_key_setting_is_secret_and_kept_from_children():
+    """A new key setting cannot be forgotten: a name that says key (or token, password) is a
+    secret, and every secret is left out of container code's environment."""
+    import re
+
+    from chalicelib.adapters.local.source_tree import CONTAINERS_NEVER_SEE, RUNNER_NEVER_SEES
+    from chalicelib.settings import SECRET_ENVIRONMENT, TABLE
+
+    flags = {"AIFACTORY_CHECK_API_KEY"}  # whether to check a key: a switch, not a key
+    named_like_keys = {s.env for s in TABLE if re.search(r"_KEY$|TOKEN|PASSWORD", s.env)} - flags
+    assert named_like_keys and named_like_keys <= SECRET_ENVIRONMENT
+    assert CONTAINERS_NEVER_SEE == SECRET_ENVIRONMENT
+    assert "AIFACTORY_API_KEY" in RUNNER_NEVER_SEES
+
+
+def test_container_code_gets_no_key(monkeypatch):
+    from chalicelib.adapters.local.source_tree import TRAINER_CODE, container_env
+    from chalicelib.settings import SECRET_ENVIRONMENT
+
+    for env in SECRET_ENVIRONMENT:
+        monkeypatch.setenv(env, "marker")
+    assert not SECRET_ENVIRONMENT & set(container_env(TRAINER_CODE))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -246,10 +247,45 @@ def test_a_deployment_survives_an_api_restart(api, trained, data):
     api.stop()
     api.start()
     listed = ok(api, "GET", f"{V}/deploy/list")["deployments"]
-    assert {"job_id": job, "epoch": 1, "target_device_id": -1, "status": "InService"} in listed
+    spec_fields = ("job_id", "epoch", "target_device_id", "status")  # the rest (memory) is beyond the spec
+    mine = {"job_id": job, "epoch": 1, "target_device_id": -1, "status": "InService"}
+    assert mine in [{k: d[k] for k in spec_fields} for d in listed]
+    assert all(d["memory_bytes"] > 0 for d in listed if d["job_id"] == job)
     image = images_of(data["classification"])[0]
     assert ok(api, "POST", f"{V}/infer/{job}", {**base, "path_to_image": str(image)})["classification"]
     ok(api, "DELETE", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
+
+
+def test_infer_reads_images_only_under_the_data_roots(api, trained, data, home, tmp_path):
+    job = trained["classification"]
+    base = {"task": "classification", "epoch": "2"}
+    ok(api, "POST", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
+    wait_in_service(api, job, 2)
+    uploads = home / "uploads"
+    try:
+        outside = tmp_path / "elsewhere.jpg"
+        shutil.copy(images_of(data["classification"])[0], outside)
+        for path in ("/etc/shadow", "/proc/self/environ", "/proc/kallsyms", str(outside)):
+            message = error(api, "POST", f"{V}/infer/{job}", {**base, "path_to_image": path})
+            assert "outside the allowed data roots" in message and str(uploads) in message, message
+        uploads.mkdir(exist_ok=True)
+        shutil.copy(outside, uploads / "mine.jpg")
+        mine = ok(api, "POST", f"{V}/infer/{job}", {**base, "path_to_image": str(uploads / "mine.jpg")})
+        assert mine["classification"]
+
+        started = time.monotonic()
+        whole_disk = {**base, "path_to_image_pattern_list": "['/*/*/*/*/*/*/*/*/*/nomatch.jpg']"}
+        assert "outside the allowed data roots" in error(api, "POST", f"{V}/infer_multiple/{job}", whole_disk)
+        deep = str(Path(data["classification"]) / "*/*/*/*/*/*/*/x.jpg")
+        deep_form = {**base, "path_to_image_pattern_list": f"[{deep!r}]"}
+        assert "at most 6 are walked" in error(api, "POST", f"{V}/infer_multiple/{job}", deep_form)
+        (uploads / "escape").symlink_to("/")
+        escape = {**base, "path_to_image_pattern_list": f"[{str(uploads / '*' / 'etc' / 'passwd')!r}]"}
+        assert "matches no image" in error(api, "POST", f"{V}/infer_multiple/{job}", escape)
+        assert time.monotonic() - started < 10
+    finally:
+        (uploads / "escape").unlink(missing_ok=True)
+        ok(api, "DELETE", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
 
 
 # --- upgrade -------------------------------------------------------------------------------------

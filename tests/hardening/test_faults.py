@@ -7,19 +7,24 @@ import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import psutil
 import pytest
 
+from chalicelib.adapters.local.source_tree import RUNNER_KEYS
+from chalicelib.settings import SECRET_ENVIRONMENT
 from tests.builders import CALLBACK_SECRET, DATASET_SECRET, create_payload, fast_tagger_hyperparameters
 from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
 from tests.polling import wait_until as wait_for
 from tests.servers import ApiServer, CallbackServer, tagging_records
 
 pytestmark = pytest.mark.e2e
-API_KEY_MARKER = "api-key-marker-5d1e0c"
-SIGNING_MARKER = "signing-key-marker-a93b"
-MARKERS = (CALLBACK_SECRET, DATASET_SECRET, API_KEY_MARKER, SIGNING_MARKER)
-ENV = {"AIFACTORY_CALLBACK_BACKOFF_SECONDS": "0.2", "AIFACTORY_CALLBACK_SIGNING_KEY": SIGNING_MARKER}
+# Every key the API holds, by construction: the settings table's secret settings, each set to a marker.
+KEY_MARKERS = {env: f"{env.lower()}-marker-5d1e0c" for env in sorted(SECRET_ENVIRONMENT)}
+API_KEY_MARKER = KEY_MARKERS["AIFACTORY_API_KEY"]
+MARKERS = (CALLBACK_SECRET, DATASET_SECRET, *KEY_MARKERS.values())
+ENV = {"AIFACTORY_CALLBACK_BACKOFF_SECONDS": "0.2", **KEY_MARKERS}
 
 
 def dataset(records, **options):
@@ -88,6 +93,53 @@ def test_kill_9_of_the_trainer_fails_the_job_and_reports_it_once(tmp_path):
         time.sleep(2)
         assert len(callback.calls) == 1
         api.kill_jobs()
+
+
+def descendants_environments(api, seen: dict) -> None:
+    """Every process the API started (runners are detached into their own session but stay its
+    children; trainers are the runners' children), by pid: (command line, environment)."""
+    try:
+        children = psutil.Process(api.proc.pid).children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            seen.setdefault(child.pid, (" ".join(child.cmdline()), child.environ()))
+        except psutil.Error:
+            pass
+
+
+def test_no_child_process_gets_a_key_it_does_not_use(tmp_path):
+    from tests.e2e.test_v15_e2e import generate
+
+    api = ApiServer(tmp_path / "home", api_key=API_KEY_MARKER, extra_env=ENV)
+    seen: dict = {}
+    images = generate(tmp_path / "data", "classification", num_images=4, image_size=32, num_classes=2)
+    with dataset(tagging_records(200)) as data, CallbackServer() as callback, api:
+        name = create(api, callback, data, steps=30)
+        with ThreadPoolExecutor(1) as pool:  # a tool child, too
+            aug = pool.submit(
+                api.call,
+                "POST",
+                "/api/v1.5.0/aug",
+                None,
+                {"task": "classification", "data_dir": images, "index": "0"},
+            )
+            while not (aug.done() and ended(api, name)):
+                descendants_environments(api, seen)
+                time.sleep(0.02)
+        assert aug.result()[0] == 200, aug.result()
+        callback.wait(1)
+        api.kill_jobs()
+    kinds = {"runner": "job_runner", "trainer": "trainer", "tool": "trainer.tools"}
+    for kind, word in kinds.items():
+        assert any(word in cmdline for cmdline, _ in seen.values()), f"no {kind} process was seen: {seen}"
+    for cmdline, environment in seen.values():
+        allowed = RUNNER_KEYS if "job_runner" in cmdline else frozenset()
+        for env, marker in KEY_MARKERS.items():
+            if env not in allowed:
+                assert env not in environment, f"{env} in the environment of {cmdline}"
+                assert marker not in " ".join(environment.values()), f"{env}'s value in {cmdline}"
 
 
 def test_no_secret_marker_appears_anywhere_but_the_secret_store(tmp_path):

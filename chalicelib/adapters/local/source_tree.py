@@ -6,13 +6,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from chalicelib.settings import SECRET_ENVIRONMENT
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TRAINER_CODE = REPO_ROOT / "containers" / "trainer"
 INFERENCE_CODE = REPO_ROOT / "containers" / "inference"
 
 
-# What the API holds and no container code needs: never in a trainer's, tool's or model server's environment.
-CONTAINERS_NEVER_SEE = frozenset({"AIFACTORY_API_KEY", "AIFACTORY_CALLBACK_SIGNING_KEY"})
+# What the API holds and no container code needs: never in a trainer's, tool's or model server's
+# environment. Derived from the settings table (every key setting), never listed here by hand.
+CONTAINERS_NEVER_SEE = SECRET_ENVIRONMENT
+# The job runner sends the job's callback when it ends (services.events): it signs the callback
+# and its model link, so it keeps those two keys and no other.
+RUNNER_KEYS = frozenset({"AIFACTORY_CALLBACK_SIGNING_KEY", "AIFACTORY_MODEL_LINK_KEY"})
+RUNNER_NEVER_SEES = SECRET_ENVIRONMENT - RUNNER_KEYS
 
 
 def container_env(*code: Path) -> dict[str, str]:

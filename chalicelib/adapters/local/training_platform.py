@@ -34,7 +34,13 @@ import psutil
 from chalicelib import timeutil
 from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from chalicelib.adapters.local.file_lock import locked
-from chalicelib.adapters.local.source_tree import REPO_ROOT, TRAINER_CODE, child_pythonpath, container_env
+from chalicelib.adapters.local.source_tree import (
+    REPO_ROOT,
+    RUNNER_NEVER_SEES,
+    TRAINER_CODE,
+    child_pythonpath,
+    container_env,
+)
 from chalicelib.errors import Conflict, NotFound, StorageFull, Unavailable
 from chalicelib.images import TRAINER_REPOSITORIES, is_builtin_trainer
 from chalicelib.ports import (
@@ -344,7 +350,7 @@ class LocalTrainingPlatform:
     def _launch(self, name: str) -> None:
         job_dir = self.job_dir(name)
         log = open(job_dir / "runner.log", "ab")  # noqa: SIM115 - handed to the child
-        env = {k: v for k, v in os.environ.items() if k != "AIFACTORY_API_KEY"}
+        env = {k: v for k, v in os.environ.items() if k not in RUNNER_NEVER_SEES}
         env["PYTHONPATH"] = child_pythonpath()
         env["AIFACTORY_STOP_GRACE_SECONDS"] = str(self.stop_grace_seconds)
         proc = subprocess.Popen(
