@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicelib import key_files
 from chalicelib.images import TRAINER_REPOSITORIES
 
 # Every SageMaker training instance type the images can use (the spec's ml.m4.4xlarge
@@ -418,15 +418,7 @@ class Settings:
         """The local stage checks `x-api-key` itself; a key is generated once and kept in the home."""
         if self.api_key_env:
             return self.api_key_env
-        path = self.home / "api_key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(24)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        return key
+        return key_files.read_or_create(str(self.home / "api_key"), nbytes=24)  # never an empty key
 
     @functools.cached_property
     def docker_enabled(self) -> bool:

@@ -11,16 +11,13 @@ Checking a link never makes a key: with no key file no link was ever signed, so 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import hmac
 import os
-import secrets
-import tempfile
 import time
 
-from chalicelib import settings
+from chalicelib import key_files, settings
 from chalicelib.errors import DISK_FULL_ERRNOS, Forbidden, StorageFull, ValidationError
 
 SIGNED_SUFFIX = "/signed"
@@ -30,39 +27,21 @@ SIGNED_SUFFIX = "/signed"
 def _key(configured: str, home: str) -> bytes:
     if configured:
         return configured.encode()
-    stored = _stored_key(home)
-    if stored:
-        return stored
-    path = os.path.join(home, "model_link_key")
-    key = secrets.token_urlsafe(32)
-    tmp = None
     try:
-        os.makedirs(home, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=home, prefix=".model_link_key.")  # mkstemp: 0600
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key)
-        os.link(tmp, path)  # never replaces: a key another process made first wins
-    except FileExistsError:  # another process made it first, or an empty one is left over
-        if _stored_key(home) is None:  # from a full disk before keys were written whole
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        return _key(configured, home)
+        return key_files.read_or_create(_path(home)).encode()
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:
             raise StorageFull(home) from exc
         raise
-    finally:
-        if tmp:
-            os.unlink(tmp)
-    return key.encode()
+
+
+def _path(home: str) -> str:
+    return os.path.join(home, "model_link_key")
 
 
 def _stored_key(home: str) -> bytes | None:
-    try:
-        with open(os.path.join(home, "model_link_key")) as handle:
-            return handle.read().strip().encode() or None
-    except FileNotFoundError:
-        return None
+    key = key_files.stored(_path(home))
+    return key.encode() if key else None
 
 
 def _signature(job_name: str, expires: int, create: bool = True) -> str | None:

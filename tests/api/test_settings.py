@@ -60,3 +60,34 @@ def test_container_code_gets_no_key(monkeypatch):
     for env in SECRET_ENVIRONMENT:
         monkeypatch.setenv(env, "marker")
     assert not SECRET_ENVIRONMENT & set(container_env(TRAINER_CODE))
+
+
+def test_an_empty_api_key_file_is_replaced_never_trusted(local_stage, monkeypatch):
+    """A full disk at first start once left `<home>/api_key` empty; an empty key would match a
+    request that sends no `x-api-key` at all."""
+    monkeypatch.delenv("AIFACTORY_API_KEY")
+    settings.reset()
+    local_stage.mkdir(parents=True, exist_ok=True)
+    (local_stage / "api_key").write_text("")
+    key = settings.current().api_key
+    assert len(key) >= 24 and (local_stage / "api_key").read_text() == key
+    assert oct((local_stage / "api_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_api_key_file_is_not_left_behind_when_the_disk_is_full(local_stage, monkeypatch):
+    import errno
+    import os
+
+    import pytest
+
+    monkeypatch.delenv("AIFACTORY_API_KEY")
+    settings.reset()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        _ = settings.current().api_key
+    monkeypatch.undo()
+    assert sorted(p.name for p in local_stage.iterdir()) == []
