@@ -278,6 +278,14 @@ TABLE = (
         "infer_multiple invocations in flight at once",
     ),
     Setting(
+        "relax_aws_limits",
+        "AIFACTORY_RELAX_AWS_LIMITS",
+        _bool,
+        False,
+        "local stage, for debugging only: lifts API Gateway's 29 s timeout and the 6 MB Lambda "
+        "and InvokeEndpoint payload limits (`chalicelib/aws_limits.py`) that `make run` enforces",
+    ),
+    Setting(
         "inference_image",
         "AIFACTORY_INFERENCE_IMAGE",
         str,

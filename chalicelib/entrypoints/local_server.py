@@ -11,6 +11,12 @@ every connection slot by sending a byte now and then, meet read deadlines
 own development server does none of that (a stalled connection holds a thread forever, a
 chunked body is read as a second request).
 
+Every test runs against this server, so it refuses what API Gateway and Lambda refuse, in
+their words (`chalicelib.aws_limits`): a body over 10 MB (413), an event over Lambda's 6 MB
+(413 `Request Too Long`), an app call past the 29 s integration timeout (504, while the
+call goes on: `--integration-timeout`) and an answer over Lambda's 6 MB (502, logged with
+the route and the size). AIFACTORY_RELAX_AWS_LIMITS lifts all but the 10 MB for debugging.
+
 The process prints the base URL and the API key, writes `<home>/url` for the CLI,
 settles jobs left over from a previous run, and keeps a background sweep that launches
 queued jobs, marks dead ones Failed and hands due callbacks to the outbox.
@@ -34,8 +40,20 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib.web.request_body import MAX_BODY
+from chalicelib.aws_limits import (
+    API_GATEWAY_MAX_REQUEST_BYTES,
+    INTEGRATION_TIMEOUT_S,
+    INTERNAL_SERVER_ERROR_BODY,
+    LAMBDA_MAX_REQUEST_BYTES,
+    LAMBDA_MAX_RESPONSE_BYTES,
+    RELAX_SETTING,
+    REQUEST_TOO_LONG_BODY,
+    TIMED_OUT_BODY,
+)
 
+# The transport's cap on a request body is API Gateway's (10 MB); the app keeps its own,
+# stricter one (`chalicelib.web.request_body.MAX_BODY`) and answers it itself, as on AWS.
+MAX_BODY = API_GATEWAY_MAX_REQUEST_BYTES
 MAX_HEADERS = 100  # request headers; API Gateway allows about as many in its 10 KB
 MAX_HEADER_BYTES = 64 * 1024
 LAMBDA_TIMEOUT_S = 60  # infra/chalice/config.json's lambda_timeout
@@ -57,10 +75,34 @@ def _status_line(code: int) -> str:
         return f"{code} Unknown"
 
 
-class ApiGatewayAdapter:
-    """A WSGI application that calls a Chalice app with API Gateway REST proxy events."""
+def _too_long(max_body: int) -> bytes:
+    """API Gateway's answer to a body over its 10 MB, measured on AWS: a 413 in plain text,
+    before any Lambda runs (not JSON: it comes from the front end)."""
+    return f"HTTP content length exceeded {max_body} bytes.".encode()
 
-    def __init__(self, app, *, max_body: int = MAX_BODY, max_headers: int = MAX_HEADERS):
+
+TOO_LONG_CONTENT_TYPE = "text; charset=utf-8"  # sic: what API Gateway sends with it
+
+
+class ApiGatewayAdapter:
+    """A WSGI application that calls a Chalice app with API Gateway REST proxy events.
+
+    It holds the app to what API Gateway and Lambda allow (`chalicelib.aws_limits`), answered
+    in their words, so a route that works here works deployed: a body over 10 MB (`max_body`),
+    an event over Lambda's 6 MB (`max_event`), an answer over Lambda's 6 MB (`max_response`)
+    and a Lambda slower than API Gateway's 29 s (`integration_timeout`: 504 then, while the
+    call goes on in its thread, as the Lambda goes on on AWS). None lifts a limit."""
+
+    def __init__(
+        self,
+        app,
+        *,
+        max_body: int = MAX_BODY,
+        max_headers: int = MAX_HEADERS,
+        max_event: int | None = LAMBDA_MAX_REQUEST_BYTES,
+        max_response: int | None = LAMBDA_MAX_RESPONSE_BYTES,
+        integration_timeout: float | None = INTEGRATION_TIMEOUT_S,
+    ):
         from chalice.local import LocalChalice, RouteMatcher
 
         # Chalice keeps the current request on the app object; a threaded server needs it
@@ -72,6 +114,9 @@ class ApiGatewayAdapter:
         self.binary_types = set(app.api.binary_types)
         self.max_body = max_body
         self.max_headers = max_headers
+        self.max_event = max_event
+        self.max_response = max_response
+        self.integration_timeout = integration_timeout
 
     # --- request -> event -----------------------------------------------------
     @staticmethod
@@ -109,15 +154,69 @@ class ApiGatewayAdapter:
             "isBase64Encoded": False,
         }
         if body:
+            # API Gateway base64-encodes a body only when its Content-Type is one of the API's
+            # binaryMediaTypes; any other body is passed as UTF-8 text, bytes that are not
+            # UTF-8 replaced (U+FFFD): a binary upload sent as a form arrives damaged on AWS,
+            # and so it does here.
             ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            try:
-                if ctype in self.binary_types:
-                    raise UnicodeDecodeError("utf-8", b"", 0, 1, "binary type")
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
+            if ctype in self.binary_types:
                 event["body"] = base64.b64encode(body).decode("ascii")
                 event["isBase64Encoded"] = True
+            else:
+                event["body"] = body.decode("utf-8", "replace")
         return event
+
+    @staticmethod
+    def _gateway_answer(start_response, status: int, body: bytes, error_type: str | None = None):
+        """An answer API Gateway makes itself, in its shape (`{"message": ...}`), not the API's."""
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if error_type:
+            headers.append(("x-amzn-ErrorType", error_type))
+        start_response(_status_line(status), headers)
+        return [body]
+
+    def _call(self, event: dict[str, Any], context, label: str) -> dict[str, Any] | None:
+        """The Lambda: `app(event, context)`, or None when it did not answer within the
+        integration timeout. It runs in a thread of its own, so the timeout can answer while
+        it goes on (a Python thread cannot be stopped; on AWS the Lambda goes on too)."""
+        if self.integration_timeout is None:
+            return self.app(event, context)
+        outcome: dict[str, Any] = {}
+        done, lock = threading.Event(), threading.Lock()  # the lock: finished and timed out never both
+        started = time.monotonic()
+
+        def lambda_call():
+            try:
+                outcome["response"] = self.app(event, context)
+            except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
+                outcome["error"] = exc
+            with lock:
+                done.set()
+                late = outcome.get("late", False)
+            if late:
+                log.warning(
+                    "%s finished %.1f s after it started; its answer was dropped (504 at %g s)",
+                    label,
+                    time.monotonic() - started,
+                    self.integration_timeout,
+                )
+
+        threading.Thread(target=lambda_call, name=f"lambda {label}", daemon=True).start()
+        if not done.wait(self.integration_timeout):
+            with lock:
+                outcome["late"] = not done.is_set()
+            if outcome["late"]:
+                log.warning(
+                    "%s did not answer within API Gateway's %g s integration timeout: 504, "
+                    "while it goes on in the background (%s=1 lifts the timeout)",
+                    label,
+                    self.integration_timeout,
+                    RELAX_SETTING,
+                )
+                return None
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     # --- WSGI ---------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -137,8 +236,13 @@ class ApiGatewayAdapter:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return error(400, "Content-Length must be a number.")
-        if length > self.max_body:
-            return error(413, f"Request body too large: at most {self.max_body} bytes.")
+        if length > self.max_body:  # waitress refuses it first; kept for any other WSGI server
+            data = _too_long(self.max_body)
+            start_response(
+                _status_line(413),
+                [("Content-Type", TOO_LONG_CONTENT_TYPE), ("Content-Length", str(len(data)))],
+            )
+            return [data]
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         try:
             route = self.matcher.match_route(path)
@@ -157,12 +261,53 @@ class ApiGatewayAdapter:
         from chalice.local import LambdaContext
 
         context = LambdaContext("api_handler", 512, max_runtime_ms=LAMBDA_TIMEOUT_S * 1000)
+        event = self.event(environ, path, route, body)
+        label = f"{environ['REQUEST_METHOD']} {path}"
+        if self.max_event is not None and body:
+            size = len(json.dumps(event, ensure_ascii=False).encode("utf-8"))
+            if size > self.max_event:
+                # Lambda refuses the invocation; API Gateway answers it so.
+                log.warning(
+                    "%s: the Lambda event is %s bytes, over Lambda's %s-byte synchronous limit: "
+                    "413 as API Gateway answers (%s=1 lifts it)",
+                    label,
+                    f"{size:,}",
+                    f"{self.max_event:,}",
+                    RELAX_SETTING,
+                )
+                return self._gateway_answer(start_response, 413, REQUEST_TOO_LONG_BODY, "BadRequestException")
         try:
-            response = self.app(self.event(environ, path, route, body), context)
+            response = self._call(event, context, label)
         except Exception:  # noqa: BLE001 - a bug answers 500 in the envelope, never a traceback
             log.exception("unhandled error for %s %s", environ["REQUEST_METHOD"], path)
             return error(500, "Internal error; the server log has the details.")
+        if response is None:
+            return self._gateway_answer(start_response, 504, TIMED_OUT_BODY)
+        if self.max_response is not None:
+            size = self._output_size(response)
+            if size > self.max_response:
+                log.error(
+                    "%s (route %s) answered %s bytes of Lambda proxy output, over Lambda's %s-byte "
+                    "synchronous limit: 502 as API Gateway answers, on AWS as here (%s=1 lifts it)",
+                    label,
+                    route.route,
+                    f"{size:,}",
+                    f"{self.max_response:,}",
+                    RELAX_SETTING,
+                )
+                return self._gateway_answer(
+                    start_response, 502, INTERNAL_SERVER_ERROR_BODY, "InternalServerErrorException"
+                )
         return self._respond(response, start_response)
+
+    @staticmethod
+    def _output_size(response: Any) -> int:
+        """The Lambda's proxy output as its Python runtime sends it (`json.dumps`): the body,
+        base64 when binary, the headers and the rest."""
+        try:
+            return len(json.dumps(response).encode("utf-8"))
+        except (TypeError, ValueError):
+            return 0  # not JSON: `_respond` turns it into what it can
 
     @staticmethod
     def _respond(response: dict[str, Any], start_response):
@@ -201,6 +346,14 @@ def _envelope_errors():
         def execute(self):
             error = self.request.error
             path = getattr(self.request, "path", "") or ""
+            if error.code == 413:  # a body over API Gateway's 10 MB: its answer, not the API's
+                body = _too_long(self.channel.adj.max_request_body_size)
+                self.status = "413 Request Entity Too Large"
+                self.response_headers.append(("Content-Type", TOO_LONG_CONTENT_TYPE))
+                self.set_close_on_finish()
+                self.content_length = len(body)
+                self.write(body)
+                return
             body = error_body(path, error.code, f"{error.reason}: {error.body}")
             self.status = f"{error.code} {error.reason}"
             self.response_headers.append(("Content-Type", "application/json"))
@@ -464,6 +617,8 @@ def create_server(
     request_timeout: float = REQUEST_TIMEOUT_S,
     connection_limit: int = CONNECTION_LIMIT,
     client_connection_limit: int = CLIENT_CONNECTION_LIMIT,
+    integration_timeout: float | None = INTEGRATION_TIMEOUT_S,
+    relax_aws_limits: bool = False,
 ):
     """A waitress server for `app`; raises OSError when the port is taken.
 
@@ -471,12 +626,20 @@ def create_server(
     `request_timeout`: seconds from a request's first byte until its headers, and all of it,
     are read (408 past them). `connection_limit` open connections in all and
     `client_connection_limit` per client address (0: no cap); reaching either evicts the
-    connection stuck longest rather than refusing the new one."""
+    connection stuck longest rather than refusing the new one.
+
+    AWS's limits (`chalicelib.aws_limits`) hold unless `relax_aws_limits`: `integration_timeout`
+    seconds for the app to answer (API Gateway's 29 s; a test passes a short one; None: no
+    limit), Lambda's 6 MB event and answer; the 10 MB request cap holds either way."""
     from waitress.server import create_server as waitress_server
 
     _raise_open_file_limit(connection_limit + 256)
+    if relax_aws_limits:
+        adapter = ApiGatewayAdapter(app, max_event=None, max_response=None, integration_timeout=None)
+    else:
+        adapter = ApiGatewayAdapter(app, integration_timeout=integration_timeout)
     server = waitress_server(
-        ApiGatewayAdapter(app),
+        adapter,
         host=host,
         port=port,
         threads=threads,
@@ -558,6 +721,12 @@ def main(argv: list[str] | None = None) -> int:
         "--connection-limit", type=int, default=CONNECTION_LIMIT, help="open connections in all"
     )
     parser.add_argument(
+        "--integration-timeout",
+        type=float,
+        default=INTEGRATION_TIMEOUT_S,
+        help="seconds a request's app call may take before 504, as API Gateway answers (0: no limit)",
+    )
+    parser.add_argument(
         "--client-connection-limit",
         type=int,
         default=CLIENT_CONNECTION_LIMIT,
@@ -576,6 +745,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from app import app
 
+    relaxed = settings.current().relax_aws_limits
+    if relaxed:
+        log.warning(
+            "%s is set: API Gateway's timeout and the 6 MB Lambda and InvokeEndpoint limits are lifted; "
+            "what works here may fail on AWS",
+            RELAX_SETTING,
+        )
     try:
         server = create_server(
             app,
@@ -587,6 +763,8 @@ def main(argv: list[str] | None = None) -> int:
             request_timeout=args.request_timeout,
             connection_limit=args.connection_limit,
             client_connection_limit=args.client_connection_limit,
+            integration_timeout=args.integration_timeout or None,
+            relax_aws_limits=relaxed,
         )
     except OSError as exc:
         why = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be opened ({exc.strerror})"

@@ -20,6 +20,7 @@ import pytest
 from chalice import Chalice, Response
 
 from chalicelib.entrypoints import local_server
+from chalicelib.web import request_body
 from tests.builders import create_payload
 from tests.hardening import raw_http
 from tests.servers import REPO
@@ -76,32 +77,39 @@ def test_chunked_body_is_one_request(api):
     ]
 
 
-def test_body_over_the_limit_is_413_in_the_envelope(api):
+def test_body_over_api_gateways_10_mb_is_413_as_api_gateway_answers(api):
     headers = {
         "x-api-key": KEY,
         "Content-Type": "application/json",
         "Content-Length": str(local_server.MAX_BODY + 1),
     }
     # The answer comes as soon as the headers are read: the body is never sent.
-    status, _, body = raw_http.parse(raw_http.send(api.port, raw_http.request("POST", "/status", headers)))[0]
-    assert status == 413
-    assert raw_http.json_of(body) == {
-        "status": "error",
-        "message": f"Request Entity Too Large: exceeds max_body of {local_server.MAX_BODY}",
-    }
+    status, head, body = raw_http.parse(
+        raw_http.send(api.port, raw_http.request("POST", "/status", headers))
+    )[0]
+    assert (status, body) == (413, b"HTTP content length exceeded 10485760 bytes.")
+    assert head["content-type"] == "text; charset=utf-8"
 
 
-def test_chunked_body_over_the_limit_is_413_in_the_v15_envelope(api):
+def test_chunked_body_over_api_gateways_10_mb_is_413(api):
     headers = {
         "x-api-key": KEY,
         "Content-Type": "application/x-www-form-urlencoded",
         "Transfer-Encoding": "chunked",
     }
-    big = raw_http.chunked(b"a=" + b"b" * (local_server.MAX_BODY + 10), size=65536)
+    big = raw_http.chunked(b"a=" + b"b" * (local_server.MAX_BODY + 10), size=1 << 20)
     status, _, body = raw_http.parse(
         raw_http.send(api.port, raw_http.request("POST", "/api/v1.5.0/train", headers, big))
     )[0]
-    assert status == 413 and raw_http.json_of(body)["result"] == "Error"
+    assert (status, body) == (413, b"HTTP content length exceeded 10485760 bytes.")
+
+
+def test_body_over_the_apps_own_limit_is_the_apps_400(api):
+    """Between the app's 1 MiB and Lambda's 6 MB the app answers itself, as it does on AWS."""
+    big = json.dumps({"job_name": "x" * (request_body.MAX_BODY + 10)})
+    status, body = api.call("POST", "/status", body=json.loads(big))
+    assert status == 400 and body["status"] == "error"
+    assert f"at most {request_body.MAX_BODY} bytes" in body["message"]
 
 
 def test_too_many_headers_is_431(api):
