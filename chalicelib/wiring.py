@@ -20,6 +20,7 @@ def _local() -> Services:
     from chalicelib.adapters.local.secret_store import FileSecretStore
     from chalicelib.adapters.local.tool_runner import LocalToolRunner
     from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
+    from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES
 
     config = settings.current()
     platform = LocalTrainingPlatform(
@@ -33,7 +34,11 @@ def _local() -> Services:
         artifacts=DirectoryArtifactStore(config.home / "artifacts"),
         platform=platform,
         secrets=FileSecretStore(config.home / "secrets"),
-        hosting=LocalHostingPlatform(config.home, device_count=lambda: len(platform.hardware().devices)),
+        hosting=LocalHostingPlatform(
+            config.home,
+            device_count=lambda: len(platform.hardware().devices),
+            payload_limit=None if config.relax_aws_limits else INVOKE_ENDPOINT_MAX_BYTES,
+        ),
         tools=LocalToolRunner(),
         data=LocalDataStore(),
     )

@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
+from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, invoke_request_too_large
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.ports import (
     CREATING,
@@ -397,7 +398,10 @@ class SageMakerHostingPlatform:
     def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
         """The container's answer. Its own 4xx/5xx come back as (status, its body): SageMaker
         wraps them in ModelError. The endpoint is only described when the call fails, so a
-        healthy infer costs one request."""
+        healthy infer costs one request. A body over InvokeEndpoint's 6 MB is refused here
+        (413 naming the limit, the local platform's words) instead of by SageMaker's bare 413."""
+        if len(body) > INVOKE_ENDPOINT_MAX_BYTES:
+            raise invoke_request_too_large(name, len(body))
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=name, Body=body, ContentType=content_type, Accept=ACCEPT

@@ -32,6 +32,7 @@ import psutil
 from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
+from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, invoke_answer_too_large, invoke_request_too_large
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.ports import (
     CREATING,
@@ -63,13 +64,17 @@ class LocalHostingPlatform:
         python: str | None = None,
         max_restarts: int = 3,
         invoke_timeout: float = 120.0,
+        payload_limit: int | None = INVOKE_ENDPOINT_MAX_BYTES,
     ):
+        """`payload_limit`: InvokeEndpoint's 6 MB on the request and the answer, as on AWS;
+        None (AIFACTORY_RELAX_AWS_LIMITS) lifts it for debugging."""
         self.root = Path(home).resolve() / "hosting"
         self.root.mkdir(parents=True, exist_ok=True)
         self._device_count = device_count
         self.python = python or sys.executable
         self.max_restarts = max_restarts
         self.invoke_timeout = invoke_timeout
+        self.payload_limit = payload_limit
 
     # --- files -------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
@@ -267,6 +272,11 @@ class LocalHostingPlatform:
         self.list()
 
     def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        """The model server's answer, held to InvokeEndpoint's limits: a request over 6 MB is
+        refused before it is sent (413, as SageMaker refuses it) and an answer over 6 MB is a
+        502 (SageMaker fails such an invocation), so an infer that works here works on AWS."""
+        if self.payload_limit is not None and len(body) > self.payload_limit:
+            raise invoke_request_too_large(name, len(body))
         deployment, state = self._refresh(name)
         if deployment.status == CREATING:
             raise Unavailable(f"Deployment {name} is still starting (Creating); try again in a few seconds.")
@@ -280,8 +290,18 @@ class LocalHostingPlatform:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.invoke_timeout) as response:
-                return response.status, response.read()
+                return response.status, self._answer(name, response)
         except urllib.error.HTTPError as error:
-            return error.code, error.read()
+            return error.code, self._answer(name, error)
         except (urllib.error.URLError, OSError) as error:
             raise Unavailable(f"Deployment {name} did not answer: {error}") from None
+
+    def _answer(self, name: str, response) -> bytes:
+        """The answer's body, read no further than one byte past the limit."""
+        if self.payload_limit is None:
+            return response.read()
+        data = response.read(self.payload_limit + 1)
+        if len(data) > self.payload_limit:
+            told = response.headers.get("Content-Length", "")
+            raise invoke_answer_too_large(name, int(told) if told.isdigit() else None)
+        return data
