@@ -3,7 +3,7 @@
 import hmac
 import logging
 
-from chalice import Chalice, Rate, Response
+from chalice import Rate, Response
 
 from chalicelib import settings
 from chalicelib.ai_factory.routes import SIGNED_MODEL_ROUTE
@@ -13,9 +13,10 @@ from chalicelib.dashboard.routes import bp as dashboard_bp
 from chalicelib.openapi.routes import bp as openapi_bp
 from chalicelib.services import events
 from chalicelib.v15.routes import bp as v15_bp
+from chalicelib.web.api_app import ApiApp
 from chalicelib.wiring import services
 
-app = Chalice(app_name="ai-factory")
+app = ApiApp(app_name="ai-factory")  # Chalice, answering its own errors in each API's envelope
 app.log.setLevel(logging.INFO)
 app.api.binary_types.extend(["application/gzip", "application/octet-stream", "image/jpeg"])
 app.register_blueprint(ai_factory_bp)

@@ -7,6 +7,7 @@ from chalice import Blueprint, Response
 from chalicelib import settings
 from chalicelib.ai_factory import service
 from chalicelib.services import model_links
+from chalicelib.web.api_app import any_accept
 from chalicelib.web.envelopes import ai_factory_errors
 from chalicelib.web.request_body import CONTENT_TYPES, read_json
 from chalicelib.wiring import services
@@ -62,9 +63,12 @@ SIGNED_MODEL_ROUTE = "/models/{job_name}/signed"
 
 
 @bp.route(SIGNED_MODEL_ROUTE, methods=["GET"], api_key_required=False)
+@any_accept
 @ai_factory_errors
 def download_model_signed(job_name):
-    """The callback's link: a plain GET works until it expires (no API key, like S3 presigned URLs)."""
+    """The callback's link: a plain GET downloads until it expires, like an S3 presigned URL (no API key, any Accept or none)."""
+    # urllib and Go's net/http send no Accept. On AWS this redirects to S3; on the local stage it
+    # serves the file whatever the Accept (`chalicelib.web.api_app` says why that is right on both).
     model_links.check(job_name, bp.current_request.query_params)
     return _model_response(job_name)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalicelib.web.api_app import ANY_ACCEPT
+
 from . import shapes
 
 OPENAPI_VERSION = "3.1.0"
@@ -40,10 +42,14 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _error_responses(surface: str, content_types: list[str]) -> dict[str, Any]:
+def _error_responses(surface: str, content_types: list[str], binary: bool = False) -> dict[str, Any]:
+    """Every error is in the surface's envelope, the framework's own (415, 405, binary 400) included."""
     envelope = shapes.ref("V15Error" if surface == "v1.5" else "AiFactoryError")
+    bad_input = "Bad input: the message names the field and what it must be"
+    if binary:
+        bad_input += " (or, where the file is served rather than redirected to, `Accept` names neither its type nor `*/*`)"
     responses = {
-        "400": _json(envelope, "Bad input: the message names the field and what it must be"),
+        "400": _json(envelope, bad_input),
         "403": _json(shapes.ref("GatewayMessage"), "Missing or wrong `x-api-key`"),
         "404": _json(envelope, "No such job, checkpoint or file"),
         "409": _json(envelope, "The job's state forbids this request"),
@@ -51,8 +57,15 @@ def _error_responses(surface: str, content_types: list[str]) -> dict[str, Any]:
         "503": _json(envelope, "The platform cannot run this now"),
     }
     if content_types:
-        responses["415"] = _json(shapes.ref("ChaliceError"), "Unsupported Content-Type")
+        responses["415"] = _json(
+            envelope, "Unsupported Content-Type: the message lists the ones the route takes"
+        )
     return responses
+
+
+def _needs_accept(entry, spec: dict[str, Any] | None) -> bool:
+    """A file route answers 400 to a request that does not accept the file, unless marked `any_accept`."""
+    return bool(spec and "binary" in spec) and not getattr(entry.view_function, ANY_ACCEPT, False)
 
 
 def _success(surface: str, spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -122,7 +135,10 @@ def operation(path: str, method: str, entry) -> dict[str, Any]:
     else:
         spec = shapes.OPERATIONS.get((method, _template(path)))
         op = {"summary": spec["summary"] if spec else doc.split("\n")[0] or entry.view_name}
-        op["responses"] = {**_success(surface, spec), **_error_responses(surface, entry.content_types)}
+        op["responses"] = {
+            **_success(surface, spec),
+            **_error_responses(surface, entry.content_types, _needs_accept(entry, spec)),
+        }
         if spec and "requestBody" in spec:
             op["requestBody"] = spec["requestBody"]
         if spec is None:

@@ -76,10 +76,6 @@ def components() -> dict[str, Any]:
             {"message": STRING},
             description="Refused before any route runs: a missing or wrong `x-api-key` (API Gateway's shape).",
         ),
-        "ChaliceError": obj(
-            {"Code": STRING, "Message": STRING},
-            description="Refused by the framework: an unsupported Content-Type (415) or method (405).",
-        ),
         "V15Ok": ok(),
         "V15Exception": {"oneOf": [{"type": "null"}, exception]},
         "V15Monitor": obj(

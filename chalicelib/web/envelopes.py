@@ -1,7 +1,9 @@
 """The one place domain errors become HTTP responses, in each API's own envelope.
 
 AI Factory errors use its spec's `{"status": "error", "message": ...}`; v1.5 errors use
-`{"result": "Error", "message": ...}`.
+`{"result": "Error", "message": ...}`. The errors Chalice makes itself (415, 405, a binary
+answer without a matching Accept) are put in the same envelopes by `api_app.ApiApp`, with
+`error_body`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def v15_error(status: int, message: str) -> Response:
     return Response({"result": "Error", "message": message}, status_code=status)
 
 
+def error_body(path: str, message: str) -> dict[str, str]:
+    """The error body of the API `path` belongs to: v1.5 under `/api/`, AI Factory elsewhere
+    (the dashboard's and `/openapi.json`'s JSON errors included)."""
+    if path.startswith("/api/"):
+        return {"result": "Error", "message": message}
+    return {"status": "error", "message": message}
+
+
 def _handler(envelope):
     def decorator(view):
         @functools.wraps(view)
@@ -44,4 +54,11 @@ def _handler(envelope):
 ai_factory_errors = _handler(ai_factory_error)
 v15_errors = _handler(v15_error)
 
-__all__ = ["ai_factory_errors", "v15_errors", "ValidationError", "ai_factory_error", "v15_error"]
+__all__ = [
+    "ai_factory_errors",
+    "v15_errors",
+    "ValidationError",
+    "ai_factory_error",
+    "v15_error",
+    "error_body",
+]

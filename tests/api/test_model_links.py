@@ -38,6 +38,37 @@ def test_a_signed_link_downloads_without_the_key(client, completed):
     assert response.status_code == 200 and response.body == MODEL
 
 
+@pytest.mark.parametrize("accept", [None, "application/json", "text/html, */*;q=0.1"])
+def test_a_signed_link_downloads_whatever_the_accept(client, completed, accept):
+    """urllib and Go's net/http send no Accept; a plain GET must download like an S3 link."""
+    link = model_links.signed_url(completed["model_url"], NAME)
+    response = client.http.get(path_of(link), headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200 and response.body == MODEL
+    assert response.headers["Content-Type"] == "application/gzip"
+
+
+def test_a_signed_link_redirects_to_the_stores_download_url_whatever_the_accept(
+    client, completed, monkeypatch
+):
+    """On AWS the store presigns: a redirect carries no binary body, so API Gateway's Accept rule never applies."""
+    presigned = "https://bucket.s3.amazonaws.com/jobs/x/model.tar.gz?X-Amz-Signature=abc"
+    monkeypatch.setattr(wiring.services().artifacts, "download_url", lambda key: presigned)
+    link = model_links.signed_url(completed["model_url"], NAME)
+    response = client.http.get(path_of(link))
+    assert response.status_code == 302 and response.headers["Location"] == presigned
+    assert response.body == b""
+
+
+def test_the_keyed_route_without_accept_says_what_to_send_in_the_envelope(client, completed, api_headers):
+    response = client.http.get(f"/models/{NAME}", headers={"x-api-key": api_headers["x-api-key"]})
+    assert response.status_code == 400
+    assert response.json_body == {
+        "status": "error",
+        "message": "This route answers application/gzip: send `Accept: application/gzip` (or `Accept: */*`); "
+        "API Gateway delivers binary bodies only to a request that accepts them.",
+    }
+
+
 def test_an_expired_link_says_to_use_the_key(client, completed, api_headers):
     link = model_links.signed_url(completed["model_url"], NAME, now=time.time() - 30 * 86400)
     response = client.http.get(path_of(link), headers={"Accept": "*/*"})

@@ -131,6 +131,17 @@ def test_a_4xx_fails_at_once(api, api_headers):
     assert len(receiver.calls) == 1 and box(name)["last_error"] == "HTTP 404 Not Found"
 
 
+def test_a_3xx_fails_at_once_and_is_never_followed(api, api_headers):
+    """A redirect is not transient (docs/contracts.md, "The callback"): no retry, no second host."""
+    with Receiver(statuses=[302]) as receiver:
+        name = create(api, api_headers, receiver.url)
+        sweep_until(lambda: box(name)["state"] == "failed")
+    assert len(receiver.calls) == 1
+    assert box(name)["last_error"] == (
+        "HTTP 302 Found: redirects are not followed, so the callback headers reach no other host"
+    )
+
+
 def test_bad_records_never_escape_the_sweep(api, api_headers):
     with Receiver() as receiver:
         bad = create(api, api_headers, receiver.url)
