@@ -16,6 +16,15 @@ encoding as the data_dir's `segmentations/*.png`.
 `base64_images` (JPEG): classification and detection one image with the prediction
 drawn; instance segmentation two: the masks over the image, and the masks with contours,
 boxes, labels and areas.
+
+The returned images are pictures to look at, bounded by design so an answer fits
+SageMaker's and Lambda's 6 MB: each is drawn on the image shrunk to at most
+`MAX_IMAGE_SIDE` (1280) px on its long side (never enlarged) and saved as JPEG quality
+`JPEG_QUALITY` (85). A 4000x3000 image's segmentation answer with full-size quality-90
+pictures was 11.6 MB (a noisy photo) to 24 MB (pure noise); bounded, 0.37 MB and 1.0 MB
+(`tests/inference/test_answer_size.py`). The numbers (boxes,
+polygons, areas) and `instance_segmentation_base64_map` stay in the original image's
+pixels: the map is data, a palette PNG of mask blobs that compresses to little.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 13
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]  # fmt: skip
 MASK_THRESHOLD = 0.5
 MAX_INSTANCES = 255  # the map is 8-bit
+MAX_IMAGE_SIDE = 1280  # px, the long side of each returned image
+JPEG_QUALITY = 85
 
 
 def in_band(prob: float, lower: float, upper: float) -> bool:
@@ -42,8 +53,20 @@ def in_band(prob: float, lower: float, upper: float) -> bool:
 
 def jpeg_base64(image: Image.Image) -> str:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def shown(image: Image.Image) -> tuple[Image.Image, float, float]:
+    """(the image a returned picture is drawn on, x scale, y scale): shrunk to at most
+    MAX_IMAGE_SIDE on its long side, so the answer's size does not grow with the input's."""
+    longest = max(image.size)
+    if longest <= MAX_IMAGE_SIDE:
+        return image, 1.0, 1.0
+    width = max(1, round(image.width * MAX_IMAGE_SIDE / longest))
+    height = max(1, round(image.height * MAX_IMAGE_SIDE / longest))
+    small = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return small, width / image.width, height / image.height
 
 
 def label_palette() -> list[int]:
@@ -72,7 +95,7 @@ def classification(probs: torch.Tensor, class_names: list[str], lower: float, up
 
 
 def classification_images(image: Image.Image, result: dict) -> list[str]:
-    canvas = image.copy()
+    canvas = shown(image)[0].copy()
     draw = ImageDraw.Draw(canvas)
     text = f"{result['category'] if result['category'] is not None else '-'}: {result['prob']:.3f}"
     left, top, right, bottom = draw.textbbox((0, 0), text)
@@ -102,17 +125,26 @@ def _colors(items: list[dict], class_names: list[str]) -> list[tuple[int, int, i
     return [PALETTE[class_names.index(item["category"]) % len(PALETTE)] for item in items]
 
 
-def _draw_boxes(canvas: torch.Tensor, items: list[dict], class_names: list[str], texts: list[str]):
+def _draw_boxes(
+    canvas: torch.Tensor,
+    items: list[dict],
+    class_names: list[str],
+    texts: list[str],
+    scale: tuple[float, float] = (1.0, 1.0),
+):
+    """The items' boxes (original pixels) drawn on `canvas`, an image `scale` (x, y) times the original."""
     if not items:
         return canvas
     boxes = torch.tensor([item["bbox"] for item in items], dtype=torch.float32)
+    boxes *= torch.tensor([scale[0], scale[1], scale[0], scale[1]])
     return draw_bounding_boxes(canvas, boxes, labels=texts, colors=_colors(items, class_names), width=2)
 
 
 def detection_images(image: Image.Image, items: list[dict], class_names: list[str]) -> list[str]:
-    canvas = F.pil_to_tensor(image)
+    small, sx, sy = shown(image)
+    canvas = F.pil_to_tensor(small)
     texts = [f"{item['category']} {item['prob']:.3f}" for item in items]
-    return [jpeg_base64(F.to_pil_image(_draw_boxes(canvas, items, class_names, texts)))]
+    return [jpeg_base64(F.to_pil_image(_draw_boxes(canvas, items, class_names, texts, (sx, sy))))]
 
 
 # --- instance segmentation -------------------------------------------------------------------
@@ -168,19 +200,22 @@ def map_base64(instance_map: np.ndarray) -> str:
 def segmentation_images(
     image: Image.Image, items: list[dict], masks: np.ndarray, class_names: list[str]
 ) -> list[str]:
-    canvas = F.pil_to_tensor(image)
+    small, sx, sy = shown(image)
+    canvas = F.pil_to_tensor(small)
     if items:
-        canvas = draw_segmentation_masks(
-            canvas, torch.from_numpy(masks).bool(), alpha=0.5, colors=_colors(items, class_names)
-        )
+        drawn = torch.from_numpy(masks)
+        if small is not image:  # the masks at the picture's size (nearest: they stay masks)
+            drawn = F.resize(drawn, [small.height, small.width], F.InterpolationMode.NEAREST)
+        canvas = draw_segmentation_masks(canvas, drawn.bool(), alpha=0.5, colors=_colors(items, class_names))
     overlay = F.to_pil_image(canvas)
     outlined = np.ascontiguousarray(np.array(overlay))
     for item in items:
         for polygon in item["polygons"]:
-            points = np.stack([polygon["x"], polygon["y"]], axis=1).astype(np.int32).reshape(-1, 1, 2)
+            points = np.stack([np.multiply(polygon["x"], sx), np.multiply(polygon["y"], sy)], axis=1)
+            points = np.round(points).astype(np.int32).reshape(-1, 1, 2)
             cv2.polylines(outlined, [points], isClosed=True, color=(255, 255, 255), thickness=1)
     texts = [f"{item['category']} {item['prob']:.3f}, {item['area']} px" for item in items]
-    annotated = _draw_boxes(torch.from_numpy(outlined).permute(2, 0, 1), items, class_names, texts)
+    annotated = _draw_boxes(torch.from_numpy(outlined).permute(2, 0, 1), items, class_names, texts, (sx, sy))
     return [jpeg_base64(overlay), jpeg_base64(F.to_pil_image(annotated))]
 
 
