@@ -207,7 +207,15 @@ TABLE = (
         "AIFACTORY_SAGEMAKER_ROLE_ARN",
         str,
         "",
-        "execution role of training jobs and endpoints (aws)",
+        "execution role of training jobs (aws)",
+    ),
+    Setting(
+        "endpoint_role_arn",
+        "AIFACTORY_ENDPOINT_ROLE_ARN",
+        str,
+        "",
+        "execution role of SageMaker endpoints: pulls the inference image, reads the stage's checkpoints, "
+        "writes the endpoint's logs (aws: the stack's `EndpointExecutionRoleArn`)",
     ),
     Setting("spot_training", "AIFACTORY_SPOT", _bool, False, "managed spot training (aws)"),
     Setting(
@@ -305,6 +313,13 @@ TABLE = (
         str,
         "ml.g5.xlarge",
         "the endpoint instance type of a GPU deployment; its GPUs bound `target_device_id` (aws)",
+    ),
+    Setting(
+        "hosting_gpu_ami_version",
+        "AIFACTORY_HOSTING_GPU_AMI_VERSION",
+        str,
+        "al2023-ami-sagemaker-inference-gpu-4-1",
+        "`InferenceAmiVersion` of GPU endpoints: its NVIDIA driver (580) runs the image's CUDA build (aws)",
     ),
     Setting(
         "max_deployments",

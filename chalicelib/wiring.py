@@ -66,6 +66,7 @@ def _aws() -> Services:
             spot=config.spot_training,
             instance_type=config.v15_instance_type,
             logs_client=boto3.client("logs"),
+            stage=config.stage,
         ),
         secrets=SecretsManagerStore(boto3.client("secretsmanager"), f"{config.secret_prefix}jobs/"),
         data=S3DataStore(make_s3_client()),
@@ -75,10 +76,12 @@ def _aws() -> Services:
             boto3.client(
                 "sagemaker-runtime", config=Config(read_timeout=60, retries={"total_max_attempts": 1})
             ),
-            config.sagemaker_role_arn,
+            config.endpoint_role_arn,  # the endpoints' own role, not the training jobs'
             image=config.inference_image,
             cpu_instance_type=config.hosting_cpu_instance_type,
             gpu_instance_type=config.hosting_gpu_instance_type,
+            stage=config.stage,
+            gpu_ami_version=config.hosting_gpu_ami_version,
         ),
         tools=LambdaToolRunner(
             boto3.client("lambda", config=Config(read_timeout=60, retries={"total_max_attempts": 1})),

@@ -185,6 +185,8 @@ def test_deploy_sends_exactly_these_requests_and_does_not_wait(offline):
                     "InitialInstanceCount": 1,
                     "InstanceType": "ml.g4dn.xlarge",
                     "InitialVariantWeight": 1.0,
+                    # a GPU endpoint's AMI: NVIDIA driver 580, for the image's CUDA 12.8/13 build
+                    "InferenceAmiVersion": "al2023-ami-sagemaker-inference-gpu-4-1",
                 }
             ],
             "Tags": tags,
@@ -272,7 +274,7 @@ def test_a_second_gpu_deploys_on_a_multi_gpu_type(sagemaker, runtime, sent):
 
 
 def test_needs_a_role_and_an_image(sagemaker, runtime):
-    with pytest.raises(ValueError, match="AIFACTORY_SAGEMAKER_ROLE_ARN"):
+    with pytest.raises(ValueError, match="AIFACTORY_ENDPOINT_ROLE_ARN"):
         SageMakerHostingPlatform(
             sagemaker, runtime, "", image=IMAGE, cpu_instance_type="", gpu_instance_type=""
         )

@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import stage_names
 from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
 from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, invoke_request_too_large
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
@@ -44,6 +45,12 @@ log = logging.getLogger(__name__)
 VARIANT_NAME = "AllTraffic"  # SageMaker's own default variant name
 ACCEPT = "application/json"
 DEFAULT_NAME_CONTAINS = "v15-"  # v1.5 job names (chalicelib.services.jobs.new_ids("v15"))
+# The AMI of GPU endpoints (ProductionVariant.InferenceAmiVersion): its NVIDIA driver must run the
+# image's CUDA build. SageMaker's default hosting AMI has an older driver than the images need
+# (infra/README.md, GPU driver); al2023-ami-sagemaker-inference-gpu-4-1 has driver 580, CUDA 13.0,
+# which runs the cu128 build that make deploy pushes and PyPI's CUDA 13 torch alike. The newest GPU
+# value of botocore's enum (tests/aws/test_stage_isolation.py checks); CPU variants set none.
+GPU_INFERENCE_AMI_VERSION = "al2023-ami-sagemaker-inference-gpu-4-1"
 
 # The fields a deployment keeps in its tags (key = tags_prefix + field).
 TAG_FIELDS = ("job_id", "epoch", "target_device_id", "task", "model_uri")
@@ -111,11 +118,17 @@ def _already_exists(error: ClientError) -> bool:
 class SageMakerHostingPlatform:
     """ports.HostingPlatform on SageMaker real-time endpoints.
 
-    `image` is the inference image (containers/inference), `role_arn` the execution role
-    that may pull it and read the checkpoint prefix. `target_device_id == -1` deploys on
-    `cpu_instance_type`, any GPU index on `gpu_instance_type`. `name_contains` is what
-    every deployment name holds (our job names' prefix): `list` asks SageMaker for those
-    endpoints only and keeps the ones carrying our tags.
+    `image` is the inference image (containers/inference), `role_arn` the endpoints' own
+    execution role (the stack's EndpointExecutionRole: it may pull that image, read the stage's
+    checkpoints and write the endpoint's logs, nothing else). `target_device_id == -1` deploys
+    on `cpu_instance_type`, any GPU index on `gpu_instance_type` with `gpu_ami_version`.
+    `name_contains` is what every deployment name holds (our job names' prefix): `list` asks
+    SageMaker for those endpoints only and keeps the ones carrying our tags.
+
+    `stage` (an aws stage's name; None in tests of the requests alone) keeps the platform to its
+    stage: names start with `v15-<stage>-` (the default `name_contains`), everything made is
+    tagged `aifactory:stage`, `list` keeps only endpoints with the stage's tag, and another
+    stage's name is not found by describe, undeploy and invoke (the IAM patterns refuse it too).
     """
 
     def __init__(
@@ -128,11 +141,13 @@ class SageMakerHostingPlatform:
         cpu_instance_type: str,
         gpu_instance_type: str,
         tags_prefix: str = "aifactory:",
-        name_contains: str = DEFAULT_NAME_CONTAINS,
+        name_contains: str | None = None,
+        stage: str | None = None,
+        gpu_ami_version: str = GPU_INFERENCE_AMI_VERSION,
     ):
         if not role_arn:
             raise ValueError(
-                "SageMakerHostingPlatform needs an execution role ARN (AIFACTORY_SAGEMAKER_ROLE_ARN)."
+                "SageMakerHostingPlatform needs the endpoints' execution role ARN (AIFACTORY_ENDPOINT_ROLE_ARN)."
             )
         if not image:
             raise ValueError(
@@ -145,7 +160,17 @@ class SageMakerHostingPlatform:
         self.cpu_instance_type = cpu_instance_type
         self.gpu_instance_type = gpu_instance_type
         self.tags_prefix = tags_prefix
+        self.stage = stage_names.check_stage(stage) if stage is not None else None
+        if name_contains is None:
+            name_contains = (
+                DEFAULT_NAME_CONTAINS if stage is None else f"{stage_names.job_name_prefix('v15', stage)}-"
+            )
         self.name_contains = name_contains
+        self.gpu_ami_version = gpu_ami_version
+
+    def _stage_name(self, name: str) -> bool:
+        """Whether `name` may be one of this stage's deployments (always, without a stage)."""
+        return self.stage is None or stage_names.belongs_to(name, self.stage, ("v15",))
 
     # -- what the stage offers -------------------------------------------------------------
 
@@ -166,7 +191,10 @@ class SageMakerHostingPlatform:
                     f"'{value}' cannot be kept as a SageMaker tag (at most 256 characters of "
                     "letters, digits, spaces and _.:/=+-@).",
                 )
-        return [{"Key": self.tags_prefix + field, "Value": value} for field, value in values.items()]
+        tags = [{"Key": self.tags_prefix + field, "Value": value} for field, value in values.items()]
+        if self.stage is not None:
+            tags.append({"Key": stage_names.STAGE_TAG, "Value": self.stage})
+        return tags
 
     def build_requests(self, deployment: Deployment) -> dict[str, dict[str, Any]]:
         """CreateModel, CreateEndpointConfig and CreateEndpoint parameters for `deployment`."""
@@ -176,6 +204,11 @@ class SageMakerHostingPlatform:
                 "name",
                 f"'{name}' is not a SageMaker endpoint name (1-63 letters, digits and hyphens, "
                 "starting and ending with a letter or digit).",
+            )
+        if not self._stage_name(name):
+            raise ValidationError(
+                "name",
+                f"'{name}' is not a deployment name of stage '{self.stage}' (they start with {self.name_contains})",
             )
         if not deployment.model_uri.startswith("s3://"):
             raise ValidationError(
@@ -189,6 +222,15 @@ class SageMakerHostingPlatform:
                 f"(use -1 for CPU or 0..{self.device_count() - 1}).",
             )
         tags = self.tags(deployment)
+        variant = {
+            "VariantName": VARIANT_NAME,
+            "ModelName": name,
+            "InitialInstanceCount": 1,
+            "InstanceType": self.instance_type(device),
+            "InitialVariantWeight": 1.0,
+        }
+        if device != -1 and self.gpu_ami_version:
+            variant["InferenceAmiVersion"] = self.gpu_ami_version  # a driver for the image's CUDA
         return {
             "create_model": {
                 "ModelName": name,
@@ -210,15 +252,7 @@ class SageMakerHostingPlatform:
             },
             "create_endpoint_config": {
                 "EndpointConfigName": name,
-                "ProductionVariants": [
-                    {
-                        "VariantName": VARIANT_NAME,
-                        "ModelName": name,
-                        "InitialInstanceCount": 1,
-                        "InstanceType": self.instance_type(device),
-                        "InitialVariantWeight": 1.0,
-                    }
-                ],
+                "ProductionVariants": [variant],
                 "Tags": tags,
             },
             "create_endpoint": {"EndpointName": name, "EndpointConfigName": name, "Tags": tags},
@@ -294,6 +328,8 @@ class SageMakerHostingPlatform:
                 log.exception("could not roll back %s of deployment %s", operation, name)
 
     def undeploy(self, name: str) -> None:
+        if not self._stage_name(name):
+            raise NotFound(f"Deployment '{name}' not found.")
         removed = [
             self._delete(lambda: self._sagemaker.delete_endpoint(EndpointName=name)),
             self._delete(lambda: self._sagemaker.delete_endpoint_config(EndpointConfigName=name)),
@@ -358,7 +394,7 @@ class SageMakerHostingPlatform:
         )
 
     def describe(self, name: str) -> Deployment:
-        endpoint = self._describe_endpoint(name)
+        endpoint = self._describe_endpoint(name) if self._stage_name(name) else None
         if endpoint is None:
             raise NotFound(f"Deployment '{name}' not found.")
         return self._deployment(
@@ -375,9 +411,13 @@ class SageMakerHostingPlatform:
         )
         for page in pages:
             for summary in page.get("Endpoints", []):
+                if not self._stage_name(summary["EndpointName"]):
+                    continue  # NameContains matches anywhere in the name: `xv15-dev-...`
                 tags = self._tags_of(summary["EndpointArn"])
                 if self.tags_prefix + "job_id" not in tags:
                     continue  # a look-alike name someone else made
+                if self.stage is not None and tags.get(stage_names.STAGE_TAG) != self.stage:
+                    continue  # our name's shape, not our stage's tag
                 yield summary, tags
 
     def list(self) -> list[Deployment]:
@@ -402,6 +442,8 @@ class SageMakerHostingPlatform:
         (413 naming the limit, the local platform's words) instead of by SageMaker's bare 413."""
         if len(body) > INVOKE_ENDPOINT_MAX_BYTES:
             raise invoke_request_too_large(name, len(body))
+        if not self._stage_name(name):
+            raise NotFound(f"Deployment '{name}' not found.")
         try:
             response = self._runtime.invoke_endpoint(
                 EndpointName=name, Body=body, ContentType=content_type, Accept=ACCEPT

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import stage_names
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.ports import CapacityError, Hardware, TrainingDescription, TrainingRequest
 from contracts import layout, metrics
@@ -105,6 +106,11 @@ class SageMakerTrainingPlatform:
     `/opt/ml/checkpoints` after an interruption. A request's `keep_alive_s` keeps its
     instances in a warm pool (ResourceConfig.KeepAlivePeriodInSeconds). `vpc_config` is passed through as
     SageMaker's VpcConfig (`{"SecurityGroupIds": [...], "Subnets": [...]}`).
+
+    `stage` (an aws stage's name; None in tests of the requests alone) keeps the platform to its
+    stage's jobs: it starts only names of the stage (`aif-<stage>-`, `v15-<stage>-`), tags each
+    job `aifactory:stage`, and answers another stage's name as not found, never describing or
+    stopping it (the API role's IAM patterns refuse it too).
     """
 
     def __init__(
@@ -118,11 +124,13 @@ class SageMakerTrainingPlatform:
         max_wait_s: int | None = None,
         instance_type: str = "",
         logs_client=None,
+        stage: str | None = None,
     ):
         if not role_arn:
             raise ValueError(
                 "SageMakerTrainingPlatform needs an execution role ARN (AIFACTORY_SAGEMAKER_ROLE_ARN)."
             )
+        self.stage = stage_names.check_stage(stage) if stage is not None else None
         self._sagemaker = sagemaker_client
         self._logs = logs_client
         self.role_arn = role_arn
@@ -147,8 +155,20 @@ class SageMakerTrainingPlatform:
     def live_devices(self) -> list[dict[str, Any]] | None:
         return None  # the Lambda has no GPUs: readings come from the running jobs' heartbeats
 
+    def _ours(self, training_job_name: str) -> bool:
+        return self.stage is None or stage_names.belongs_to(training_job_name, self.stage)
+
+    def _not_found(self, training_job_name: str) -> NotFound:
+        return NotFound(f"Training job '{training_job_name}' not found.")
+
     def build_request(self, request: TrainingRequest) -> dict[str, Any]:
         """The exact CreateTrainingJob parameters (also what tests compare against)."""
+        if not self._ours(request.training_job_name):
+            raise ValidationError(
+                "job_name",
+                f"'{request.training_job_name}' is not a job name of stage '{self.stage}' "
+                f"(they start with {' or '.join(stage_names.name_prefixes(self.stage))})",
+            )
         artifacts = request.artifact_uri.rstrip("/")
         if not artifacts.startswith("s3://"):
             raise ValidationError(
@@ -230,8 +250,11 @@ class SageMakerTrainingPlatform:
             params["EnableManagedSpotTraining"] = True
         if self.vpc_config:
             params["VpcConfig"] = self.vpc_config
-        if request.tags:
-            params["Tags"] = [{"Key": k, "Value": v} for k, v in request.tags.items()]
+        tags = dict(request.tags)
+        if self.stage is not None:
+            tags[stage_names.STAGE_TAG] = self.stage
+        if tags:
+            params["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
         return params
 
     def _stopping_condition(self, runtime: int, spot: bool, max_wait_s: int | None) -> dict[str, int]:
@@ -279,6 +302,8 @@ class SageMakerTrainingPlatform:
         """The job's CloudWatch streams (`<name>/algo-N-...`), host by host, as one numbered list of lines."""
         if self._logs is None:
             raise Unavailable("This stage has no CloudWatch Logs client configured.")
+        if not self._ours(training_job_name):
+            raise self._not_found(training_job_name)
         streams = []
         paginator = self._logs.get_paginator("describe_log_streams")
         try:
@@ -311,6 +336,8 @@ class SageMakerTrainingPlatform:
         return lines, status not in ("Completed", "Failed", "Stopped")
 
     def describe(self, training_job_name: str) -> TrainingDescription:
+        if not self._ours(training_job_name):
+            raise self._not_found(training_job_name)
         try:
             job = self._sagemaker.describe_training_job(TrainingJobName=training_job_name)
         except ClientError as error:
@@ -327,6 +354,8 @@ class SageMakerTrainingPlatform:
         )
 
     def stop(self, training_job_name: str) -> None:
+        if not self._ours(training_job_name):
+            raise self._not_found(training_job_name)
         try:
             self._sagemaker.stop_training_job(TrainingJobName=training_job_name)
         except ClientError as error:
