@@ -14,9 +14,9 @@ if str(ROOT / "infra" / "bin") not in sys.path:
 
 from aifactory_deploy import __main__ as cli  # noqa: E402
 from aifactory_deploy import config as deploy_config  # noqa: E402
-from aifactory_deploy import images  # noqa: E402
+from aifactory_deploy import images, stack  # noqa: E402
 
-__all__ = ["cli", "deploy_config", "images"]
+__all__ = ["cli", "deploy_config", "images", "stack"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IMAGE_TAG = "git-0123456789ab"

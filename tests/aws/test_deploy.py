@@ -1,9 +1,12 @@
 """`make deploy` without AWS: the stage config rendered from a recorded describe-stacks, the
-one image tag scheme, the stack outputs the renderer needs, and the smoke test."""
+one image tag scheme and how images are built and checked, the stack outputs the renderer
+needs, a stack that a failed deploy left behind, and the smoke test. The whole deploy and
+destroy against an emulated account is tests/aws/test_deploy_account.py."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +29,8 @@ from tests.aws.stack_fixture import (
 from tests.aws.stack_fixture import deploy_config as config
 
 ACCOUNT_REPO = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 @pytest.fixture
@@ -36,16 +41,20 @@ def outputs():
 def test_the_stage_is_rendered_from_the_stacks_outputs(outputs):
     dev = rendered_config(("dev",))["stages"]["dev"]
     variables = dev["environment_variables"]
-    assert dev["iam_role_arn"] == "arn:aws:iam::111122223333:role/aifactory-api-dev"
+    # Role names are global to the account: stage and region, so a second region deploys too.
+    assert dev["iam_role_arn"] == "arn:aws:iam::111122223333:role/aifactory-api-dev-eu-west-1"
     assert variables["AIFACTORY_TABLE"] == "aifactory-jobs-dev"
     assert variables["AIFACTORY_BUCKET"] == outputs["ArtifactBucketName"]
+    assert variables["AIFACTORY_ARTIFACT_PREFIX"] == "dev"  # the stage's keys, what its roles may touch
     assert variables["AIFACTORY_SAGEMAKER_ROLE_ARN"] == outputs["SageMakerExecutionRoleArn"]
+    assert variables["AIFACTORY_ENDPOINT_ROLE_ARN"] == outputs["EndpointExecutionRoleArn"]
+    assert variables["AIFACTORY_ENDPOINT_ROLE_ARN"] != variables["AIFACTORY_SAGEMAKER_ROLE_ARN"]
     assert variables["AIFACTORY_SECRET_PREFIX"] == "aifactory/dev/"
     assert variables["AIFACTORY_CALLBACK_SIGNING_SECRET"] == outputs["CallbackSigningSecretArn"]
     assert variables["AIFACTORY_MODEL_LINK_SECRET"] == outputs["ModelLinkSecretArn"]
-    assert variables["AIFACTORY_TRAINER_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-trainer:{IMAGE_TAG}"
-    assert variables["AIFACTORY_INFERENCE_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-inference:{IMAGE_TAG}"
-    assert variables["AIFACTORY_ALLOWED_IMAGES"] == f"{ACCOUNT_REPO}/aifactory-trainer"
+    assert variables["AIFACTORY_TRAINER_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-dev-trainer:{IMAGE_TAG}"
+    assert variables["AIFACTORY_INFERENCE_IMAGE"] == f"{ACCOUNT_REPO}/aifactory-dev-inference:{IMAGE_TAG}"
+    assert variables["AIFACTORY_ALLOWED_IMAGES"] == f"{ACCOUNT_REPO}/aifactory-dev-trainer"
     assert variables["AIFACTORY_TOOLS_FUNCTION"] == "aifactory-tools-dev"
     assert variables["AIFACTORY_DATA_ROOTS"] == ",".join(DATA_ROOTS)
     assert variables["AIFACTORY_PUBLIC_URL"] == PUBLIC_URL.rstrip("/")
@@ -148,24 +157,22 @@ def test_an_explicit_tag_must_be_valid_for_ecr(repo):
         images.image_tag(repo[0], override="-bad")
 
 
-def test_images_build_for_amd64_from_the_repository_root():
+def test_images_build_for_amd64_as_one_docker_v2_manifest_from_the_repository_root():
     trainer = images.IMAGES[0]
     command = images.build_command(
-        trainer, "r/aifactory-trainer:t", {"TORCH_INDEX_URL": "u", "BASE_IMAGE": ""}
+        trainer, "r/aifactory-dev-trainer:t", {"TORCH_INDEX_URL": "u", "BASE_IMAGE": ""}
     )
+    # No provenance or SBOM attestation (buildx's default turns the push into an OCI index, which
+    # Lambda refuses), Docker media types, pushed by the build itself.
     assert command == [
-        "docker",
-        "build",
-        "--platform",
-        "linux/amd64",
-        "-f",
-        "containers/trainer/Dockerfile",
-        "-t",
-        "r/aifactory-trainer:t",
-        "--build-arg",
-        "TORCH_INDEX_URL=u",
+        "docker", "buildx", "build", "--platform", "linux/amd64",
+        "--provenance=false", "--sbom=false",
+        "--output", "type=image,name=r/aifactory-dev-trainer:t,push=true,oci-mediatypes=false",
+        "-f", "containers/trainer/Dockerfile",
+        "--build-arg", "TORCH_INDEX_URL=u",
         ".",
-    ]
+    ]  # fmt: skip
+    assert images.BUILD_ENV == {"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
     for image in images.IMAGES:
         dockerfile = (ROOT / image.dockerfile).read_text()
         assert "ARG BASE_IMAGE=python:3.11-slim-bookworm\nFROM ${BASE_IMAGE}" in dockerfile
@@ -173,8 +180,10 @@ def test_images_build_for_amd64_from_the_repository_root():
 
 
 def test_what_is_pushed_is_what_the_config_names(outputs, monkeypatch):
-    ran = []
-    monkeypatch.setattr(cli.subprocess, "run", lambda command, **kw: ran.append(command))
+    ran, envs = [], []
+    monkeypatch.setattr(
+        cli.subprocess, "run", lambda command, **kw: (ran.append(command), envs.append(kw.get("env")))
+    )
     session = boto3.session.Session(region_name="eu-west-1")
     ecr = session.client("ecr")
     monkeypatch.setattr(session, "client", lambda name: ecr)
@@ -184,13 +193,41 @@ def test_what_is_pushed_is_what_the_config_names(outputs, monkeypatch):
         )
         cli._push_images(session, outputs, IMAGE_TAG, {"TORCH_INDEX_URL": cli.CUDA12_TORCH})
     assert ran[0] == ["docker", "login", "--username", "AWS", "--password-stdin", ACCOUNT_REPO]
-    pushed = {command[-1] for command in ran if command[:2] == ["docker", "push"]}
-    built = {command[command.index("-t") + 1] for command in ran if command[:2] == ["docker", "build"]}
+    builds = [(c, env) for c, env in zip(ran, envs, strict=True) if c[:3] == ["docker", "buildx", "build"]]
+    pushed = {c[c.index("--output") + 1].split(",")[1].removeprefix("name=") for c, _ in builds}
     variables = config.render(config.load_template(), "dev", outputs, image_tag=IMAGE_TAG)["stages"]["dev"][
         "environment_variables"
     ]
-    assert pushed == built == {variables["AIFACTORY_TRAINER_IMAGE"], variables["AIFACTORY_INFERENCE_IMAGE"]}
-    assert all(f"TORCH_INDEX_URL={cli.CUDA12_TORCH}" in c for c in ran if c[:2] == ["docker", "build"])
+    assert pushed == {variables["AIFACTORY_TRAINER_IMAGE"], variables["AIFACTORY_INFERENCE_IMAGE"]}
+    assert all(f"TORCH_INDEX_URL={cli.CUDA12_TORCH}" in c for c, _ in builds)
+    assert all(env["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1" for _, env in builds)
+
+
+def _describe_images(stub, repository, tag, media_type):
+    detail = {"repositoryName": repository, "imageTags": [tag], "imageDigest": "sha256:" + "0" * 64}
+    if media_type:
+        detail["imageManifestMediaType"] = media_type
+    stub.add_response(
+        "describe_images",
+        {"imageDetails": [detail]},
+        {"repositoryName": repository, "imageIds": [{"imageTag": tag}]},
+    )
+
+
+def test_pushed_images_must_be_single_manifests(outputs):
+    ecr = boto3.client("ecr", region_name="eu-west-1")
+    trainer = images.image_uri(outputs["TrainerRepositoryUri"], IMAGE_TAG)
+    with Stubber(ecr) as stub:
+        _describe_images(stub, "aifactory-dev-trainer", IMAGE_TAG, DOCKER_V2)
+        assert images.check_manifest(ecr, trainer) == DOCKER_V2
+        _describe_images(stub, "aifactory-dev-trainer", IMAGE_TAG, OCI_INDEX)
+        with pytest.raises(
+            images.ManifestError, match=r"is a application/vnd.oci.image.index.v1\+json .*--provenance=false"
+        ):
+            images.check_manifest(ecr, trainer)
+        stub.add_response("describe_images", {"imageDetails": []})
+        with pytest.raises(images.ManifestError, match="is not in ECR: build and push it"):
+            images.check_manifest(ecr, trainer)
 
 
 # -- smoke test ------------------------------------------------------------------------------
@@ -232,3 +269,29 @@ def test_smoke_test_fails_with_the_last_answer(api):
     url, _ = api
     with pytest.raises(RuntimeError, match=r"/api/api/version failed: HTTP 403"):
         cli.smoke_test(url, "wrong", attempts=4, delay_s=0)
+
+
+def test_smoke_test_retries_while_the_new_apis_name_does_not_resolve(api, monkeypatch):
+    """A new REST API's host name takes a while to resolve: socket.gaierror (in a URLError) is
+    retried like a 403, then the API answers. Simulated: no test resolves a name."""
+    url, seen = api
+    real_urlopen = cli.urllib.request.urlopen
+    failures = [socket.gaierror(-2, "Name or service not known")] * 2 + [ConnectionResetError(104, "reset")]
+
+    def urlopen(request, timeout):
+        if failures:
+            raise cli.urllib.error.URLError(failures.pop(0))
+        return real_urlopen(request, timeout=timeout)
+
+    monkeypatch.setattr(cli.urllib.request, "urlopen", urlopen)
+    assert cli.smoke_test(url, "k3y", attempts=10, delay_s=0) == {"version": "1.5"}
+    assert not failures and len(seen) == 3  # three DNS/connection errors, two 403s, then 200
+
+
+def test_smoke_test_gives_up_on_a_name_that_never_resolves(monkeypatch):
+    def urlopen(request, timeout):
+        raise cli.urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(cli.urllib.request, "urlopen", urlopen)
+    with pytest.raises(RuntimeError, match="failed: gaierror: .*Name or service not known"):
+        cli.smoke_test("https://nowhere.invalid/api/", "k", attempts=3, delay_s=0)

@@ -3,8 +3,9 @@
 deploy: stack -> images -> stack with the tools function -> rendered Chalice config ->
 `chalice deploy` -> stack with the usage plan and key -> smoke test of /api/version.
 destroy: running jobs and endpoints of the stage -> the Chalice app -> the stack -> what the
-stack keeps on deletion (bucket, table, job secrets, and the repositories when no stage is left).
+stack keeps on deletion (bucket, table, job secrets, the stage's repositories).
 The region is the caller's (AWS_REGION / AWS_DEFAULT_REGION / the profile's `region`).
+Everything it lists, it lists through boto3's paginators.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -23,9 +25,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from aifactory_deploy import chalice_app, config, images, stack
+from aifactory_deploy import chalice_app, config, images
+from aifactory_deploy.stack import Retained, Stack, StackError, stack_name
 
 ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # chalicelib.stage_names: the one definition of a stage's names
+from chalicelib import stage_names  # noqa: E402
+
 CUDA12_TORCH = "https://download.pytorch.org/whl/cu128"  # see infra/README.md, GPU driver
 SMOKE_ROUTE = "api/version"
 
@@ -54,24 +61,52 @@ def _save_state(stage: str, state: dict[str, Any]) -> None:
     path.write_text(json.dumps(state, indent=2) + "\n")
 
 
-def _create_repositories(session, cloudformation, name: str) -> str:
-    """ "true" unless the repositories exist and another stage's stack made them."""
-    existing = stack.describe(cloudformation, name)
-    if existing:
-        for parameter in existing["Stacks"][0].get("Parameters", []):
-            if parameter["ParameterKey"] == "CreateRepositories":
-                return parameter["ParameterValue"]
-    ecr = session.client("ecr")
-    try:
-        ecr.describe_repositories(repositoryNames=[images.TRAINER_REPOSITORY])
-    except ecr.exceptions.RepositoryNotFoundException:
-        return "true"
-    return "false"
+def clear_retained(session, retained: list[Retained]) -> None:
+    """What a failed first create made and kept (DeletionPolicy Retain) blocks the next create on
+    its name: remove it when it is empty (a failed first create stored nothing), else say how."""
+    blocked = []
+    for resource in retained:
+        kind, name = resource["ResourceType"], resource["PhysicalResourceId"]
+        if kind == "AWS::S3::Bucket":
+            s3 = session.client("s3")
+            if s3.list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0) == 0:
+                s3.delete_bucket(Bucket=name)
+            else:
+                blocked.append(f"bucket {name} holds objects: `aws s3 rb s3://{name} --force`")
+                continue
+        elif kind == "AWS::DynamoDB::Table":
+            dynamodb = session.client("dynamodb")
+            if dynamodb.scan(TableName=name, Limit=1, Select="COUNT")["Count"] == 0:
+                dynamodb.delete_table(TableName=name)
+                dynamodb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 2})
+            else:
+                blocked.append(f"table {name} holds items: `aws dynamodb delete-table --table-name {name}`")
+                continue
+        elif kind == "AWS::ECR::Repository":
+            ecr = session.client("ecr")
+            if not ecr.describe_images(repositoryName=name, maxResults=1)["imageDetails"]:
+                ecr.delete_repository(repositoryName=name)
+            else:
+                blocked.append(
+                    f"repository {name} holds images: `aws ecr delete-repository --repository-name {name} --force`"
+                )
+                continue
+        else:
+            blocked.append(f"{kind} {name}: delete it by hand")
+            continue
+        print(f"  removed {kind} {name}, kept by the failed create")
+    if blocked:
+        raise StackError(
+            "The failed first create kept resources whose names the new stack needs; "
+            + "; ".join(blocked)
+            + ". Then make deploy again."
+        )
 
 
 def _push_images(session, outputs: dict[str, str], tag: str, build_args: dict[str, str]) -> None:
     registry = outputs["TrainerRepositoryUri"].split("/", 1)[0]
-    token = session.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    ecr = session.client("ecr")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     import base64
 
     user, password = base64.b64decode(token).decode().split(":", 1)
@@ -80,15 +115,19 @@ def _push_images(session, outputs: dict[str, str], tag: str, build_args: dict[st
         input=password.encode(),
         check=True,
     )
-    repositories = {
-        images.TRAINER_REPOSITORY: outputs["TrainerRepositoryUri"],
-        images.INFERENCE_REPOSITORY: outputs["InferenceRepositoryUri"],
-    }
     for image in images.IMAGES:
-        uri = images.image_uri(repositories[image.repository], tag)
-        print(f"  build {uri}")
-        subprocess.run(images.build_command(image, uri, build_args), check=True, cwd=ROOT)
-        subprocess.run(["docker", "push", uri], check=True)
+        uri = images.image_uri(outputs[image.output], tag)
+        print(f"  build and push {uri}")
+        env = {**os.environ, **images.BUILD_ENV}
+        subprocess.run(images.build_command(image, uri, build_args), check=True, cwd=ROOT, env=env)
+
+
+def _check_images(session, outputs: dict[str, str], tag: str) -> None:
+    """Both tags are in ECR as single manifests, before Lambda or SageMaker is pointed at them."""
+    ecr = session.client("ecr")
+    for image in images.IMAGES:
+        uri = images.image_uri(outputs[image.output], tag)
+        print(f"  {uri}: {images.check_manifest(ecr, uri)}")
 
 
 def _render(stage: str, outputs: dict[str, str], state: dict[str, Any], public_url: str) -> Path:
@@ -103,8 +142,15 @@ def _render(stage: str, outputs: dict[str, str], state: dict[str, Any], public_u
     return chalice_app.write_project(chalice_app.project_dir(stage), rendered)
 
 
+def _transient(error: urllib.error.URLError) -> bool:
+    """A new API's name not resolving yet (its DNS record takes a while), a refused or reset
+    connection, a timeout: worth another try, as a 403 of a key not yet accepted is."""
+    return isinstance(error.reason, (socket.gaierror, ConnectionError, TimeoutError))
+
+
 def smoke_test(url: str, api_key: str, attempts: int = 24, delay_s: float = 5.0) -> dict[str, Any]:
-    """GET <url>/api/version with the key; a new key takes a little while to be accepted (403)."""
+    """GET <url>/api/version with the key; a new key takes a little while to be accepted (403),
+    and a new API's host name to resolve."""
     request = urllib.request.Request(url.rstrip("/") + "/" + SMOKE_ROUTE, headers={"x-api-key": api_key})
     last = ""
     for _ in range(attempts):
@@ -115,26 +161,31 @@ def smoke_test(url: str, api_key: str, attempts: int = 24, delay_s: float = 5.0)
             last = f"HTTP {error.code}: {error.read()[:200]!r}"
             if error.code not in (403, 429, 502, 503, 504):
                 break
+        except urllib.error.URLError as error:
+            last = f"{type(error.reason).__name__}: {error.reason}"
+            if not _transient(error):
+                break
+        except (ConnectionError, TimeoutError) as error:  # while reading the answer
+            last = f"{type(error).__name__}: {error}"
         time.sleep(delay_s)
     raise RuntimeError(f"Smoke test of {request.full_url} failed: {last}")
 
 
 def deploy(args: argparse.Namespace) -> None:
     session = _session()
-    stage, name = args.stage, stack.stack_name(args.stage)
-    cloudformation = session.client("cloudformation")
+    stage = args.stage
+    stack = Stack(session.client("cloudformation"), stack_name(stage))
     state = _state(stage)
     if args.data_roots is not None:
         state["data_roots"] = [r.strip() for r in args.data_roots.split(",") if r.strip()]
     state.setdefault("data_roots", [])
     partition = session.get_partition_for_region(session.region_name)
-    print(f"1/6 stack {name} in {session.region_name}")
+    print(f"1/6 stack {stack.name} in {session.region_name}")
     parameters = {
         "Stage": stage,
-        "CreateRepositories": _create_repositories(session, cloudformation, name),
         "DataBucketArns": ",".join(config.data_bucket_arns(state["data_roots"], partition)),
     }
-    outputs = config.stack_outputs(stack.deploy(cloudformation, name, parameters))
+    outputs = config.stack_outputs(stack.deploy(parameters, lambda kept: clear_retained(session, kept)))
 
     state["image_tag"] = images.image_tag(ROOT, args.image_tag)
     if args.skip_images:
@@ -145,11 +196,12 @@ def deploy(args: argparse.Namespace) -> None:
         if args.base_image:
             build_args.update(KEEP_BASE_TORCH="true", TORCH_INDEX_URL="")
         _push_images(session, outputs, state["image_tag"], build_args)
+    _check_images(session, outputs, state["image_tag"])
     _save_state(stage, state)
 
     print("3/6 tools function")
     tools_image = images.image_uri(outputs["TrainerRepositoryUri"], state["image_tag"])
-    outputs = config.stack_outputs(stack.deploy(cloudformation, name, {"ToolsImageUri": tools_image}))
+    outputs = config.stack_outputs(stack.deploy({"ToolsImageUri": tools_image}))
 
     print("4/6 chalice deploy")
     project = chalice_app.project_dir(stage)
@@ -163,9 +215,7 @@ def deploy(args: argparse.Namespace) -> None:
 
     print("5/6 usage plan and API key")
     api_stage = config.load_template()["stages"][stage].get("api_gateway_stage", "api")
-    outputs = config.stack_outputs(
-        stack.deploy(cloudformation, name, {"RestApiId": api["rest_api_id"], "ApiStageName": api_stage})
-    )
+    outputs = config.stack_outputs(stack.deploy({"RestApiId": api["rest_api_id"], "ApiStageName": api_stage}))
     key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
     key_path = chalice_app.BUILD / stage / "api_key"
     key_path.write_text(key)
@@ -177,42 +227,61 @@ def deploy(args: argparse.Namespace) -> None:
     print(f"API key (x-api-key) in {key_path.relative_to(ROOT)}")
 
 
-def _stage_resources(session, outputs: dict[str, str]) -> None:
-    """Stops the stage's running training jobs and deletes its endpoints (they bill by the hour)."""
-    bucket = outputs.get("ArtifactBucketName")
-    if not bucket:
-        return
-    prefix = f"s3://{bucket}/"
+def _tags(sagemaker, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for page in sagemaker.get_paginator("list_tags").paginate(ResourceArn=arn):
+        tags.update({t["Key"]: t["Value"] for t in page.get("Tags", [])})
+    return tags
+
+
+def _stage_resources(session, stage: str) -> None:
+    """Stops the stage's running training jobs and deletes its endpoints, endpoint configs and
+    models (endpoints bill by the hour). The stage's own only: names start with its prefixes
+    (`aif-<stage>-`, `v15-<stage>-`; NameContains matches anywhere, so the start is checked) and
+    endpoints carry its `aifactory:stage` tag; another stage's are never touched."""
+    prefixes = stage_names.name_prefixes(stage)
     sagemaker = session.client("sagemaker")
-    for page in sagemaker.get_paginator("list_training_jobs").paginate(StatusEquals="InProgress"):
-        for job in page["TrainingJobSummaries"]:
-            described = sagemaker.describe_training_job(TrainingJobName=job["TrainingJobName"])
-            if described["OutputDataConfig"]["S3OutputPath"].startswith(prefix):
-                print(f"  stop training job {job['TrainingJobName']}")
-                sagemaker.stop_training_job(TrainingJobName=job["TrainingJobName"])
-    for page in sagemaker.get_paginator("list_endpoints").paginate(NameContains="v15-"):
-        for endpoint in page["Endpoints"]:
-            tags = {
-                t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]
-            }
-            if not tags.get("aifactory:model_uri", "").startswith(prefix):
-                continue
-            name = endpoint["EndpointName"]
-            print(f"  delete endpoint {name}")
-            sagemaker.delete_endpoint(EndpointName=name)
-            for delete, key in (
-                (sagemaker.delete_endpoint_config, "EndpointConfigName"),
-                (sagemaker.delete_model, "ModelName"),
-            ):
-                try:
-                    delete(**{key: name})
-                except ClientError:
-                    pass  # already gone (a half-made deployment)
+    for prefix in prefixes:
+        pages = sagemaker.get_paginator("list_training_jobs").paginate(
+            NameContains=prefix, StatusEquals="InProgress"
+        )
+        for page in pages:
+            for job in page["TrainingJobSummaries"]:
+                if job["TrainingJobName"].startswith(prefix):
+                    print(f"  stop training job {job['TrainingJobName']}")
+                    sagemaker.stop_training_job(TrainingJobName=job["TrainingJobName"])
+    for prefix in (p for p in prefixes if p.startswith("v15-")):
+        for page in sagemaker.get_paginator("list_endpoints").paginate(NameContains=prefix):
+            for endpoint in page["Endpoints"]:
+                name = endpoint["EndpointName"]
+                if not name.startswith(prefix):
+                    continue
+                if _tags(sagemaker, endpoint["EndpointArn"]).get(stage_names.STAGE_TAG) != stage:
+                    continue  # our names' shape without our stage's tag: not ours to delete
+                print(f"  delete endpoint {name}")
+                sagemaker.delete_endpoint(EndpointName=name)
+        # What deployments leave beside their endpoints (and half-made ones without one).
+        for paginator, key, delete, field in (
+            (
+                "list_endpoint_configs",
+                "EndpointConfigs",
+                sagemaker.delete_endpoint_config,
+                "EndpointConfigName",
+            ),
+            ("list_models", "Models", sagemaker.delete_model, "ModelName"),
+        ):
+            for page in sagemaker.get_paginator(paginator).paginate(NameContains=prefix):
+                for found in page[key]:
+                    if found[field].startswith(prefix):
+                        try:
+                            delete(**{field: found[field]})
+                        except ClientError:
+                            pass  # gone meanwhile
 
 
 def destroy(args: argparse.Namespace) -> None:
     session = _session()
-    stage, name = args.stage, stack.stack_name(args.stage)
+    stage = args.stage
     if not args.yes:
         answer = input(
             f"Delete every AI Factory resource of stage '{stage}' in {session.region_name}, "
@@ -220,23 +289,19 @@ def destroy(args: argparse.Namespace) -> None:
         )
         if answer.strip() != stage:
             sys.exit("Nothing deleted.")
-    cloudformation = session.client("cloudformation")
-    described = stack.describe(cloudformation, name)
+    stack = Stack(session.client("cloudformation"), stack_name(stage))
+    described = stack.describe()
     outputs = config.stack_outputs(described) if described else {}
-    parameters = {
-        p["ParameterKey"]: p.get("ParameterValue", "")
-        for p in (described or {"Stacks": [{}]})["Stacks"][0].get("Parameters", [])
-    }
     print("1/4 running jobs and endpoints")
-    _stage_resources(session, outputs)
+    _stage_resources(session, stage)
     print("2/4 chalice delete")
     project = chalice_app.project_dir(stage)
     if chalice_app.deployed(project, stage):
         chalice_app.chalice(project, "delete", "--stage", stage)
     else:
         print(f"  no record of a Chalice deployment in {project}")
-    print(f"3/4 stack {name}")
-    stack.delete(cloudformation, name)
+    print(f"3/4 stack {stack.name}")
+    stack.delete()
     print("4/4 what the stack retains")
     if outputs.get("ArtifactBucketName"):
         bucket = session.resource("s3").Bucket(outputs["ArtifactBucketName"])
@@ -251,17 +316,14 @@ def destroy(args: argparse.Namespace) -> None:
     for page in secrets.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}]):
         for secret in page["SecretList"]:
             secrets.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
-    others = [
-        s for s in ("dev", "prod") if s != stage and stack.describe(cloudformation, stack.stack_name(s))
-    ]
-    if parameters.get("CreateRepositories") == "true" and not others:
-        ecr = session.client("ecr")
-        for repository in (images.TRAINER_REPOSITORY, images.INFERENCE_REPOSITORY):
-            try:
-                ecr.delete_repository(repositoryName=repository, force=True)
-                print(f"  deleted repository {repository}")
-            except ecr.exceptions.RepositoryNotFoundException:
-                pass
+    ecr = session.client("ecr")
+    for image in images.IMAGES:  # the stage's own repositories (aifactory-<stage>-<image>)
+        repository = images.repository_name(image, stage)
+        try:
+            ecr.delete_repository(repositoryName=repository, force=True)
+            print(f"  deleted repository {repository}")
+        except ecr.exceptions.RepositoryNotFoundException:
+            pass
     shutil.rmtree(chalice_app.BUILD / stage, ignore_errors=True)
     print(f"Stage {stage} is gone.")
 
@@ -308,7 +370,10 @@ def main(argv: list[str] | None = None) -> None:
                 "--describe-stacks", required=True, help="a saved `aws cloudformation describe-stacks` output"
             )
     args = parser.parse_args(argv)
-    {"deploy": deploy, "destroy": destroy, "render": render}[args.command](args)
+    try:
+        {"deploy": deploy, "destroy": destroy, "render": render}[args.command](args)
+    except (StackError, images.ManifestError) as error:
+        sys.exit(f"{args.command} failed: {error}")
 
 
 if __name__ == "__main__":

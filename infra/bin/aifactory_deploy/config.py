@@ -27,6 +27,8 @@ OUTPUT_VARIABLES = {
     "JobsTableName": "AIFACTORY_TABLE",
     "ArtifactBucketName": "AIFACTORY_BUCKET",
     "SageMakerExecutionRoleArn": "AIFACTORY_SAGEMAKER_ROLE_ARN",
+    "EndpointExecutionRoleArn": "AIFACTORY_ENDPOINT_ROLE_ARN",
+    "ArtifactPrefix": "AIFACTORY_ARTIFACT_PREFIX",
     "SecretPrefix": "AIFACTORY_SECRET_PREFIX",
     "CallbackSigningSecretArn": "AIFACTORY_CALLBACK_SIGNING_SECRET",
     "ModelLinkSecretArn": "AIFACTORY_MODEL_LINK_SECRET",

@@ -1,8 +1,16 @@
-"""The one image tag scheme: what `docker build`/`push` tag and what the stage config names.
+"""The images a stage runs: how they are built and pushed, what the stage config names them,
+and what ECR must hold before Lambda and SageMaker are pointed at them.
 
 The tag is the commit the images are built from (`git-<sha12>`), with `-dirty-<UTC time>`
 when the working tree differs from it, so a pushed tag never silently changes meaning.
 `IMAGE_TAG` overrides it (a release name, or re-rendering the config for a pushed tag).
+
+Each image is built and pushed in one `docker buildx build` for linux/amd64 without
+provenance or SBOM attestations and with Docker media types: a single-platform Docker v2
+manifest. Attestations (buildx's default since 0.10) turn the push into an OCI index, which
+Lambda refuses for the tools function ("image manifest ... media type ... is not supported").
+`check_manifest` reads what ECR holds after the push, so a build that made an index anyway
+fails the deploy there, naming the image, not at the tools function's update.
 """
 
 from __future__ import annotations
@@ -15,26 +23,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-TRAINER_REPOSITORY = "aifactory-trainer"
-INFERENCE_REPOSITORY = "aifactory-inference"
 PLATFORM = "linux/amd64"  # SageMaker and Lambda run x86_64 images
+# What a build without attestations pushes; lists and indexes (several manifests) are refused.
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+SINGLE_MANIFESTS = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+# buildx's switch for the same thing as --provenance=false --sbom=false, for any build it runs.
+BUILD_ENV = {"BUILDX_NO_DEFAULT_ATTESTATIONS": "1"}
 # ECR's tag rule: up to 128 of [a-zA-Z0-9_.-], not starting with . or -.
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class Image:
-    """One image this project builds: its Dockerfile and the ECR repository it goes to."""
+    """One image this project builds: its Dockerfile and the stack output naming its repository
+    (`aifactory-<stage>-<name>`: each stage has its own, infra/cloudformation.yaml)."""
 
     name: str
     dockerfile: str
-    repository: str
+    output: str
 
 
 IMAGES = (
-    Image("trainer", "containers/trainer/Dockerfile", TRAINER_REPOSITORY),
-    Image("inference", "containers/inference/Dockerfile", INFERENCE_REPOSITORY),
+    Image("trainer", "containers/trainer/Dockerfile", "TrainerRepositoryUri"),
+    Image("inference", "containers/inference/Dockerfile", "InferenceRepositoryUri"),
 )
+
+
+def repository_name(image: Image, stage: str) -> str:
+    """The ECR repository of `image` in `stage` (the template's `aifactory-${Stage}-<name>`)."""
+    return f"aifactory-{stage}-{image.name}"
 
 
 def check_tag(tag: str) -> str:
@@ -67,9 +85,41 @@ def image_uri(repository_uri: str, tag: str) -> str:
 
 
 def build_command(image: Image, uri: str, build_args: dict[str, str]) -> list[str]:
-    """`docker build` for SageMaker/Lambda's platform, from the repository root (the context)."""
-    command = ["docker", "build", "--platform", PLATFORM, "-f", image.dockerfile, "-t", uri]
+    """`docker buildx build` for SageMaker/Lambda's platform, from the repository root (the
+    context), pushed to `uri` as one Docker v2 manifest: no attestations, no OCI media types.
+    Run it with `BUILD_ENV` in the environment."""
+    command = [
+        "docker", "buildx", "build", "--platform", PLATFORM,
+        "--provenance=false", "--sbom=false",
+        "--output", f"type=image,name={uri},push=true,oci-mediatypes=false",
+        "-f", image.dockerfile,
+    ]  # fmt: skip
     for name, value in sorted(build_args.items()):
         if value:
             command += ["--build-arg", f"{name}={value}"]
     return [*command, "."]
+
+
+class ManifestError(RuntimeError):
+    """ECR holds something Lambda or SageMaker cannot run for a tag the stage would name."""
+
+
+def check_manifest(ecr, uri: str) -> str:
+    """The media type of `uri`'s manifest in ECR, if it is a single image; else ManifestError."""
+    repository, tag = uri.split("/", 1)[1].rsplit(":", 1)
+    try:
+        found = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])["imageDetails"]
+    except ecr.exceptions.ImageNotFoundException:
+        found = []
+    except ecr.exceptions.RepositoryNotFoundException:
+        raise ManifestError(f"{uri}: no repository {repository} (the stack makes it)") from None
+    if not found:
+        raise ManifestError(f"{uri} is not in ECR: build and push it (make deploy without --skip-images)")
+    media_type = found[0].get("imageManifestMediaType") or DOCKER_MANIFEST  # ECR omits it for schema 2
+    if media_type not in SINGLE_MANIFESTS:
+        raise ManifestError(
+            f"{uri} is a {media_type} (several manifests: attestations or platforms), which Lambda refuses; "
+            "rebuild it with `docker buildx build --platform linux/amd64 --provenance=false --sbom=false` "
+            "(what make deploy runs)"
+        )
+    return media_type
