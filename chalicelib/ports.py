@@ -40,7 +40,28 @@ class JobStore(Protocol):
     def update(
         self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None
     ) -> dict[str, Any]: ...
-    def list(self, api: str | None = None) -> list[dict[str, Any]]: ...
+    def list(self, api: str | None = None) -> list[dict[str, Any]]:
+        """Every record (a full table read): for tools and tests, never for a sweep or a route."""
+        ...
+
+    def list_active(self) -> list[dict[str, Any]]:
+        """Jobs that have not ended (queued, pending, in progress, stopping), oldest first, read
+        from an index that holds only them (`chalicelib.job_index`): O(active), never the table."""
+        ...
+
+    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+        """AI Factory jobs that ended and whose callback needs a sender at `now` (not enqueued
+        yet, or pending and due), read from the same index: O(callbacks not yet settled)."""
+        ...
+
+    def page(
+        self, api: str, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """At most `limit` jobs of `api`, newest first by (created_at, job_id), all strictly
+        before `after` when given; and whether more follow. Reads O(limit) records in a few
+        batched reads (no read per job)."""
+        ...
+
     def delete(self, job_id: str) -> None: ...
 
 

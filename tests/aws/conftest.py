@@ -7,6 +7,7 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.adapters.aws.artifact_store import make_s3_client
+from chalicelib.adapters.aws.job_store import table_definition
 
 REGION = "us-east-1"
 TABLE = "aifactory-jobs-test"
@@ -32,22 +33,7 @@ def aws():
 @pytest.fixture
 def dynamodb(aws):
     client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "job_name", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "job_name-index",
-                "KeySchema": [{"AttributeName": "job_name", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client.create_table(**table_definition(TABLE))  # the table infra/cloudformation.yaml declares
     yield client
 
 

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from callbacks.delivery import DeliveryResult
-from chalicelib.adapters.aws.job_store import DynamoJobStore
+from chalicelib.adapters.aws.job_store import DynamoJobStore, table_definition
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.ports import Services
 from chalicelib.services import outbox
@@ -19,22 +19,7 @@ NOW = 1_900_000_000.0
 
 def dynamo_store():
     client = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(
-        TableName="jobs",
-        AttributeDefinitions=[
-            {"AttributeName": "job_id", "AttributeType": "S"},
-            {"AttributeName": "job_name", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "job_name-index",
-                "KeySchema": [{"AttributeName": "job_name", "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client.create_table(**table_definition("jobs"))
     return DynamoJobStore(client, "jobs")
 
 

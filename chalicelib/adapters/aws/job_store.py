@@ -4,19 +4,82 @@ The whole record travels as one JSON string (`doc`) so nested dicts and floats n
 meet DynamoDB's Decimal type; the few attributes we query or sort by (`job_id`,
 `job_name`, `api`, `status`, `created_at`) are copied beside it, and `version` guards
 every update (optimistic concurrency: two Lambdas updating one job cannot both win).
+
+Sweeps and list pages read one more GSI, `lane-index` (DESIGN.md, "Stores at scale"): every
+item carries `lane`, its partition there, and `lane_sk` = `<api>#<created_at>#<job_id>`,
+both recomputed from the record by every write (`_item`). The lane is the record's sweep lane
+(`chalicelib.job_index`: `active` while the job runs, `callback` while an ended AI Factory
+job's callback needs a sender) or `history#<api>` once settled. So a sweep queries the
+`active` or `callback` partition and reads O(active) items, never the table; a list page
+queries the three partitions that can hold an api's jobs newest first with a key condition
+from the page's cursor and reads O(page) items. One index, not two (one sparse, one by
+api): CloudFormation adds at most one GSI per stack update, and a second would make the
+update of an existing stack fail and roll back.
+
+Items written before the index existed have no `lane`: `backfill_index` (or `python -m
+chalicelib.adapters.aws.job_store backfill --table <name>`) writes it once after the stack
+update that adds the index; any later update of a record writes it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib import job_index
 from chalicelib.ports import ConflictError
 
 NAME_INDEX = "job_name-index"
+LANE_INDEX = "lane-index"
+HISTORY = "history#"  # + api: the lane of settled jobs
 INDEXED_FIELDS = ("job_name", "api", "status", "created_at")
+QUERY_PAGE = 100  # items per Query page of a sweep when the store has no page_size
+
+
+def lane_of(record: dict[str, Any]) -> str:
+    return job_index.sweep_lane(record) or HISTORY + str(record.get("api") or "")
+
+
+def lane_sort_key(record: dict[str, Any]) -> str:
+    """`<api>#<created_at>#<job_id>`: ordered as (created_at, job_id) within an api, as long
+    as created_at keeps one width ("YYYY-mm-dd HH:MM:SS", `timeutil.now_str`)."""
+    created_at, job_id = job_index.newest_first_key(record)
+    return f"{record.get('api') or ''}#{created_at}#{job_id}"
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments of the table this store needs, as infra/cloudformation.yaml
+    declares it (tests create their moto table from this; tests/aws/test_infra.py compares)."""
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": [
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "job_name", "AttributeType": "S"},
+            {"AttributeName": "lane", "AttributeType": "S"},
+            {"AttributeName": "lane_sk", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "job_id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": NAME_INDEX,
+                "KeySchema": [{"AttributeName": "job_name", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": LANE_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "lane", "KeyType": "HASH"},
+                    {"AttributeName": "lane_sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
@@ -39,7 +102,8 @@ class DynamoJobStore:
 
     Takes a low-level DynamoDB client (`boto3.client("dynamodb")`), not a Table resource:
     a resource's client rewrites typed attribute values, which this store writes itself.
-    `page_size` bounds each Scan page; the paging itself stays inside `list`.
+    `page_size` bounds each Scan and sweep Query page; the paging itself stays inside the
+    store's methods.
     """
 
     def __init__(self, client, table_name: str, *, page_size: int | None = None, max_attempts: int = 5):
@@ -66,6 +130,8 @@ class DynamoJobStore:
                 item[name] = {"S": value}
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 item[name] = {"N": repr(value)}
+        item["lane"] = {"S": lane_of(record)}
+        item["lane_sk"] = {"S": lane_sort_key(record)}
         return item
 
     @staticmethod
@@ -156,5 +222,121 @@ class DynamoJobStore:
         records = [self._record(item) for page in pages for item in page.get("Items", [])]
         return sorted(records, key=lambda r: (str(r.get("created_at") or ""), str(r["job_id"])))
 
+    # --- sweeps and pages: the lane index ----------------------------------------
+    def _query_lane(
+        self,
+        lane: str,
+        condition: str = "",
+        values: dict[str, Any] | None = None,
+        newest_first: bool = False,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The lane's items in `lane_sk` order, one Query page at a time (bounded memory)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": LANE_INDEX,
+            "KeyConditionExpression": "lane = :lane" + (f" AND {condition}" if condition else ""),
+            "ExpressionAttributeValues": {":lane": {"S": lane}, **(values or {})},
+            "ScanIndexForward": not newest_first,
+            "Limit": page_size or self.page_size or QUERY_PAGE,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _sweep(self, lane: str) -> list[dict[str, Any]]:
+        records = [self._record(item) for item in self._query_lane(lane)]
+        return sorted(records, key=job_index.newest_first_key)
+
+    def list_active(self) -> list[dict[str, Any]]:
+        return self._sweep(job_index.ACTIVE)
+
+    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+        return [job for job in self._sweep(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
+
+    def page(
+        self, api: str, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """An api's jobs live in three lanes (active, callback, its history): each is queried
+        newest first for `limit` + 1 items from the cursor on, and the three merged."""
+        if limit < 1:
+            raise ValueError("A page holds at least one job.")
+        prefix = f"{api}#"
+        if after is None:
+            start = None
+            condition, values = "begins_with(lane_sk, :lo)", {":lo": {"S": prefix}}
+        else:
+            start = f"{api}#{after[0]}#{after[1]}"  # BETWEEN is inclusive: the cursor's own job is skipped
+            condition, values = "lane_sk BETWEEN :lo AND :hi", {":lo": {"S": prefix}, ":hi": {"S": start}}
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        for lane in (*job_index.SWEEP_LANES, HISTORY + api):
+            taken = 0
+            # One Query per lane as a rule; more only past DynamoDB's 1 MB page.
+            for item in self._query_lane(lane, condition, values, newest_first=True, page_size=limit + 2):
+                sort_key = item["lane_sk"]["S"]
+                if sort_key == start:
+                    continue
+                found.setdefault(item["job_id"]["S"], (sort_key, item))  # one that moved lanes meanwhile
+                taken += 1
+                if taken > limit:
+                    break
+        ordered = sorted(found.values(), key=lambda pair: pair[0], reverse=True)
+        return [self._record(item) for _, item in ordered[:limit]], len(ordered) > limit
+
+    def backfill_index(self) -> dict[str, int]:
+        """Writes `lane`/`lane_sk` on every item that lacks them or holds stale ones (items
+        written before the index existed), a Scan page at a time. Each write is conditional on
+        the item's version and keeps it: a job updated meanwhile already has its own (correct)
+        attributes and is left alone. Safe to run again; returns what it did."""
+        counts = {"scanned": 0, "written": 0, "changed_meanwhile": 0}
+        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        if self.page_size:
+            kwargs["PaginationConfig"] = {"PageSize": self.page_size}
+        for page in self._client.get_paginator("scan").paginate(**kwargs):
+            for item in page.get("Items", []):
+                counts["scanned"] += 1
+                record, version = self._record(item), int(item["version"]["N"])
+                wanted = self._item(record, version)
+                if all(item.get(name) == wanted[name] for name in ("lane", "lane_sk")):
+                    continue
+                try:
+                    self._client.put_item(
+                        TableName=self.table_name,
+                        Item={**item, "lane": wanted["lane"], "lane_sk": wanted["lane_sk"]},
+                        ConditionExpression="version = :version",
+                        ExpressionAttributeValues={":version": {"N": str(version)}},
+                    )
+                    counts["written"] += 1
+                except ClientError as error:
+                    if not _is_conditional_failure(error):
+                        raise
+                    counts["changed_meanwhile"] += 1
+        return counts
+
     def delete(self, job_id: str) -> None:
         self._client.delete_item(TableName=self.table_name, Key={"job_id": {"S": job_id}})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m chalicelib.adapters.aws.job_store backfill --table aifactory-jobs-dev`"""
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.adapters.aws.job_store")
+    parser.add_argument("command", choices=["backfill"])
+    parser.add_argument("--table", required=True, help="the stage's job table (stack output JobsTableName)")
+    parser.add_argument("--region", default=None)
+    args = parser.parse_args(argv)
+    import boto3
+
+    store = DynamoJobStore(boto3.client("dynamodb", region_name=args.region), args.table)
+    counts = store.backfill_index()
+    print(
+        f"{args.table}: {counts['scanned']} items read, {counts['written']} given their lane, "
+        f"{counts['changed_meanwhile']} updated meanwhile (already indexed)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

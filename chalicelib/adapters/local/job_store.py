@@ -10,6 +10,13 @@ the store keeps one idle connection open for its lifetime (the `-wal` and `-shm`
 allocated instead of being deleted and re-created by each request), and a read that still
 meets a full disk (a process started after the disk filled) reads the database file as
 immutable when no WAL content is pending.
+
+Sweeps and list pages (DESIGN.md, "Stores at scale"): the `sweep` column holds the record's
+sweep lane (`chalicelib.job_index`: active, callback, or NULL once settled), written with the
+record by every create and update, under a partial index over the rows that have one, so
+`list_active` and `list_due_callbacks` read only those rows; `page` walks `(api, created_at,
+job_id)` newest first with LIMIT. A database from before the column gets it, filled from each
+record, the first time a store opens it (`_migrate`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from chalicelib import job_index
 from chalicelib.adapters.local.disk_full import is_disk_full, storage_full_as_domain_error
 from chalicelib.errors import StorageFull
 from chalicelib.ports import ConflictError
@@ -34,9 +42,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     api TEXT NOT NULL,
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    sweep TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_api ON jobs(api, created_at);
+"""
+# After `_migrate`: a database from before the sweep column has it only then.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs(sweep) WHERE sweep IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_api_page ON jobs(api, created_at, job_id);
 """
 
 
@@ -49,11 +63,35 @@ class SqliteJobStore:
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(SCHEMA)
+                self._migrate(conn)
+                conn.executescript(INDEXES)
             self._anchor = self._open_anchor()
         except StorageFull:
             if not (self.path.is_file() and self.path.stat().st_size):
                 raise  # no database to read either: nothing can work until space is freed
             log.warning("%s: the disk is full; reads go on, writes answer 507", self.path)
+
+    @staticmethod
+    def _migrate(conn) -> None:
+        """Adds the `sweep` column to a database from before it and fills it from each record
+        (once: the check and the fill share one write transaction across processes)."""
+        if "sweep" in _columns(conn):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "sweep" not in _columns(conn):
+                conn.execute("ALTER TABLE jobs ADD COLUMN sweep TEXT")
+                rows = conn.execute("SELECT job_id, doc FROM jobs").fetchall()
+                conn.executemany(
+                    "UPDATE jobs SET sweep = ? WHERE job_id = ?",
+                    [(job_index.sweep_lane(json.loads(doc)), job_id) for job_id, doc in rows],
+                )
+                log.info("%d jobs indexed for the sweeps", len(rows))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _open_anchor(self) -> sqlite3.Connection:
         """An idle connection held for the store's lifetime: while one is open SQLite keeps
@@ -108,7 +146,8 @@ class SqliteJobStore:
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc) VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc, sweep)"
+                    " VALUES (?,?,?,?,?,?,?)",
                     (
                         job["job_id"],
                         job["job_name"],
@@ -116,6 +155,7 @@ class SqliteJobStore:
                         job["status"],
                         job["created_at"],
                         json.dumps(job),
+                        job_index.sweep_lane(job),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -146,8 +186,8 @@ class SqliteJobStore:
                         raise ConflictError(f"Job {job_id} has {key}={job.get(key)!r}")
                 job.update(changes)
                 conn.execute(
-                    "UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?",
-                    (job["status"], json.dumps(job), job_id),
+                    "UPDATE jobs SET status = ?, doc = ?, sweep = ? WHERE job_id = ?",
+                    (job["status"], json.dumps(job), job_index.sweep_lane(job), job_id),
                 )
                 conn.execute("COMMIT")
                 return job
@@ -166,6 +206,42 @@ class SqliteJobStore:
 
         return [json.loads(row[0]) for row in self._read(query)]
 
+    def _lane(self, lane: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT doc FROM jobs WHERE sweep = ? ORDER BY created_at, job_id", (lane,)
+            ).fetchall()
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def list_active(self) -> list[dict[str, Any]]:
+        return self._lane(job_index.ACTIVE)
+
+    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+        return [job for job in self._lane(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
+
+    def page(
+        self, api: str, limit: int, after: tuple[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        def query(conn):
+            if after is None:
+                return conn.execute(
+                    "SELECT doc FROM jobs WHERE api = ? ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    (api, limit + 1),
+                ).fetchall()
+            return conn.execute(
+                "SELECT doc FROM jobs WHERE api = ? AND (created_at, job_id) < (?, ?)"
+                " ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (api, after[0], after[1], limit + 1),
+            ).fetchall()
+
+        rows = self._read(query)
+        return [json.loads(row[0]) for row in rows[:limit]], len(rows) > limit
+
     def delete(self, job_id: str) -> None:
         with self._connect() as conn:
             conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+
+def _columns(conn) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
