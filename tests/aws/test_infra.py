@@ -156,9 +156,11 @@ def test_bucket_is_private_and_encrypted(template):
 def test_repositories_roles_and_outputs(template):
     resources = template["Resources"]
     names = {
-        r["Properties"]["RepositoryName"] for r in resources.values() if r["Type"] == "AWS::ECR::Repository"
+        r["Properties"]["RepositoryName"]["Fn::Sub"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ECR::Repository"
     }
-    assert names == {"aifactory-trainer", "aifactory-inference"}
+    assert names == {"aifactory-${Stage}-trainer", "aifactory-${Stage}-inference"}  # each stage its own
     assert {"ArtifactBucketName", "JobsTableName", "SageMakerExecutionRoleArn", "ApiLambdaRoleArn"} <= set(
         template["Outputs"]
     )
@@ -174,7 +176,10 @@ def test_lambda_role_allows_what_the_adapters_call(template):
     pass_role = next(
         s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] if s["Action"] == "iam:PassRole"
     )
-    assert pass_role["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert pass_role["Resource"] == [
+        {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["EndpointExecutionRole", "Arn"]},
+    ]
     secrets = next(
         s
         for p in role["Policies"]
@@ -198,11 +203,7 @@ def test_sagemaker_role_can_run_the_trainer(template):
 def test_reference_policy_matches_the_lambda_role(template):
     role = template["Resources"]["ApiLambdaRole"]["Properties"]
     in_template = _actions(p["PolicyDocument"] for p in role["Policies"])
-    in_policy = _actions([json.loads(POLICY.read_text())]) - {
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-    }
+    in_policy = _actions([json.loads(POLICY.read_text())])
     assert in_policy == in_template
 
 
@@ -262,7 +263,8 @@ def test_hosting_permissions_cover_our_deployments_only(template):
         if not any(a in actions for a in ("sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint")):
             continue
         resources = [r["Fn::Sub"] for r in _listed(statement["Resource"])]
-        assert resources and all(r.endswith(f"/{DEFAULT_NAME_CONTAINS}*") for r in resources), resources
+        stage_names = f"/{DEFAULT_NAME_CONTAINS}${{Stage}}-*"
+        assert resources and all(r.endswith(stage_names) for r in resources), resources
         assert {r.rsplit(":", 1)[1].split("/")[0] for r in resources} == {
             "model",
             "endpoint-config",
@@ -311,27 +313,28 @@ def test_tools_function_runs_the_trainer_images_handler(template):
 def test_tools_function_reads_and_never_writes(template):
     resources = template["Resources"]
     allowed = _actions(p["PolicyDocument"] for p in resources["ToolsFunctionRole"]["Properties"]["Policies"])
-    assert allowed == {"s3:ListBucket", "s3:GetObject"}
+    assert allowed == {"s3:ListBucket", "s3:GetObject", "logs:CreateLogStream", "logs:PutLogEvents"}
     assert {"Ref": "ToolsFunctionRole"} in resources["SageMakerDataReadPolicy"]["Properties"]["Roles"]
     (pull,) = resources["TrainerRepository"]["Properties"]["RepositoryPolicyText"]["Statement"]
     assert pull["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert set(pull["Action"]) == {"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}
-    assert pull["Condition"]["StringLike"]["aws:sourceArn"]["Fn::Sub"].endswith(":function:aifactory-tools-*")
+    assert pull["Condition"]["StringEquals"]["aws:sourceArn"]["Fn::Sub"].endswith(
+        ":function:aifactory-tools-${Stage}"
+    )
 
 
-def test_sagemaker_role_can_host_and_trusts_our_account_only(template):
+def test_sagemaker_role_trains_and_trusts_our_account_only(template):
+    """The training role; endpoints have their own (tests/aws/test_stage_isolation.py)."""
     role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     statements = _statements({"Properties": role})
     pull = next(s for s in statements if "ecr:BatchGetImage" in _listed(s["Action"]))
-    assert any(r["Fn::Sub"].endswith(":repository/aifactory-inference") for r in pull["Resource"])
-    model_data = next(s for s in statements if "s3:GetObject" in _listed(s["Action"]))
-    assert model_data["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/*"}  # checkpoints live there
+    assert pull["Resource"] == {"Fn::GetAtt": ["TrainerRepository", "Arn"]}  # not the inference image
+    artifacts = next(s for s in statements if "s3:GetObject" in _listed(s["Action"]))
+    assert artifacts["Resource"] == {"Fn::Sub": "${ArtifactBucket.Arn}/${Stage}/*"}  # the stage's prefix
     logs = next(s for s in statements if "logs:PutLogEvents" in _listed(s["Action"]))
-    assert logs["Resource"]["Fn::Sub"].endswith(
-        ":log-group:/aws/sagemaker/*"
-    )  # /aws/sagemaker/Endpoints/<name>
+    assert {r["Fn::Sub"].rsplit(":", 1)[1] for r in logs["Resource"]} == {"aif-${Stage}-*", "v15-${Stage}-*"}
 
 
 def test_stages_configure_hosting_sagemaker_accepts(template):
@@ -348,7 +351,7 @@ def test_stages_configure_hosting_sagemaker_accepts(template):
         assert variables["AIFACTORY_HOSTING_CPU_INSTANCE_TYPE"] in hosting_types
         assert variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"] in hosting_types
         assert INSTANCE_GPUS[variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"]][0] >= 1
-        assert variables["AIFACTORY_INFERENCE_IMAGE"].rsplit(":", 1)[0].endswith("/aifactory-inference")
+        assert variables["AIFACTORY_INFERENCE_IMAGE"].rsplit(":", 1)[0].endswith(f"/aifactory-{stage}-inference")
     outputs = template["Outputs"]
     assert outputs["InferenceRepositoryUri"]["Description"].startswith("push the inference image")
     assert outputs["ToolsFunctionName"]["Value"] == {"Ref": "ToolsFunction"}
