@@ -40,6 +40,17 @@ class Unavailable(DomainError):
     status_code = 503
 
 
+class StillComputing(Unavailable):
+    """Work that did not finish inside the synchronous budget (AIFACTORY_SYNC_BUDGET_SECONDS):
+    it goes on, its result is cached, and the same request retried after `retry_after` seconds
+    gets it (503 with a Retry-After header, in the API's envelope)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
 class StorageFull(DomainError):
     """The service's own disk (or its quota) is full: a write of its state failed.
 

@@ -238,10 +238,18 @@ class DataStore(Protocol):
 
 
 class ToolRunner(Protocol):
-    """Torch-bound one-off work (contracts.tools) in the trainer image: a child process locally,
-    the tools Lambda function (a container image built from the trainer image) on AWS."""
+    """Torch-bound one-off work (contracts.tools) in the trainer image: a detached child process
+    locally, the tools Lambda function (a container image built from the trainer image) invoked
+    asynchronously on AWS. The work outlives the API's request; the API reads its answer from
+    the ArtifactStore (chalicelib/v15/tool_jobs.py)."""
 
-    def run(self, request: dict[str, Any]) -> dict[str, Any]: ...
+    timeout_s: float  # the longest one run may take: past it (and a grace) its work is restarted
+
+    def start(self, request: dict[str, Any], result_key: str) -> None:
+        """Starts `request` and returns at once; the work writes its answer (contracts.tools'
+        `ok`/`failed` JSON, failures included) to the ArtifactStore under `result_key`.
+        Unavailable when it cannot be started."""
+        ...
 
 
 class SecretStore(Protocol):

@@ -286,6 +286,14 @@ TABLE = (
         "infer_multiple invocations in flight at once",
     ),
     Setting(
+        "sync_budget_seconds",
+        "AIFACTORY_SYNC_BUDGET_SECONDS",
+        float,
+        25.0,
+        'how long a synchronous route works before it answers 503 "retry" (Retry-After) with its work '
+        "going on and cached for the retry: tools, drawn plots, infer_multiple (API Gateway cuts at 29 s)",
+    ),
+    Setting(
         "relax_aws_limits",
         "AIFACTORY_RELAX_AWS_LIMITS",
         _bool,

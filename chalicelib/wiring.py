@@ -39,7 +39,7 @@ def _local() -> Services:
             device_count=lambda: len(platform.hardware().devices),
             payload_limit=None if config.relax_aws_limits else INVOKE_ENDPOINT_MAX_BYTES,
         ),
-        tools=LocalToolRunner(),
+        tools=LocalToolRunner(DirectoryArtifactStore(config.home / "artifacts")),  # answers go there
         data=LocalDataStore(),
     )
 
@@ -83,9 +83,12 @@ def _aws() -> Services:
             stage=config.stage,
             gpu_ami_version=config.hosting_gpu_ami_version,
         ),
-        tools=LambdaToolRunner(
-            boto3.client("lambda", config=Config(read_timeout=60, retries={"total_max_attempts": 1})),
+        tools=LambdaToolRunner(  # an asynchronous invocation: Lambda answers 202 at once
+            boto3.client(
+                "lambda", config=Config(connect_timeout=5, read_timeout=5, retries={"total_max_attempts": 2})
+            ),
             config.tools_function,
+            S3ArtifactStore(make_s3_client(), config.bucket, config.artifact_prefix),  # answers go there
         )
         if config.tools_function
         else None,

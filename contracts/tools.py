@@ -38,3 +38,27 @@ def ok(**fields) -> dict:
 
 def failed(status: int, message: str) -> dict:
     return {"ok": False, "status": int(status), "message": message}
+
+
+# --- asynchronous runs: the answer written to a location ------------------------------------
+# Tool work may outlive the API's request (AIFACTORY_SYNC_BUDGET_SECONDS): the API starts it
+# with a job event and reads the answer from its ArtifactStore later. The event names where
+# the answer goes (`result_uri`: a local path or an s3:// URI the container can write) and
+# carries the request itself, or where to read it (`request_uri`) when it is too large for
+# the invocation (a Lambda asynchronous event takes at most 256 KB). The tool writes its
+# answer (`ok` or `failed`, JSON) there whatever happens; a crash leaves nothing, and the
+# API restarts work whose answer has not come within the tool's own timeout.
+RESULT_URI = "result_uri"
+REQUEST_URI = "request_uri"
+
+
+def job(result_uri: str, request: dict | None = None, request_uri: str | None = None) -> dict:
+    if (request is None) == (request_uri is None):
+        raise ValueError("a tool job carries its request or the location of its request, not both")
+    if request is not None:
+        return {RESULT_URI: result_uri, "request": request}
+    return {RESULT_URI: result_uri, REQUEST_URI: request_uri}
+
+
+def is_job(event: dict) -> bool:
+    return isinstance(event, dict) and RESULT_URI in event

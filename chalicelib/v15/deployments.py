@@ -8,18 +8,29 @@ served on the CPU and on a GPU at once, and infer finds it without a table of it
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+import logging
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from chalicelib import settings
-from chalicelib.errors import Conflict, DomainError, NotFound, Unavailable, ValidationError
+from chalicelib.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    StillComputing,
+    StorageFull,
+    Unavailable,
+    ValidationError,
+)
 from chalicelib.ports import IN_SERVICE, Deployment, DeploymentCapReached, Services
-from chalicelib.services import data_roots
+from chalicelib.services import budget, data_roots
 from chalicelib.v15 import forms, image_input
 from contracts import layout
 from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
 
+log = logging.getLogger(__name__)
 DEPLOY_ROUTE = "POST /api/v1.5.0/deploy/{job_id} (task, epoch, target_device_id)"
 
 
@@ -270,6 +281,10 @@ def _patterns(form: dict[str, str]) -> list[str]:
 
 
 def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    """Each image one invocation, at most AIFACTORY_INFER_CONCURRENCY in flight, for at most
+    the synchronous budget: past it, 503 "retry" (Retry-After) while each answered image is
+    kept (`_answer_key`), so the retry asks only for the others."""
+    until = budget.deadline()
     config = settings.current()
     job = forms.job(svc, job_id, form)
     epoch = forms.epoch(form)
@@ -303,9 +318,54 @@ def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str
     def one(path: str) -> dict[str, Any]:
         data = svc.data.read(path, config.max_image_bytes)
         image_input.check_image(path, data, config.max_image_bytes, config.max_image_pixels)
-        body = _invoke(svc, deployment, data, low, high, False)
+        key = _answer_key(job_id, deployment, data, low, high)
+        body = svc.artifacts.get_json(key)
+        if not isinstance(body, dict):
+            body = _invoke(svc, deployment, data, low, high, False)
+            _keep(svc, key, body)
         return {"path": path, **{k: v for k, v in body.items() if k not in ("result", "base64_images")}}
 
-    with ThreadPoolExecutor(max_workers=max(1, config.infer_concurrency)) as pool:
-        results = list(pool.map(one, paths))  # in pattern order, each pattern's matches sorted
-    return {"result": "OK", "images": results}
+    # in pattern order, each pattern's matches sorted
+    return {"result": "OK", "images": _each_within(one, paths, config.infer_concurrency, until)}
+
+
+INFER_ANSWERS = "infer_multiple"  # under the job's prefix: removed with the job
+INFER_RETRY_AFTER_S = 1  # what was in flight goes on; the retry asks only for what is left
+
+
+def _answer_key(job_id: str, deployment: Deployment, image: bytes, low: float, high: float) -> str:
+    """Where one image's answer waits for a retry: by deployment, image bytes and thresholds."""
+    image_hash = hashlib.sha256(image).hexdigest()
+    ask = hashlib.sha256(f"{deployment.name}|{image_hash}|{low!r}|{high!r}".encode()).hexdigest()[:40]
+    return layout.job_key(job_id, f"{INFER_ANSWERS}/{ask}.json")
+
+
+def _keep(svc: Services, key: str, body: dict[str, Any]) -> None:
+    try:
+        svc.artifacts.put_json(key, body)
+    except StorageFull as exc:  # answered all the same; only a retry would ask again
+        log.warning("infer_multiple answer %s not kept: %s", key, exc.message)
+
+
+def _each_within(one, items: list, workers: int, until: float) -> list:
+    """`one` of each item, `workers` at a time, until `until` (`time.monotonic()`): the answers
+    in order; the first failure as it is; StillComputing when time ran out first (what is in
+    flight finishes and is kept; what has not started is not started)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="infer_multiple")
+    futures = [pool.submit(one, item) for item in items]
+    try:
+        done, pending = wait(futures, timeout=max(0.0, budget.left(until)), return_when=FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    for future in futures:
+        if future in done and future.exception() is not None:
+            raise future.exception()
+    if pending:
+        budget_s = settings.current().sync_budget_seconds
+        raise StillComputing(
+            f"infer_multiple answered {len(done)} of {len(futures)} images within the {budget_s:g} s "
+            f"budget; the others are still being computed; retry in {INFER_RETRY_AFTER_S} s "
+            "(answered images are kept and not asked again).",
+            INFER_RETRY_AFTER_S,
+        )
+    return [future.result() for future in futures]

@@ -1,8 +1,9 @@
 """The four plot routes and a checkpoint's metric plot, as base64 JPEGs.
 
 The Lambda never renders and the trainer never draws: the trainer keeps numbers, and the
-first request for a plot has the trainer image's `plot` tool draw it from them; the JPEG is
-stored beside the numbers and served from there until they change (contracts.plots). A plot
+first request for a plot has the trainer image's `plot` tool draw it from them (inside the
+synchronous budget: a drawing not done in time answers 503 "retry", chalicelib/v15/tool_jobs.py);
+the JPEG is stored beside the numbers and served from there until they change (contracts.plots). A plot
 whose numbers are not there yet (or a task without that plot) gets the error shape with a
 message saying which. Storing the drawn JPEG only saves the next request the drawing: on a
 full disk the plot is served without being stored.
@@ -16,7 +17,8 @@ from typing import Any
 
 from chalicelib.errors import NotFound, StorageFull, ValidationError
 from chalicelib.ports import Services
-from chalicelib.services import jobs
+from chalicelib.services import budget, jobs
+from chalicelib.v15 import tool_jobs
 from chalicelib.v15.tools import run_tool
 from contracts import layout, plots, tools
 from contracts import v15_arguments as params
@@ -27,10 +29,13 @@ CLASSIFICATION = "classification"
 DISPLAY = "num_batches_to_display"
 
 
-def _draw(svc: Services, key: str, kind: str, numbers: dict[str, Any]) -> tuple[bytes, bool]:
+def _draw(
+    svc: Services, job_id: str, key: str, kind: str, numbers: dict[str, Any], until: float | None = None
+) -> tuple[bytes, bool]:
     """Has the plot tool draw `kind` from `numbers` and stores the JPEG under `key`: the JPEG,
     and whether it was stored (not on a full disk, where the plot is served all the same)."""
-    answer = run_tool(svc, tools.request(tools.PLOT, plot=kind, data=numbers))
+    request = tools.request(tools.PLOT, plot=kind, data=numbers)
+    answer = run_tool(svc, request, tool_jobs.job_prefix(job_id), until=until)
     drawn = base64.b64decode(answer["base64_image"])
     try:
         svc.artifacts.put_bytes(key, drawn)
@@ -64,7 +69,13 @@ def _checkpoint(svc: Services, job: dict[str, Any], epoch: str, plot: str) -> tu
 
 
 def checkpoint_plot(
-    svc: Services, job: dict[str, Any], epoch: int, record: dict, kind: str, class_index: int = 0
+    svc: Services,
+    job: dict[str, Any],
+    epoch: int,
+    record: dict,
+    kind: str,
+    class_index: int = 0,
+    until: float | None = None,
 ) -> bytes | None:
     """The JPEG of one plot of a checkpoint, drawn and stored on the first request; None when
     the checkpoint keeps no numbers for it."""
@@ -79,10 +90,12 @@ def checkpoint_plot(
         )
         if data is None:
             return None
-    return _draw(svc, key, kind, plots.plot_input(kind, job["task"], record, data, class_index))[0]
+    numbers = plots.plot_input(kind, job["task"], record, data, class_index)
+    return _draw(svc, job["job_id"], key, kind, numbers, until)[0]
 
 
 def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
+    until = budget.deadline()
     jobs.get(svc, job_id, API)
     key = layout.job_key(job_id, layout.MODEL_GRAPH_PLOT)
     plot = svc.artifacts.get_bytes(key)
@@ -90,7 +103,7 @@ def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
         numbers = svc.artifacts.get_json(layout.job_key(job_id, layout.MODEL_GRAPH_JSON))
         if numbers is None:
             raise NotFound("The model graph is drawn once the model is built; try again shortly.")
-        plot = _draw(svc, key, plots.MODEL_GRAPH, plots.model_graph(numbers["lines"]))[0]
+        plot = _draw(svc, job_id, key, plots.MODEL_GRAPH, plots.model_graph(numbers["lines"]), until)[0]
     return {"result": "OK", "base64_model_graph_plot": _encoded(plot)}
 
 
@@ -103,6 +116,7 @@ def _display(job: dict[str, Any]) -> int:
 
 def loss(svc: Services, job_id: str) -> dict[str, Any]:
     """Redrawn when the job has recorded more loss points than the stored JPEG shows."""
+    until = budget.deadline()
     job = jobs.get(svc, job_id, API)
     losses = svc.artifacts.get_json(layout.job_key(job_id, layout.LOSSES)) or []
     key = layout.job_key(job_id, layout.LOSS_PLOT)
@@ -115,7 +129,7 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
     if stored is None:
         if not losses:
             raise NotFound("The loss curve is drawn after the first epoch; try again then.")
-        stored, kept = _draw(svc, key, plots.LOSS, plots.loss_input(losses, source["display"]))
+        stored, kept = _draw(svc, job_id, key, plots.LOSS, plots.loss_input(losses, source["display"]), until)
         if kept:  # the source names the points the stored JPEG shows: never without that JPEG
             try:
                 svc.artifacts.put_json(source_key, source)
@@ -125,15 +139,17 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
 
 
 def confusion_matrix(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
+    until = budget.deadline()
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "confusion matrix")
-    plot = checkpoint_plot(svc, job, number, record, plots.CONFUSION_MATRIX)
+    plot = checkpoint_plot(svc, job, number, record, plots.CONFUSION_MATRIX, until=until)
     if plot is None:
         raise NotFound(f"Checkpoint of epoch {number} has no confusion matrix plot.")
     return {"result": "OK", "base64_confusion_matrix_plot": _encoded(plot)}
 
 
 def threshold(svc: Services, job_id: str, epoch: str, class_index: str) -> dict[str, Any]:
+    until = budget.deadline()
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "threshold")
     index = _number("class", class_index)
@@ -141,7 +157,7 @@ def threshold(svc: Services, job_id: str, epoch: str, class_index: str) -> dict[
     classes = len(model.get("class_names") or [])
     if not 0 <= index <= classes:
         raise ValidationError("class", f"must be in [0, {classes}] (0 is the mean over classes); got {index}")
-    plot = checkpoint_plot(svc, job, number, record, plots.THRESHOLD, index)
+    plot = checkpoint_plot(svc, job, number, record, plots.THRESHOLD, index, until)
     if plot is None:
         raise NotFound(f"Checkpoint of epoch {number} has no threshold plot of class {index}.")
     return {"result": "OK", "base64_threshold_plot": _encoded(plot)}

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from chalicelib import limits, settings, timeutil
-from chalicelib.errors import Conflict, DomainError, NotFound, ValidationError
+from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs
@@ -356,9 +356,12 @@ def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
 
 def _metric_plot(svc: Services, job: dict[str, Any], number: int, item: dict[str, Any]) -> bytes | None:
     """The checkpoint's metric plot, drawn on first request; a checkpoint is still shown (with
-    a null plot) when drawing fails, e.g. on a stage without a tools function."""
+    a null plot) when drawing fails, e.g. on a stage without a tools function; a drawing still
+    under way past the synchronous budget is a 503 "retry" (the plot comes with the retry)."""
     try:
         return plots.checkpoint_plot(svc, job, number, item, METRIC_PLOT)
+    except StillComputing:
+        raise
     except DomainError as exc:
         log.warning("metric plot of %s epoch %d not drawn: %s", job["job_id"], number, exc)
         return None

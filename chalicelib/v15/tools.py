@@ -1,8 +1,9 @@
 """summarize, visualize, aug preview and upgrade.
 
 The first three are torch-bound and run in the trainer image through the ToolRunner port
-(contracts.tools); upgrade migrates a job's artifact layout (contracts.layout) and needs no
-torch, so the API does it itself.
+(contracts.tools), inside the synchronous budget (chalicelib/v15/tool_jobs.py: work that
+does not finish in time answers 503 "retry" and is cached for the retry); upgrade migrates
+a job's artifact layout (contracts.layout) and needs no torch, so the API does it itself.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import limits, settings
-from chalicelib.errors import DomainError, NotFound, Unavailable, ValidationError
+from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
 from chalicelib.security import check_data_location
-from chalicelib.v15 import forms
+from chalicelib.services import budget
+from chalicelib.v15 import forms, tool_jobs
+from chalicelib.v15.tool_jobs import ToolError  # noqa: F401 - re-exported: the tool's own failure
 from contracts import layout, tools
 from contracts import v15_arguments as params
 from contracts.v15_literals import parse_int, quote
@@ -21,19 +24,16 @@ from contracts.v15_literals import parse_int, quote
 RCNN_TASKS = ("detection", "instance_segmentation")
 
 
-class ToolError(DomainError):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status_code = status if 400 <= status < 600 else 500
-
-
-def run_tool(svc: Services, request: dict[str, Any]) -> dict[str, Any]:
-    if svc.tools is None:
-        raise Unavailable("This stage has no tools function configured.")
-    answer = svc.tools.run(request)
-    if not answer.get("ok"):
-        raise ToolError(int(answer.get("status", 500)), answer.get("message") or "The tool failed.")
-    return {k: v for k, v in answer.items() if k != "ok"}
+def run_tool(
+    svc: Services,
+    request: dict[str, Any],
+    prefix: str = tool_jobs.STAGE_PREFIX,
+    *,
+    until: float | None = None,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """The tool's answer within the budget (tool_jobs.run): StillComputing past it."""
+    return tool_jobs.run(svc, request, prefix, until=until, keep=keep)
 
 
 def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[dict[str, Any], int]:
@@ -46,13 +46,14 @@ def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[di
 
 def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     """The trainer measured FLOPs (torch's FlopCounterMode) when it wrote the checkpoint; a
-    checkpoint without summary.json is measured now, in the trainer image."""
+    checkpoint without summary.json (an older trainer's) is measured in the trainer image, and
+    the measure kept beside the job for the next request (a checkpoint never changes)."""
+    until = budget.deadline()
     _, epoch = _job_and_epoch(svc, job_id, form)
     summary = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(epoch, layout.SUMMARY_JSON)))
     if not summary:
-        summary = run_tool(
-            svc, tools.request(tools.SUMMARIZE, checkpoint_uri=forms.checkpoint_uri(svc, job_id, epoch))
-        )
+        request = tools.request(tools.SUMMARIZE, checkpoint_uri=forms.checkpoint_uri(svc, job_id, epoch))
+        summary = run_tool(svc, request, tool_jobs.job_prefix(job_id), until=until, keep=True)
     return {
         "result": "OK",
         "flops": summary["flops"],
@@ -62,16 +63,22 @@ def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
 
 
 def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+    """A parameter of a checkpoint drawn in the trainer image; kept for the next request."""
+    until = budget.deadline()
     _, epoch = _job_and_epoch(svc, job_id, form)
     key = (form.get("param_key") or "").strip()
     if not key:
         raise ValidationError("param_key", "required")
     uri = forms.checkpoint_uri(svc, job_id, epoch)
-    answer = run_tool(svc, tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key))
+    request = tools.request(tools.VISUALIZE, checkpoint_uri=uri, param_key=key)
+    answer = run_tool(svc, request, tool_jobs.job_prefix(job_id), until=until, keep=True)
     return {"result": "OK", "base64_image": answer["base64_image"]}
 
 
 def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
+    """An augmented sample of a data directory, drawn in the trainer image. Its answer waits
+    under the stage's tools prefix for the retry only (the directory may change)."""
+    until = budget.deadline()
     config = settings.current()
     task = (form.get("task") or "").strip()
     if task not in params.TASKS:
@@ -95,7 +102,7 @@ def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
         hyperparameters=hyperparameters,
         seed=seed,
     )
-    return {"result": "OK", "base64_aug_image": run_tool(svc, request)["base64_aug_image"]}
+    return {"result": "OK", "base64_aug_image": run_tool(svc, request, until=until)["base64_aug_image"]}
 
 
 # --- upgrade ---------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ def _handler(envelope):
             try:
                 return view(*args, **kwargs)
             except HTTP_ERRORS as exc:
-                return envelope(exc.status_code, exc.message)
+                response = envelope(exc.status_code, exc.message)
+                response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After of a 503 "retry"
+                return response
             except Exception:  # noqa: BLE001 - never leak a stack trace to the caller
                 log.exception("unhandled error in %s", view.__name__)
                 return envelope(500, "Internal error; the server log has the details.")

@@ -310,10 +310,29 @@ def test_tools_function_runs_the_trainer_images_handler(template):
     assert props["Role"] == {"Fn::GetAtt": ["ToolsFunctionRole", "Arn"]}
 
 
-def test_tools_function_reads_and_never_writes(template):
+def test_tools_function_reads_and_writes_only_its_answers(template):
     resources = template["Resources"]
-    allowed = _actions(p["PolicyDocument"] for p in resources["ToolsFunctionRole"]["Properties"]["Policies"])
-    assert allowed == {"s3:ListBucket", "s3:GetObject", "logs:CreateLogStream", "logs:PutLogEvents"}
+    policies = resources["ToolsFunctionRole"]["Properties"]["Policies"]
+    allowed = _actions(p["PolicyDocument"] for p in policies)
+    assert allowed == {
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    # its answers only: the prefixes tool_jobs reads them from (a job's, and the stage's)
+    from chalicelib.v15 import tool_jobs
+
+    (put,) = [
+        s for s in _statements(resources["ToolsFunctionRole"]) if "s3:PutObject" in _listed(s["Action"])
+    ]
+    assert _listed(put["Action"]) == ["s3:PutObject"]
+    assert [r["Fn::Sub"] for r in put["Resource"]] == [
+        "${ArtifactBucket.Arn}/${Stage}/jobs/*/tools/*",
+        "${ArtifactBucket.Arn}/${Stage}/tools/*",
+    ]
+    assert tool_jobs.job_prefix("j").endswith(f"/{tool_jobs.TOOLS}") and tool_jobs.STAGE_PREFIX == "tools"
     assert {"Ref": "ToolsFunctionRole"} in resources["SageMakerDataReadPolicy"]["Properties"]["Roles"]
     (pull,) = resources["TrainerRepository"]["Properties"]["RepositoryPolicyText"]["Statement"]
     assert pull["Principal"] == {"Service": "lambda.amazonaws.com"}

@@ -1,99 +1,73 @@
+"""The tools function on AWS: started with an asynchronous invocation (`InvocationType=Event`),
+its handler writing the answer to S3, the API reading it through the S3 ArtifactStore within
+the synchronous budget (chalicelib/v15/tool_jobs.py)."""
+
 from __future__ import annotations
 
 import io
 import json
 import threading
-import traceback
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from chalicelib.adapters.aws.tool_runner import LambdaToolRunner
-from chalicelib.errors import Unavailable, ValidationError
+from chalicelib import settings
+from chalicelib.adapters.aws.artifact_store import S3ArtifactStore
+from chalicelib.adapters.aws.tool_runner import MAX_EVENT_BYTES, LambdaToolRunner
+from chalicelib.errors import StillComputing, Unavailable
+from chalicelib.ports import Services
+from chalicelib.v15 import tool_jobs
 from contracts import tools
 from tests.aws import service_model
-from tests.aws.conftest import REGION
+from tests.aws.conftest import BUCKET, REGION
 
 FUNCTION = "aifactory-tools-dev"
 REQUEST = tools.request(
     tools.SUMMARIZE, checkpoint_uri="s3://aifactory-artifacts/dev/jobs/j1/checkpoints/epoch-3"
 )
-INVOKE_PARAMS = {
-    "FunctionName": FUNCTION,
-    "InvocationType": "RequestResponse",
-    "Payload": json.dumps(REQUEST).encode(),
-}
+RESULT_KEY = "jobs/j1/tools/abc/answer.json"
+SUMMARY = tools.ok(flops="8.219G", params="23.514M", param_keys=["backbone.conv1.weight"])
 
 
-def payload(value) -> StreamingBody:
-    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return StreamingBody(io.BytesIO(raw), len(raw))
+def event_params(event: dict) -> dict:
+    return {"FunctionName": FUNCTION, "InvocationType": "Event", "Payload": json.dumps(event).encode()}
 
 
 @pytest.fixture
-def stubbed():
+def store(s3):
+    return S3ArtifactStore(s3, BUCKET, "dev")
+
+
+@pytest.fixture
+def stubbed(store):
     """A real Lambda client that only ever talks to a Stubber (which validates each request)."""
     client = boto3.client("lambda", region_name=REGION)
     service_model.record_requests(client)
     with Stubber(client) as stub:
-        yield LambdaToolRunner(client, FUNCTION), stub
+        yield LambdaToolRunner(client, FUNCTION, store), stub
         stub.assert_no_pending_responses()
 
 
-def test_run_sends_the_request_and_returns_the_answer(stubbed):
+def test_start_invokes_asynchronously_naming_where_the_answer_goes(stubbed):
     runner, stub = stubbed
-    answer = tools.ok(flops="8.219G", params="23.514M", param_keys=["backbone.conv1.weight"])
-    stub.add_response(
-        "invoke", {"StatusCode": 200, "Payload": payload(answer)}, expected_params=INVOKE_PARAMS
-    )
-    assert runner.run(REQUEST) == answer
+    event = tools.job(f"s3://{BUCKET}/dev/{RESULT_KEY}", request=REQUEST)
+    stub.add_response("invoke", {"StatusCode": 202}, expected_params=event_params(event))
+    assert runner.start(REQUEST, RESULT_KEY) is None
 
 
-def test_the_tools_own_refusal_is_an_answer(stubbed):
-    """`{"ok": false, ...}` is the tool's verdict (e.g. an unknown key): the caller maps it."""
+def test_a_request_too_large_for_an_event_travels_through_s3(stubbed, store):
     runner, stub = stubbed
-    answer = tools.failed(400, "Key 'nope' does not exist")
-    stub.add_response(
-        "invoke", {"StatusCode": 200, "Payload": payload(answer)}, expected_params=INVOKE_PARAMS
-    )
-    assert runner.run(REQUEST) == answer
-
-
-def test_a_crash_is_unavailable_with_its_message_and_no_stack_trace(stubbed):
-    runner, stub = stubbed
-    crash = {
-        "errorMessage": "CUDA error: out of memory",
-        "errorType": "RuntimeError",
-        "requestId": "5f1e",
-        "stackTrace": [
-            '  File "/var/task/trainer/tools.py", line 40, in handler\n    secret_internal_frame()\n'
-        ],
-    }
-    stub.add_response(
-        "invoke",
-        {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": payload(crash)},
-        expected_params=INVOKE_PARAMS,
-    )
-    with pytest.raises(Unavailable) as caught:
-        runner.run(REQUEST)
-    assert (
-        caught.value.message
-        == "The tools function failed running summarize: RuntimeError: CUDA error: out of memory"
-    )
-    assert caught.value.status_code == 503
-    assert "secret_internal_frame" not in caught.value.message
-
-
-def test_a_timeout_says_so(stubbed):
-    runner, stub = stubbed
-    crash = {"errorMessage": "2026-11-22T19:45:01Z 5f1e Task timed out after 300.00 seconds"}
-    stub.add_response("invoke", {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": payload(crash)})
-    with pytest.raises(Unavailable, match="Task timed out after 300.00 seconds$"):
-        runner.run(REQUEST)
+    big = tools.request(tools.PLOT, plot="confusion_matrix", data={"matrix": [[7] * 400] * 400})
+    assert len(json.dumps(big)) > MAX_EVENT_BYTES
+    request_key = f"{RESULT_KEY}.request.json"
+    event = tools.job(f"s3://{BUCKET}/dev/{RESULT_KEY}", request_uri=f"s3://{BUCKET}/dev/{request_key}")
+    stub.add_response("invoke", {"StatusCode": 202}, expected_params=event_params(event))
+    runner.start(big, RESULT_KEY)
+    assert store.get_json(request_key) == big
 
 
 def test_a_missing_function_names_the_setting(stubbed):
@@ -105,7 +79,7 @@ def test_a_missing_function_names_the_setting(stubbed):
         http_status_code=404,
     )
     with pytest.raises(Unavailable) as caught:
-        runner.run(REQUEST)
+        runner.start(REQUEST, RESULT_KEY)
     assert caught.value.message == (
         f"The tools function '{FUNCTION}' does not exist; deploy the stack "
         "(infra/cloudformation.yaml) and set AIFACTORY_TOOLS_FUNCTION."
@@ -121,69 +95,62 @@ def test_throttling_is_unavailable(stubbed):
         http_status_code=429,
     )
     with pytest.raises(Unavailable, match=r"cannot run summarize now \(TooManyRequestsException\)"):
-        runner.run(REQUEST)
-
-
-def test_an_answer_that_is_not_an_object_is_unavailable(stubbed):
-    runner, stub = stubbed
-    stub.add_response("invoke", {"StatusCode": 200, "Payload": payload(b"null")})
-    with pytest.raises(Unavailable, match="with NoneType, not an object"):
-        runner.run(REQUEST)
-    stub.add_response("invoke", {"StatusCode": 200, "Payload": payload(b"<html>")})
-    with pytest.raises(Unavailable, match="not JSON"):
-        runner.run(REQUEST)
-
-
-def test_a_request_over_lambdas_limit_is_refused_before_sending(stubbed):
-    runner, _ = stubbed
-    with pytest.raises(ValidationError) as caught:
-        runner.run({"tool": "summarize", "checkpoint_uri": "x" * (6 * 1024 * 1024)})
-    assert caught.value.field == "request"
-    assert "at most 6291456" in caught.value.message
+        runner.start(REQUEST, RESULT_KEY)
 
 
 def test_needs_a_function_name():
     with pytest.raises(ValueError, match="AIFACTORY_TOOLS_FUNCTION"):
-        LambdaToolRunner(object(), "")
+        LambdaToolRunner(object(), "", None)
 
 
-# -- over the wire: Lambda's Invoke protocol on loopback -----------------------------------
+# -- the handler in the tools image -------------------------------------------------------
+
+
+def test_the_handler_writes_the_answer_of_a_job_to_s3(s3, monkeypatch):
+    from trainer import tools as handler_module
+
+    monkeypatch.setitem(handler_module.HANDLERS, tools.SUMMARIZE, lambda request, scratch: SUMMARY)
+    uri = f"s3://{BUCKET}/dev/{RESULT_KEY}"
+    handler_module.handler(tools.job(uri, request=REQUEST), None)
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=f"dev/{RESULT_KEY}")["Body"].read()) == SUMMARY
+    # a request put in S3 (too large for the event) is read from there; an unreadable one is an answer
+    s3.put_object(Bucket=BUCKET, Key="dev/req.json", Body=json.dumps(REQUEST).encode())
+    handler_module.handler(tools.job(uri + "2", request_uri=f"s3://{BUCKET}/dev/req.json"), None)
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key=f"dev/{RESULT_KEY}2")["Body"].read()) == SUMMARY
+    handler_module.handler(tools.job(uri + "3", request_uri=f"s3://{BUCKET}/dev/none.json"), None)
+    failed = json.loads(s3.get_object(Bucket=BUCKET, Key=f"dev/{RESULT_KEY}3")["Body"].read())
+    assert failed["ok"] is False and failed["status"] == 500 and "could not be read" in failed["message"]
+    # a plain request (a synchronous invocation) is still answered directly
+    assert handler_module.handler(REQUEST, None) == SUMMARY
+
+
+# -- over the wire: Lambda's asynchronous Invoke on loopback, the answer through moto S3 ------
 
 
 class FakeLambda(BaseHTTPRequestHandler):
-    """Answers `POST /2015-03-31/functions/<name>/invocations` the way Lambda's Python runtime
-    does: the handler's return value, or its exception as an error payload flagged by the
-    X-Amz-Function-Error header (HTTP 200 either way)."""
+    """Answers `POST /2015-03-31/functions/<name>/invocations` with `X-Amz-Invocation-Type:
+    Event` as Lambda does (202, empty body) and runs the handler afterwards in a thread of
+    its own, after `cold_start_s` (an injected cold start)."""
 
-    handlers: dict = {}
+    handler = None
+    cold_start_s = 0.0
     seen: list = []
+    threads: list = []
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.seen.append((self.path, dict(self.headers), body))
-        name = self.path.split("/")[3]
-        headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}
-        if name not in self.handlers:
-            status = 404
-            headers["x-amzn-ErrorType"] = "ResourceNotFoundException"
-            answer = {"Type": "User", "Message": f"Function not found: {name}"}
-        else:
-            status = 200
-            try:
-                answer = self.handlers[name](json.loads(body), None)
-            except Exception as error:  # noqa: BLE001 - reported like Lambda does
-                headers["X-Amz-Function-Error"] = "Unhandled"
-                answer = {
-                    "errorMessage": str(error),
-                    "errorType": type(error).__name__,
-                    "stackTrace": traceback.format_tb(error.__traceback__),
-                }
-        raw = json.dumps(answer).encode()
-        self.send_response(status)
-        for key, value in {**headers, "Content-Length": str(len(raw))}.items():
-            self.send_header(key, value)
+        self.seen.append((self.path, self.headers.get("X-Amz-Invocation-Type"), json.loads(body)))
+
+        def later(event=json.loads(body)):
+            time.sleep(self.cold_start_s)
+            type(self).handler(event, None)
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
         self.end_headers()
-        self.wfile.write(raw)
 
     def log_message(self, *args):
         pass
@@ -194,7 +161,7 @@ def wire_client():
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLambda)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    FakeLambda.seen = []
+    FakeLambda.seen, FakeLambda.threads = [], []
     client = boto3.client(
         "lambda",
         region_name=REGION,
@@ -205,32 +172,46 @@ def wire_client():
     try:
         yield client
     finally:
+        for running in FakeLambda.threads:
+            running.join(10)
         server.shutdown()
         server.server_close()
         thread.join()
 
 
-def test_over_the_wire_the_answer_and_a_crash(wire_client):
-    def handler(event, context):
-        if event["checkpoint_uri"].endswith("broken"):
-            raise FileNotFoundError("No checkpoint at s3://b/broken")
-        return tools.ok(flops="1.000G", params="2.000M", param_keys=["w"])
+def test_over_the_wire_a_cold_start_past_the_budget_answers_retry_then_the_answer(
+    wire_client, store, monkeypatch
+):
+    from trainer import tools as handler_module
 
-    FakeLambda.handlers = {FUNCTION: handler}
-    runner = LambdaToolRunner(wire_client, FUNCTION)
-    assert runner.run(REQUEST) == tools.ok(flops="1.000G", params="2.000M", param_keys=["w"])
-    path, headers, body = FakeLambda.seen[0]
-    assert path == f"/2015-03-31/functions/{FUNCTION}/invocations"
-    assert headers["X-Amz-Invocation-Type"] == "RequestResponse"
-    assert json.loads(body) == REQUEST
-    with pytest.raises(Unavailable) as caught:
-        runner.run(tools.request(tools.SUMMARIZE, checkpoint_uri="s3://b/broken"))
-    assert caught.value.message == (
-        "The tools function failed running summarize: FileNotFoundError: No checkpoint at s3://b/broken"
+    monkeypatch.setitem(handler_module.HANDLERS, tools.SUMMARIZE, lambda request, scratch: SUMMARY)
+    monkeypatch.setenv("AIFACTORY_SYNC_BUDGET_SECONDS", "0.5")
+    settings.reset()
+    FakeLambda.handler = staticmethod(handler_module.handler)
+    FakeLambda.cold_start_s = 1.5
+    svc = Services(
+        jobs=None,
+        artifacts=store,
+        platform=None,
+        secrets=None,
+        tools=LambdaToolRunner(wire_client, FUNCTION, store),
     )
-
-
-def test_over_the_wire_a_missing_function(wire_client):
-    FakeLambda.handlers = {}
-    with pytest.raises(Unavailable, match="does not exist"):
-        LambdaToolRunner(wire_client, FUNCTION).run(REQUEST)
+    prefix = tool_jobs.job_prefix("j1")
+    started = time.monotonic()
+    with pytest.raises(StillComputing) as caught:
+        tool_jobs.run(svc, REQUEST, prefix, keep=True)
+    assert 0.5 <= time.monotonic() - started < 1.5
+    assert caught.value.status_code == 503 and caught.value.headers == {"Retry-After": "5"}
+    assert caught.value.message == "The checkpoint's summary is still being computed; retry in 5 s."
+    ((path, invocation_type, event),) = FakeLambda.seen
+    assert path == f"/2015-03-31/functions/{FUNCTION}/invocations" and invocation_type == "Event"
+    entry = tool_jobs.entry_key(prefix, REQUEST)
+    assert event == tools.job(f"s3://{BUCKET}/dev/{entry}/answer.json", request=REQUEST)
+    with pytest.raises(StillComputing):  # a quick retry waits for the same work
+        tool_jobs.run(svc, REQUEST, prefix, keep=True)
+    assert len(FakeLambda.seen) == 1
+    FakeLambda.threads[0].join(10)
+    expected = {k: v for k, v in SUMMARY.items() if k != "ok"}
+    assert tool_jobs.run(svc, REQUEST, prefix, keep=True) == expected
+    assert json.loads(io.BytesIO(store.get_bytes(f"{entry}/answer.json")).read()) == SUMMARY  # kept
+    assert tool_jobs.run(svc, REQUEST, prefix, keep=True) == expected and len(FakeLambda.seen) == 1

@@ -23,20 +23,26 @@ JPEG = b"\xff\xd8\xff\xe0 an older trainer's plot"
 
 
 class CountingTools:
-    """The real tool in a child process, counted."""
+    """The real tool in a detached child process, counted."""
 
-    def __init__(self):
+    def __init__(self, store):
         self.requests: list[dict] = []
-        self.real = LocalToolRunner()
+        self.real = LocalToolRunner(store)
+        self.timeout_s = self.real.timeout_s
 
-    def run(self, request):
+    def start(self, request, result_key):
         self.requests.append(request)
-        return self.real.run(request)
+        self.real.start(request, result_key)
 
 
 class FailingTools:
-    def run(self, request):
-        return tools.failed(500, f"ValueError: cannot draw {request['plot']}")
+    timeout_s = 60.0
+
+    def __init__(self, store):
+        self.store = store
+
+    def start(self, request, result_key):
+        self.store.put_json(result_key, tools.failed(500, f"ValueError: cannot draw {request['plot']}"))
 
 
 def metrics_record(epoch: int) -> dict:
@@ -101,7 +107,7 @@ def stored(store, name: str) -> bytes | None:
 
 
 def test_first_request_draws_the_plot_and_stores_it(tmp_path, store):
-    counting = CountingTools()
+    counting = CountingTools(store)
     svc = services(tmp_path, store, counting)
     first = decoded(routes.confusion_matrix(svc, JOB, "1")["base64_confusion_matrix_plot"])
     assert first[:3] == b"\xff\xd8\xff"
@@ -111,7 +117,7 @@ def test_first_request_draws_the_plot_and_stores_it(tmp_path, store):
 
 
 def test_a_stored_plot_is_served_without_the_tool(tmp_path, store):
-    counting = CountingTools()
+    counting = CountingTools(store)
     svc = services(tmp_path, store, counting)
     first = routes.threshold(svc, JOB, "1", "2")["base64_threshold_plot"]
     assert routes.threshold(svc, JOB, "1", "2")["base64_threshold_plot"] == first
@@ -119,7 +125,7 @@ def test_a_stored_plot_is_served_without_the_tool(tmp_path, store):
 
 
 def test_a_threshold_request_carries_only_that_class(tmp_path, store):
-    counting = CountingTools()
+    counting = CountingTools(store)
     svc = services(tmp_path, store, counting)
     routes.threshold(svc, JOB, "1", "3")
     routes.threshold(svc, JOB, "1", "0")
@@ -131,20 +137,20 @@ def test_a_threshold_request_carries_only_that_class(tmp_path, store):
 
 def test_a_checkpoint_from_an_older_trainer_serves_its_own_jpeg(tmp_path, store):
     store.put_bytes(layout.job_key(JOB, layout.epoch_file(1, layout.threshold_plot(1))), JPEG)
-    svc = services(tmp_path, store, FailingTools())
+    svc = services(tmp_path, store, FailingTools(store))
     assert decoded(routes.threshold(svc, JOB, "1", "1")["base64_threshold_plot"]) == JPEG
 
 
 def test_a_checkpoint_without_numbers_has_no_plot(tmp_path, store):
     (tmp_path / "artifacts" / layout.job_key(JOB, layout.epoch_file(1, layout.PLOT_DATA_JSON))).unlink()
-    svc = services(tmp_path, store, FailingTools())
+    svc = services(tmp_path, store, FailingTools(store))
     with pytest.raises(NotFound) as caught:
         routes.confusion_matrix(svc, JOB, "1")
     assert caught.value.message == "Checkpoint of epoch 1 has no confusion matrix plot."
 
 
 def test_a_failed_drawing_carries_the_tools_status_and_stores_nothing(tmp_path, store):
-    svc = services(tmp_path, store, FailingTools())
+    svc = services(tmp_path, store, FailingTools(store))
     with pytest.raises(ToolError) as caught:
         routes.threshold(svc, JOB, "1", "1")
     assert (caught.value.status_code, caught.value.message) == (500, "ValueError: cannot draw threshold")
@@ -152,7 +158,7 @@ def test_a_failed_drawing_carries_the_tools_status_and_stores_nothing(tmp_path, 
 
 
 def test_the_checkpoint_route_draws_its_metric_plot(tmp_path, store):
-    svc = services(tmp_path, store, CountingTools())
+    svc = services(tmp_path, store, CountingTools(store))
     plot = v15.checkpoint(svc, JOB, "1")["checkpoint"]["base64_metric_plot"]
     assert decoded(plot)[:3] == b"\xff\xd8\xff" and stored(store, layout.METRIC_PLOT) == decoded(plot)
 
@@ -168,7 +174,7 @@ def put_losses(store, losses):
 
 
 def test_the_loss_curve_is_redrawn_only_when_it_has_more_points(tmp_path, store):
-    counting = CountingTools()
+    counting = CountingTools(store)
     svc = services(tmp_path, store, counting)
     put_losses(store, [2.0, 1.5])
     first = routes.loss(svc, JOB)["base64_loss_plot"]
@@ -182,17 +188,19 @@ def test_the_loss_curve_is_redrawn_only_when_it_has_more_points(tmp_path, store)
 
 def test_no_loss_curve_before_the_first_loss_point(tmp_path, store):
     with pytest.raises(NotFound) as caught:
-        routes.loss(services(tmp_path, store, FailingTools()), JOB)
+        routes.loss(services(tmp_path, store, FailingTools(store)), JOB)
     assert caught.value.message == "The loss curve is drawn after the first epoch; try again then."
 
 
 def test_an_older_trainers_loss_plot_is_served_when_there_are_no_points(tmp_path, store):
     store.put_bytes(layout.job_key(JOB, layout.LOSS_PLOT), JPEG)
-    assert decoded(routes.loss(services(tmp_path, store, FailingTools()), JOB)["base64_loss_plot"]) == JPEG
+    assert (
+        decoded(routes.loss(services(tmp_path, store, FailingTools(store)), JOB)["base64_loss_plot"]) == JPEG
+    )
 
 
 def test_the_model_graph_is_drawn_once_from_the_trainers_lines(tmp_path, store):
-    counting = CountingTools()
+    counting = CountingTools(store)
     svc = services(tmp_path, store, counting)
     store.put_json(
         layout.job_key(JOB, layout.MODEL_GRAPH_JSON), plots.model_graph(["resnet18: ResNet (11 params)"])
@@ -207,5 +215,5 @@ def test_the_model_graph_is_drawn_once_from_the_trainers_lines(tmp_path, store):
 
 def test_no_model_graph_before_the_model_is_built(tmp_path, store):
     with pytest.raises(NotFound) as caught:
-        routes.model_graph(services(tmp_path, store, FailingTools()), JOB)
+        routes.model_graph(services(tmp_path, store, FailingTools(store)), JOB)
     assert caught.value.message == "The model graph is drawn once the model is built; try again shortly."

@@ -63,6 +63,10 @@ class S3ArtifactStore:
     def job_uri(self, job_id: str) -> str:
         return f"s3://{self.bucket}/{self._key(f'jobs/{job_id}')}"
 
+    def uri(self, key: str) -> str:
+        """`s3://<bucket>/<prefix>/<key>`: where a container reads or writes `key` itself."""
+        return f"s3://{self.bucket}/{self._key(key)}"
+
     def get_bytes(self, key: str) -> bytes | None:
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))

@@ -1,10 +1,15 @@
-"""Torch-bound tools (contracts.tools) on AWS: one synchronous call of the tools function.
+"""Torch-bound tools (contracts.tools) on AWS: an asynchronous invocation of the tools function.
 
 The tools function is a container-image Lambda built from the trainer image
 (`trainer.tools.handler`, infra/cloudformation.yaml), so the API Lambda's zip stays free
-of torch. The request and the answer are JSON dicts; the answer's own `ok`/`status` are
-the caller's business. A crash of the function (an exception, a timeout, memory) becomes
-Unavailable with the function's message, never its stack trace.
+of torch. A tool may need longer than API Gateway waits (a cold start of a torch image
+alone takes seconds), so the API never waits on the invocation: `start` invokes it with
+`InvocationType="Event"` (Lambda queues it and answers 202 at once) and a job event
+(contracts.tools.job) naming the S3 object the handler writes its answer to, which the API
+reads through its ArtifactStore (chalicelib/v15/tool_jobs.py). A request too large for an
+asynchronous event (256 KB) is put beside that object and the event names it. A refused
+invocation (no function, throttled) is Unavailable at once; a crash of the function
+(timeout, memory) leaves no answer, and the API restarts the work once it is stale.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import Unavailable, ValidationError
+from chalicelib.errors import Unavailable
+from contracts import tools
 
 log = logging.getLogger(__name__)
 
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous request/response limit
+MAX_EVENT_BYTES = 256 * 1024  # Lambda's asynchronous invocation payload limit
+FUNCTION_TIMEOUT_S = 60.0  # the tools function's Timeout (infra/cloudformation.yaml)
 
 _BUSY = {
     "TooManyRequestsException",
@@ -36,29 +43,29 @@ def _error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
 
-def _error_message(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Message", "")
-
-
 class LambdaToolRunner:
-    """ports.ToolRunner on the tools Lambda function (AIFACTORY_TOOLS_FUNCTION)."""
+    """ports.ToolRunner on the tools Lambda function (AIFACTORY_TOOLS_FUNCTION). `artifacts`:
+    the stage's S3ArtifactStore, whose keys `start` names as S3 URIs to the function."""
 
-    def __init__(self, lambda_client, function_name: str):
+    def __init__(self, lambda_client, function_name: str, artifacts, timeout_s: float = FUNCTION_TIMEOUT_S):
         if not function_name:
             raise ValueError("LambdaToolRunner needs the tools function's name (AIFACTORY_TOOLS_FUNCTION).")
         self._lambda = lambda_client
         self.function_name = function_name
+        self.artifacts = artifacts
+        self.timeout_s = float(timeout_s)
 
-    def run(self, request: dict[str, Any]) -> dict[str, Any]:
-        payload = json.dumps(request).encode()
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            raise ValidationError(
-                "request", f"is {len(payload)} bytes; the tools function takes at most {MAX_PAYLOAD_BYTES}."
-            )
+    def start(self, request: dict[str, Any], result_key: str) -> None:
+        result_uri = self.artifacts.uri(result_key)
+        payload = json.dumps(tools.job(result_uri, request=request)).encode()
+        if len(payload) > MAX_EVENT_BYTES:
+            request_key = f"{result_key}.request.json"
+            self.artifacts.put_json(request_key, request)
+            payload = json.dumps(tools.job(result_uri, request_uri=self.artifacts.uri(request_key))).encode()
         tool = request.get("tool", "tool")
         try:
             response = self._lambda.invoke(
-                FunctionName=self.function_name, InvocationType="RequestResponse", Payload=payload
+                FunctionName=self.function_name, InvocationType="Event", Payload=payload
             )
         except ClientError as error:
             code = _error_code(error)
@@ -72,29 +79,7 @@ class LambdaToolRunner:
                     f"The tools function cannot run {tool} now ({code}); try again shortly."
                 ) from error
             raise
-        raw = response["Payload"].read()
-        if response.get("FunctionError"):
-            raise Unavailable(f"The tools function failed running {tool}: {self._describe_failure(raw)}")
-        try:
-            answer = json.loads(raw)
-        except ValueError:
+        if response.get("StatusCode") != 202:
             raise Unavailable(
-                f"The tools function answered {tool} with something that is not JSON."
-            ) from None
-        if not isinstance(answer, dict):
-            raise Unavailable(
-                f"The tools function answered {tool} with {type(answer).__name__}, not an object."
+                f"The tools function did not take {tool} ({response.get('StatusCode')}); try again shortly."
             )
-        return answer
-
-    def _describe_failure(self, raw: bytes) -> str:
-        """`errorType: errorMessage` of Lambda's error payload; the stack trace only goes to the log."""
-        try:
-            error = json.loads(raw)
-        except ValueError:
-            error = None
-        if not isinstance(error, dict):
-            return "no error message"
-        log.error("tools function %s failed: %s", self.function_name, error)
-        kind, message = error.get("errorType"), error.get("errorMessage")
-        return ": ".join(str(part) for part in (kind, message) if part) or "no error message"

@@ -3,7 +3,8 @@ checkpoint, preview augmentation. The API never imports torch; it runs these her
 
 Locally: `python -m trainer.tools` reads one request (JSON) on stdin and prints the answer.
 On AWS: `trainer.tools.handler` is the tools Lambda function's handler (a container image
-built from this one); `s3://` locations are downloaded to /tmp first.
+built from this one); `s3://` locations are downloaded to /tmp first. The API invokes it
+asynchronously with a job event (contracts.tools.job) and reads the answer it writes to S3.
 """
 
 from __future__ import annotations
@@ -152,7 +153,52 @@ def run(request: dict) -> dict:
         return tools.failed(500, f"{type(exc).__name__}: {exc}")
 
 
+def _read_json(uri: str):
+    if not uri.startswith("s3://"):
+        return json.loads(Path(uri).read_bytes())
+    import boto3
+
+    parsed = urlparse(uri)
+    body = boto3.client("s3").get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))["Body"]
+    return json.loads(body.read())
+
+
+def write_answer(uri: str, answer: dict) -> None:
+    """The answer where the API reads it: a file written whole (renamed into place), or one
+    S3 object (the tools function's role may write only the tools prefixes)."""
+    data = json.dumps(answer).encode()
+    if not uri.startswith("s3://"):
+        from contracts import atomic
+
+        atomic.write_bytes(Path(uri), data)
+        return
+    import boto3
+
+    parsed = urlparse(uri)
+    boto3.client("s3").put_object(
+        Bucket=parsed.netloc, Key=parsed.path.lstrip("/"), Body=data, ContentType="application/json"
+    )
+
+
+def run_job(event: dict) -> dict:
+    """An asynchronous run (contracts.tools.job): the answer goes to `result_uri`, failures too."""
+    try:
+        request = event["request"] if "request" in event else _read_json(event[tools.REQUEST_URI])
+    except Exception as exc:  # noqa: BLE001 - the API is told, not left waiting
+        log.exception("tool job request unreadable")
+        answer = tools.failed(500, f"The tool's request could not be read: {type(exc).__name__}: {exc}")
+    else:
+        answer = run(request)
+    write_answer(event[tools.RESULT_URI], answer)
+    return answer
+
+
 def handler(event, context):  # noqa: ARG001 - the Lambda entry point
+    """A plain request is answered (a synchronous invocation); a job (the API's asynchronous
+    `InvocationType=Event` invocation) writes its answer to S3 for the API to read."""
+    if tools.is_job(event):
+        answer = run_job(event)
+        return {"ok": answer.get("ok"), "status": answer.get("status", 200)}  # the answer is in S3
     return run(event)
 
 
