@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
-from chalicelib.services import jobs, outbox
+from chalicelib.services import jobs, outbox, paging
 from chalicelib.services import logs as job_logs
 from contracts import layout
 from contracts.v15_literals import parse_int_in
@@ -110,41 +108,22 @@ def _job_item(job: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _cursor(job: dict[str, Any]) -> str:
-    raw = json.dumps([str(job.get("created_at") or ""), job["job_id"]]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(token: Any) -> tuple[str, str]:
-    try:
-        created_at, job_id = json.loads(base64.urlsafe_b64decode(str(token) + "=" * (-len(str(token)) % 4)))
-        return str(created_at), str(job_id)
-    except (ValueError, TypeError):
-        raise ValidationError(
-            "next_token", "is not a token this API gave; send the last page's next_token"
-        ) from None
-
-
 def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> Any:
     """Newest first, with the statuses the state-change handler wrote: no platform call per job.
 
-    Without `limit` or `next_token` the answer is the spec's list of every job; with either it
-    is `{"jobs": [...], "next_token": <token or null>}`, `limit` jobs (default and most 1000)
-    after the job the token names.
+    With `limit` or `next_token` the answer is `{"jobs": [...], "next_token": <token or null>}`,
+    `limit` jobs (default and most 1000) after the job the token names: one bounded read of the
+    store per page (`JobStore.page`). This is the form that scales. Without either it is the
+    spec's list of every job, read from the store the same way a page at a time, but answered
+    whole: its size grows with the history (150-300 bytes a job: some tens of thousands of jobs
+    outgrow Lambda's 6 MB answer), so clients with many jobs page.
     """
     params = params if isinstance(params, dict) else {}
-    records = sorted(
-        svc.jobs.list(API), key=lambda j: (str(j.get("created_at") or ""), j["job_id"]), reverse=True
-    )
     if "limit" not in params and "next_token" not in params:
-        return [_job_item(job) for job in records]
+        return [_job_item(job) for job in paging.newest_first(svc, API, PAGE_LIMIT_MAX)]
     limit = parse_int_in("limit", params.get("limit", PAGE_LIMIT_MAX), 1, PAGE_LIMIT_MAX)
-    if params.get("next_token"):
-        after = _after(params["next_token"])
-        records = [j for j in records if (str(j.get("created_at") or ""), j["job_id"]) < after]
-    page = records[:limit]
-    more = len(records) > limit
-    return {"jobs": [_job_item(job) for job in page], "next_token": _cursor(page[-1]) if more else None}
+    records, next_token = paging.page(svc, API, limit, params.get("next_token"))
+    return {"jobs": [_job_item(job) for job in records], "next_token": next_token}
 
 
 def training_status(svc: Services, payload: Any) -> dict[str, str]:

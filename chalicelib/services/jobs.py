@@ -137,9 +137,10 @@ def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason
 
 def launch_queued(svc: Services) -> int:
     """Starts every queued job the platform now takes; returns how many started. Each job is
-    claimed with a conditional write first, so two sweeps never start one job twice."""
+    claimed with a conditional write first, so two sweeps never start one job twice. Reads the
+    store's active jobs only (queued ones are among them), never the whole table."""
     started = 0
-    for job in svc.jobs.list():
+    for job in svc.jobs.list_active():
         queued = job.get("queued_request")
         if not queued or job["status"] != IN_PROGRESS:
             continue

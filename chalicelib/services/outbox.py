@@ -213,10 +213,17 @@ def send_now(svc: Services, job: dict[str, Any], budget_s: float | None = None) 
     return attempt(svc, *claimed, timeout=timeout)
 
 
-def pending_jobs(svc: Services) -> list[dict[str, Any]]:
-    """AI Factory jobs that ended and whose callback is not settled, refreshed from the platform."""
-    found = []
-    for job in svc.jobs.list(API):
+def pending_jobs(svc: Services, now: float | None = None) -> list[dict[str, Any]]:
+    """AI Factory jobs whose callback is pending: the running ones are refreshed from the
+    platform first (one that ended without a state-change event is enqueued here), and those
+    that ended are the store's due callbacks (one never enqueued is enqueued here). Both come
+    from the store's sweep index, so the cost follows active work, not the table's size."""
+    now = time.time() if now is None else now
+    found: dict[str, dict[str, Any]] = {}
+    candidates = [job for job in svc.jobs.list_active() if job["api"] == API]
+    for job in [*candidates, *svc.jobs.list_due_callbacks(now)]:
+        if job["job_id"] in found:
+            continue
         box = job.get("callback_outbox")
         if box and box["state"] != PENDING:
             continue
@@ -229,8 +236,8 @@ def pending_jobs(svc: Services) -> list[dict[str, Any]]:
                 log.exception("could not refresh %s", job.get("job_name"))
                 continue
         if job.get("callback_outbox"):
-            found.append(job)
-    return found
+            found[job["job_id"]] = job
+    return list(found.values())
 
 
 def run_due(svc: Services, budget_s: float, workers: int | None = None) -> int:

@@ -34,7 +34,7 @@ def devices():
 @bp.route(BASE + "/train", methods=["GET"], api_key_required=True)
 @v15_errors
 def list_jobs():
-    return service.list_jobs(services())
+    return service.list_jobs(services(), dict(bp.current_request.query_params or {}))  # limit, next_token
 
 
 @bp.route(BASE + "/train", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)

@@ -7,23 +7,29 @@ are read back from what the trainer wrote under the job's artifact prefix.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 from typing import Any
 
 from chalicelib import limits, settings, timeutil
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
+from chalicelib.job_index import newest_first_key
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
-from chalicelib.services import data_roots, jobs
+from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
 from chalicelib.v15 import deployments, plots
 from contracts import layout, statuses
 from contracts import v15_arguments as params
 from contracts.plots import METRIC as METRIC_PLOT
+from contracts.v15_literals import parse_int_in
 
 log = logging.getLogger(__name__)
 
 API = "v1.5"
+AI_FACTORY_API = "ai_factory"  # the other API's jobs ran the same trainer image
+ENVIRONMENT_PAGE = 20
+ENVIRONMENT_LOOKBACK = 200  # jobs that never reached the trainer record nothing
 VERSION = "v1.5.0"
 DEFAULT_RESOURCE = {"InstanceCount": 1, "VolumeSizeInGB": 30}
 
@@ -174,11 +180,22 @@ def clear(svc: Services, job_id: str) -> dict[str, str]:
     return {"result": "OK"}
 
 
-def list_jobs(svc: Services) -> dict[str, Any]:
-    """Every v1.5 job, newest first, with what a dashboard row shows."""
+LIST_LIMIT = 100  # jobs a list page holds by default
+LIST_LIMIT_MAX = 200  # and at most: each row reads the job's heartbeat
+
+
+def list_jobs(svc: Services, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    """v1.5 jobs newest first, a page at a time, with what a dashboard row shows: `limit`
+    (default 100, at most 200) jobs after the one `next_token` names, and the `next_token` of
+    the next page (null on the last). The page is one bounded read of the store; each row then
+    reads the job's heartbeat (and asks the platform about a job still running) as monitor
+    does, without reading the record again."""
+    query = query if isinstance(query, dict) else {}
+    limit = parse_int_in("limit", query.get("limit", LIST_LIMIT), 1, LIST_LIMIT_MAX)
+    records, next_token = paging.page(svc, API, limit, query.get("next_token") or None)
     found = []
-    for job in reversed(svc.jobs.list(API)):
-        body = monitor(svc, job["job_id"])
+    for job in records:
+        body = _monitor(svc, jobs.refresh(svc, job))
         found.append(
             {
                 "job_id": job["job_id"],
@@ -189,7 +206,7 @@ def list_jobs(svc: Services) -> dict[str, Any]:
                 "created_at": job["created_at"],
             }
         )
-    return {"result": "OK", "jobs": found}
+    return {"result": "OK", "jobs": found, "next_token": next_token}
 
 
 def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
@@ -202,7 +219,12 @@ def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
 
 # --- monitor -----------------------------------------------------------------------------
 def monitor(svc: Services, job_id: str) -> dict[str, Any]:
-    job = jobs.get(svc, job_id, API)
+    return _monitor(svc, jobs.get(svc, job_id, API))
+
+
+def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+    """The monitor body of a record already refreshed from the platform."""
+    job_id = job["job_id"]
     progress = svc.artifacts.get_json(layout.job_key(job_id, layout.PROGRESS), {}) or {}
     attempt = jobs.current_attempt(job)["attempt"]
     if progress.get("attempt", 1) != attempt:
@@ -262,19 +284,25 @@ def environment(svc: Services) -> dict[str, Any]:
 
 
 def _latest_recorded_software(svc: Services) -> dict[str, Any]:
-    """What the trainer image recorded on its last run: the Lambda has no torch to ask."""
-    for job in reversed(svc.jobs.list()):
-        data = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.ENVIRONMENT), None)
-        if data:
-            return data.get("software", {})
-    return {}
+    """What the trainer image recorded on its last run: the Lambda has no torch to ask. Each
+    API's newest jobs (at most ENVIRONMENT_LOOKBACK) are walked a page at a time until one has
+    a record; the newer of the two wins."""
+    found = []
+    for api in (API, AI_FACTORY_API):
+        newest = paging.newest_first(svc, api, ENVIRONMENT_PAGE)
+        for job in itertools.islice(newest, ENVIRONMENT_LOOKBACK):
+            data = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.ENVIRONMENT), None)
+            if data:
+                found.append((newest_first_key(job), data.get("software", {})))
+                break
+    return max(found, key=lambda pair: pair[0])[1] if found else {}
 
 
 def devices(svc: Services) -> dict[str, Any]:
     live = svc.platform.live_devices()
     if live is None:  # readings from the running jobs' heartbeats
         live = []
-        for job in svc.jobs.list():
+        for job in svc.jobs.list_active():  # the store's index of active jobs, not the table
             if job["status"] == IN_PROGRESS:
                 progress = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), {}) or {}
                 live.extend(progress.get("devices") or [])
