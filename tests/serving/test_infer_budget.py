@@ -40,13 +40,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.end_headers(); self.wfile.write(b'{{"result": "OK"}}')
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        asked = self.headers.get("X-Amzn-SageMaker-Custom-Attributes", "")
         if self.headers["Content-Type"] == "application/json":  # the older form: base64 in JSON
-            body = base64.b64decode(json.loads(body)["base64_image"])
+            form = json.loads(body)
+            body = base64.b64decode(form["base64_image"])
+            asked = "lower_prob_thresh=" + repr(form["lower_prob_thresh"])
         digest = hashlib.sha256(body).hexdigest()
         time.sleep({delay})
         with open(log, "a") as handle:
             handle.write(digest + "\\n")
-        asked = self.headers.get("X-Amzn-SageMaker-Custom-Attributes", "")
         answer = json.dumps({{"result": "OK", "sha256": digest, "asked": asked}}).encode()
         self.send_response(200); self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer))); self.end_headers()
@@ -139,7 +141,7 @@ def test_past_the_budget_it_answers_retry_and_the_retry_continues(served):
     answer = deployments.infer_multiple(svc, JOB, form)
     digests = [hashlib.sha256(png(i * 20)).hexdigest() for i in range(IMAGES)]
     asked_with = answer["images"][0]["asked"]
-    assert "0.5" in asked_with  # the thresholds travel with the image (CustomAttributes)
+    assert "lower_prob_thresh=0.5" in asked_with  # the thresholds travel with the image
     assert answer == {
         "result": "OK",
         "images": [
