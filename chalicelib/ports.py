@@ -220,8 +220,12 @@ class HostingPlatform(Protocol):
         """Restarts local servers that died (a no-op where the cloud keeps endpoints up)."""
         ...
 
-    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
-        """The model server's answer (HTTP status, body); Unavailable while it is not InService."""
+    def invoke(
+        self, name: str, body: bytes, content_type: str, custom_attributes: str | None = None
+    ) -> tuple[int, bytes]:
+        """The model server's answer (HTTP status, body); Unavailable while it is not InService.
+        `custom_attributes` reaches the server as `X-Amzn-SageMaker-Custom-Attributes`
+        (InvokeEndpoint's CustomAttributes: ASCII, at most 1024 characters)."""
         ...
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import key_files
+from chalicelib import aws_limits, key_files
 from chalicelib.images import TRAINER_REPOSITORIES
 
 # Every SageMaker training instance type the images can use (the spec's ml.m4.4xlarge
@@ -261,8 +261,17 @@ TABLE = (
         "max_image_bytes",
         "AIFACTORY_MAX_IMAGE_BYTES",
         int,
-        5 * 1024 * 1024,
-        "largest image infer accepts (SageMaker's payload limit is 6 MB with base64)",
+        aws_limits.MAX_IMAGE_BYTES,
+        "largest image infer and infer_multiple read by path: it goes to the endpoint as it is, so at most "
+        "SageMaker InvokeEndpoint's 6 MB (held to it unless `AIFACTORY_RELAX_AWS_LIMITS`)",
+    ),
+    Setting(
+        "max_base64_image_bytes",
+        "AIFACTORY_MAX_BASE64_IMAGE_BYTES",
+        int,
+        aws_limits.MAX_BASE64_IMAGE_BYTES,
+        "largest `base64_image` infer takes, decoded: it comes in the request body, inside Lambda's 6 MB "
+        "event, and base64 adds a third (larger images by `path_to_image`)",
     ),
     Setting(
         "max_image_pixels",

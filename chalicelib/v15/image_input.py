@@ -21,9 +21,14 @@ JPEG = b"\xff\xd8\xff"
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def decode_base64(field: str, text: str, max_bytes: int) -> bytes:
+def _because(why: str) -> str:
+    return f": {why}" if why else ""
+
+
+def decode_base64(field: str, text: str, max_bytes: int, why: str = "") -> bytes:
+    """`why`: the reason for `max_bytes`, added to the refusal (which limit applies)."""
     if len(text) > (max_bytes * 4) // 3 + 8:
-        raise ValidationError(field, f"is larger than {max_bytes} bytes once decoded")
+        raise ValidationError(field, f"is larger than {max_bytes} bytes once decoded{_because(why)}")
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -63,12 +68,13 @@ def image_size(data: bytes) -> tuple[str, int, int]:
     raise ValueError("is not a JPEG or PNG image")
 
 
-def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int) -> str:
-    """The image's content type, or a ValidationError naming `field` and the problem."""
+def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int, why: str = "") -> str:
+    """The image's content type, or a ValidationError naming `field` and the problem (and
+    `why` the size limit is what it is, when given)."""
     if not data:
         raise ValidationError(field, "is empty")
     if len(data) > max_bytes:
-        raise ValidationError(field, f"is {len(data)} bytes; at most {max_bytes} are allowed")
+        raise ValidationError(field, f"is {len(data)} bytes; at most {max_bytes} are allowed{_because(why)}")
     try:
         content_type, width, height = image_size(data)
     except ValueError as exc:

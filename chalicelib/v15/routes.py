@@ -6,7 +6,7 @@ from chalice import Blueprint, Response
 
 from chalicelib.v15 import deployments, plots, service, tools
 from chalicelib.web.envelopes import v15_errors
-from chalicelib.web.request_body import CONTENT_TYPES, read_fields
+from chalicelib.web.request_body import CONTENT_TYPES, MAX_IMAGE_BODY, read_fields
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -150,7 +150,7 @@ def undeploy(job_id):
 @bp.route(BASE + "/infer/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def infer(job_id):
-    return deployments.infer(services(), job_id, read_fields(bp.current_request))
+    return deployments.infer(services(), job_id, read_fields(bp.current_request, MAX_IMAGE_BODY))
 
 
 @bp.route(

@@ -9,10 +9,14 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
+from chalicelib.aws_limits import API_GATEWAY_MAX_REQUEST_BYTES
 from chalicelib.errors import ValidationError
 
 CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
 MAX_BODY = 1 << 20
+# infer's body may carry a base64_image: any body that reaches the Lambda (API Gateway's 10 MB,
+# then Lambda's 6 MB event, refuse larger ones first); the route then says how large an image may be.
+MAX_IMAGE_BODY = API_GATEWAY_MAX_REQUEST_BYTES
 MAX_JSON_DEPTH = 32  # the AI Factory payload nests 4 deep; json.loads recurses per level
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _JSON_BRACKETS = re.compile(r"[\[\]{}]")
@@ -23,12 +27,13 @@ def _content_type(request) -> str:
     return (headers.get("content-type") or "").lower()
 
 
-def read_fields(request) -> dict[str, str]:
-    """Form fields (v1.5 arguments). A JSON object body is accepted too."""
+def read_fields(request, max_body: int = MAX_BODY) -> dict[str, str]:
+    """Form fields (v1.5 arguments). A JSON object body is accepted too. `max_body`: MAX_BODY,
+    or more for a route whose body carries an image (infer's base64_image)."""
     fields = dict(request.query_params or {})
     raw = request.raw_body or b""
-    if len(raw) > MAX_BODY:
-        raise ValidationError("body", f"must be at most {MAX_BODY} bytes")
+    if len(raw) > max_body:
+        raise ValidationError("body", f"must be at most {max_body} bytes")
     ctype = _content_type(request)
     if not raw:
         return fields

@@ -181,3 +181,32 @@ def test_server_answers_equal_the_trainers_own_predictions(servers, trained, tas
         for item, box, score in zip(items, output["boxes"].tolist(), output["scores"].tolist(), strict=True):
             assert item["prob"] == pytest.approx(score, abs=1e-5)
             assert item["bbox"] == pytest.approx([v * scale for v in box], abs=1e-3)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_apis_raw_request_and_an_older_json_request_get_the_same_answer(servers, trained, task):
+    """Issue 17: the API sends the image as it is, its arguments in CustomAttributes
+    (`chalicelib.v15.deployments.custom_attributes`); a client or an older API that still sends
+    `{"base64_image": ...}` gets the same answer from the same server."""
+    from chalicelib.v15.deployments import custom_attributes
+
+    path = first_image(trained, task)
+    media = "image/png" if path.suffix == ".png" else "image/jpeg"
+    server = servers(task)
+    raw = server.post(
+        data=path.read_bytes(),
+        headers={
+            "Content-Type": media,
+            "X-Amzn-SageMaker-Custom-Attributes": custom_attributes(0.0, 1.0, True),
+        },
+    )
+    old = server.post(
+        json={
+            "base64_image": b64(path.read_bytes()),
+            "lower_prob_thresh": 0.0,
+            "upper_prob_thresh": 1.0,
+            "returns_images": True,
+        }
+    )
+    assert raw.status_code == old.status_code == 200, (raw.text, old.text)
+    assert raw.json() == old.json() and raw.json()["base64_images"]

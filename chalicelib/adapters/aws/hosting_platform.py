@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import stage_names
 from chalicelib.adapters.aws.training_platform import INSTANCE_GPUS
-from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, invoke_request_too_large
+from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, check_custom_attributes, invoke_request_too_large
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.ports import (
     CREATING,
@@ -435,18 +435,24 @@ class SageMakerHostingPlatform:
     def recover(self) -> None:
         """SageMaker keeps endpoints running; nothing to restart."""
 
-    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    def invoke(
+        self, name: str, body: bytes, content_type: str, custom_attributes: str | None = None
+    ) -> tuple[int, bytes]:
         """The container's answer. Its own 4xx/5xx come back as (status, its body): SageMaker
         wraps them in ModelError. The endpoint is only described when the call fails, so a
         healthy infer costs one request. A body over InvokeEndpoint's 6 MB is refused here
-        (413 naming the limit, the local platform's words) instead of by SageMaker's bare 413."""
+        (413 naming the limit, the local platform's words) instead of by SageMaker's bare 413.
+        `custom_attributes` is InvokeEndpoint's CustomAttributes (the server reads the arguments
+        of a raw image there)."""
+        check_custom_attributes(custom_attributes)
         if len(body) > INVOKE_ENDPOINT_MAX_BYTES:
             raise invoke_request_too_large(name, len(body))
         if not self._stage_name(name):
             raise NotFound(f"Deployment '{name}' not found.")
         try:
+            extra = {"CustomAttributes": custom_attributes} if custom_attributes is not None else {}
             response = self._runtime.invoke_endpoint(
-                EndpointName=name, Body=body, ContentType=content_type, Accept=ACCEPT
+                EndpointName=name, Body=body, ContentType=content_type, Accept=ACCEPT, **extra
             )
         except ClientError as error:
             code = _error_code(error)

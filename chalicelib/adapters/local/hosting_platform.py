@@ -32,7 +32,12 @@ import psutil
 from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
-from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES, invoke_answer_too_large, invoke_request_too_large
+from chalicelib.aws_limits import (
+    INVOKE_ENDPOINT_MAX_BYTES,
+    check_custom_attributes,
+    invoke_answer_too_large,
+    invoke_request_too_large,
+)
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.ports import (
     CREATING,
@@ -48,6 +53,7 @@ from contracts import atomic
 
 SERVER_MODULE = "inference.serve"
 LOG_TAIL = 1500
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"  # as SageMaker hosting forwards it
 
 
 def free_port() -> int:
@@ -271,10 +277,14 @@ class LocalHostingPlatform:
         """Called by the sweep: restarts servers that died, so deployments outlive anything."""
         self.list()
 
-    def invoke(self, name: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+    def invoke(
+        self, name: str, body: bytes, content_type: str, custom_attributes: str | None = None
+    ) -> tuple[int, bytes]:
         """The model server's answer, held to InvokeEndpoint's limits: a request over 6 MB is
         refused before it is sent (413, as SageMaker refuses it) and an answer over 6 MB is a
-        502 (SageMaker fails such an invocation), so an infer that works here works on AWS."""
+        502 (SageMaker fails such an invocation), so an infer that works here works on AWS.
+        `custom_attributes` is sent as SageMaker forwards it, `X-Amzn-SageMaker-Custom-Attributes`."""
+        check_custom_attributes(custom_attributes)
         if self.payload_limit is not None and len(body) > self.payload_limit:
             raise invoke_request_too_large(name, len(body))
         deployment, state = self._refresh(name)
@@ -285,7 +295,11 @@ class LocalHostingPlatform:
         request = urllib.request.Request(
             f"http://127.0.0.1:{state['port']}/invocations",
             data=body,
-            headers={"Content-Type": content_type, "Accept": "application/json"},
+            headers={
+                "Content-Type": content_type,
+                "Accept": "application/json",
+                **({CUSTOM_ATTRIBUTES_HEADER: custom_attributes} if custom_attributes is not None else {}),
+            },
             method="POST",
         )
         try:

@@ -9,6 +9,10 @@ Two request shapes:
   `X-Amzn-SageMaker-Custom-Attributes` (`lower_prob_thresh=0.5,returns_images=false`),
   which is how `sagemaker-runtime invoke_endpoint(CustomAttributes=...)` passes them.
 
+The API (`chalicelib.v15.deployments`) sends raw bytes with `CustomAttributes`: a third
+smaller than base64, so any image up to InvokeEndpoint's 6 MB body reaches the server. The
+JSON form stays for other clients and for an API older than that (issue 17).
+
 Precedence: JSON body over query string over custom attributes. Image bytes are checked
 for format (what the trainer reads), size, and decompressed pixel count before decoding.
 """
