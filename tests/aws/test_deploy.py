@@ -198,9 +198,85 @@ def test_what_is_pushed_is_what_the_config_names(outputs, monkeypatch):
     variables = config.render(config.load_template(), "dev", outputs, image_tag=IMAGE_TAG)["stages"]["dev"][
         "environment_variables"
     ]
-    assert pushed == {variables["AIFACTORY_TRAINER_IMAGE"], variables["AIFACTORY_INFERENCE_IMAGE"]}
-    assert all(f"TORCH_INDEX_URL={cli.CUDA12_TORCH}" in c for c, _ in builds)
+    tools = images.tools_uri(outputs, IMAGE_TAG)
+    assert tools == f"{outputs['TrainerRepositoryUri']}:{IMAGE_TAG}-tools"
+    assert pushed == {variables["AIFACTORY_TRAINER_IMAGE"], variables["AIFACTORY_INFERENCE_IMAGE"], tools}
+    for command, _ in builds:  # the GPU build's torch for SageMaker, a CPU torch for the tools function
+        is_tools = f"name={tools}," in command[command.index("--output") + 1]
+        wanted = "TORCH_VARIANT=cpu" if is_tools else f"TORCH_INDEX_URL={cli.CUDA12_TORCH}"
+        assert [command[k + 1] for k, word in enumerate(command) if word == "--build-arg"] == [wanted]
+        assert command[command.index("-f") + 1] == "containers/trainer/Dockerfile" or not is_tools
     assert all(env["BUILDX_NO_DEFAULT_ATTESTATIONS"] == "1" for _, env in builds)
+
+
+def _run_step(tmp_path, build_args: dict[str, str], pip_list: str = "") -> list[str]:
+    """The trainer Dockerfile's dependency step run by sh with stand-in `pip` and `python` that
+    record their arguments (no network, no Docker): what it would install, and from where."""
+    dockerfile = (ROOT / "containers" / "trainer" / "Dockerfile").read_text()
+    step = dockerfile.split("\nRUN set -eu;", 1)[1].split("\n\n", 1)[0]
+    script = "set -eu;" + step.replace("\\\n", " ").replace(
+        "/opt/ml/code/requirements.txt", "requirements.txt"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    for tool, answer in (("pip", pip_list), ("python", "")):
+        (bin_dir / tool).write_text(
+            f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n'
+            + (f'[ "$1" = list ] && printf "%s" "{answer}"\n' if tool == "pip" else "")
+            + "exit 0\n"
+        )
+        (bin_dir / tool).chmod(0o755)
+    (tmp_path / "requirements.txt").write_text((ROOT / "containers/trainer/requirements.txt").read_text())
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "KEEP_BASE_TORCH": "false",
+        "TORCH_INDEX_URL": "",
+        "TORCH_VARIANT": "",
+    }
+    done = subprocess.run(
+        ["sh", "-c", script], cwd=tmp_path, env={**env, **build_args}, capture_output=True, text=True
+    )
+    calls = log.read_text().splitlines() if log.exists() else []
+    return [*calls, f"exit {done.returncode}"]
+
+
+def test_the_tools_image_is_the_trainer_image_with_a_cpu_torch(tmp_path):
+    """`TORCH_VARIANT=cpu`: torch and torchvision `+cpu` from PyTorch's CPU index (PyPI's torch
+    is a CUDA build with ~3 GB of nvidia wheels), then the requirements (their `torch==X` pins
+    are met by X+cpu), and the build fails if CUDA wheels got in anyway."""
+    pins = [
+        line
+        for line in (ROOT / "containers/trainer/requirements.txt").read_text().split()
+        if line.startswith(("torch==", "torchvision=="))
+    ]
+    assert len(pins) == 2
+    calls = _run_step(tmp_path, images.TOOLS_BUILD_ARGS)
+    assert (
+        calls[0]
+        == f"pip install --index-url https://download.pytorch.org/whl/cpu {pins[0]}+cpu {pins[1]}+cpu"
+    )
+    assert calls[1] == "pip install -r requirements.txt" and calls[-1] == "exit 0"
+    assert any("torch.version.cuda is None" in call for call in calls)
+    # a mirror of the CPU index, and a CPU build that still holds CUDA wheels
+    (tmp_path / "mirror").mkdir()
+    cuda_left = "nvidia-cublas-cu13 13.0\n"
+    calls = _run_step(
+        tmp_path / "mirror", {**images.TOOLS_BUILD_ARGS, "TORCH_INDEX_URL": "http://mirror/cpu"}, cuda_left
+    )
+    assert calls[0].startswith("pip install --index-url http://mirror/cpu torch==") and calls[-1] == "exit 1"
+    # the SageMaker build is unchanged: the CUDA 12 index, pins as they are
+    (tmp_path / "gpu").mkdir()
+    calls = _run_step(tmp_path / "gpu", {"TORCH_INDEX_URL": cli.CUDA12_TORCH})
+    assert (
+        calls[0] == f"pip install --index-url {cli.CUDA12_TORCH} {pins[0]} {pins[1]}"
+        and calls[-1] == "exit 0"
+    )
+    assert images.build_command(images.TOOLS, "r/t:x-tools", images.TOOLS_BUILD_ARGS)[-3:] == [
+        "--build-arg",
+        "TORCH_VARIANT=cpu",
+        ".",
+    ]
 
 
 def _describe_images(stub, repository, tag, media_type):

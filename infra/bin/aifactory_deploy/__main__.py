@@ -115,18 +115,25 @@ def _push_images(session, outputs: dict[str, str], tag: str, build_args: dict[st
         input=password.encode(),
         check=True,
     )
+    env = {**os.environ, **images.BUILD_ENV}
     for image in images.IMAGES:
         uri = images.image_uri(outputs[image.output], tag)
         print(f"  build and push {uri}")
-        env = {**os.environ, **images.BUILD_ENV}
         subprocess.run(images.build_command(image, uri, build_args), check=True, cwd=ROOT, env=env)
+    uri = images.tools_uri(outputs, tag)  # the trainer's sources, CPU torch (not the GPU build args)
+    print(f"  build and push {uri}")
+    subprocess.run(
+        images.build_command(images.TOOLS, uri, images.TOOLS_BUILD_ARGS), check=True, cwd=ROOT, env=env
+    )
 
 
 def _check_images(session, outputs: dict[str, str], tag: str) -> None:
-    """Both tags are in ECR as single manifests, before Lambda or SageMaker is pointed at them."""
+    """Every tag (the tools image's too) is in ECR as a single manifest, before Lambda or
+    SageMaker is pointed at it."""
     ecr = session.client("ecr")
-    for image in images.IMAGES:
-        uri = images.image_uri(outputs[image.output], tag)
+    for uri in [images.image_uri(outputs[image.output], tag) for image in images.IMAGES] + [
+        images.tools_uri(outputs, tag)
+    ]:
         print(f"  {uri}: {images.check_manifest(ecr, uri)}")
 
 
@@ -200,7 +207,7 @@ def deploy(args: argparse.Namespace) -> None:
     _save_state(stage, state)
 
     print("3/6 tools function")
-    tools_image = images.image_uri(outputs["TrainerRepositoryUri"], state["image_tag"])
+    tools_image = images.tools_uri(outputs, state["image_tag"])  # the CPU-torch build
     outputs = config.stack_outputs(stack.deploy({"ToolsImageUri": tools_image}))
 
     print("4/6 chalice deploy")

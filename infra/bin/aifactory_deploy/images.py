@@ -48,6 +48,15 @@ IMAGES = (
     Image("trainer", "containers/trainer/Dockerfile", "TrainerRepositoryUri"),
     Image("inference", "containers/inference/Dockerfile", "InferenceRepositoryUri"),
 )
+# The tools function's image: the trainer image from the same sources with a CPU-only torch
+# (Lambda has no GPU; no CUDA libraries: a smaller image, a faster cold start), pushed to the
+# trainer's repository (the one whose policy lets the tools function pull) as `<tag>-tools`.
+TOOLS = Image("tools", "containers/trainer/Dockerfile", "TrainerRepositoryUri")
+TOOLS_BUILD_ARGS = {"TORCH_VARIANT": "cpu"}
+
+
+def tools_uri(outputs: dict[str, str], tag: str) -> str:
+    return image_uri(outputs[TOOLS.output], f"{tag}-tools")
 
 
 def repository_name(image: Image, stage: str) -> str:
