@@ -231,7 +231,7 @@ def deploy(args: argparse.Namespace) -> None:
     print(f"6/6 smoke test {api['rest_api_url']}{SMOKE_ROUTE}")
     version = smoke_test(api["rest_api_url"], key)
     print(f"Deployed {stage}: {api['rest_api_url']} answers {version}")
-    print(f"API key (x-api-key) in {key_path.relative_to(ROOT)}")
+    print(f"API key (x-api-key) in {key_path}")
 
 
 def _tags(sagemaker, arn: str) -> dict[str, str]:
