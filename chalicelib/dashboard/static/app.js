@@ -32,7 +32,11 @@ class ApiError extends Error {
 
 // ------------------------------------------------------------------ HTTP
 
-async function api(method, path, body) {
+// A 503 with Retry-After is the API's "still being computed" (its synchronous budget,
+// docs/contracts.md): the same request is sent again after the wait, a few times.
+const RETRIES = 5;
+
+async function api(method, path, body, retried = 0) {
   const headers = { "x-api-key": sessionStorage.getItem(KEY) || "", Accept: "application/json" };
   const init = { method, headers };
   if (body !== undefined) {
@@ -46,6 +50,11 @@ async function api(method, path, body) {
     data = JSON.parse(text);
   } catch (_) {
     /* text/plain bodies stay text */
+  }
+  const retryAfter = Number(response.headers.get("Retry-After"));
+  if (response.status === 503 && retryAfter > 0 && retried < RETRIES) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter, 10) * 1000));
+    return api(method, path, body, retried + 1);
   }
   if (!response.ok) {
     const message = (data && (data.message || data.Message)) || response.statusText;
