@@ -8,7 +8,8 @@ them, do not fit the project's), so the test drives it as a child process:
 `Estimator(instance_type="local")` is the SDK's own `docker run <image> train` (through
 docker compose): it writes /opt/ml/input/config, mounts each `file://` channel under
 /opt/ml/input/data, and packs /opt/ml/model into OUTPUT_DIR/<job>/model.tar.gz. No AWS
-account is used: `file://` channels and output need none.
+account is used: `file://` channels and output need none, and the session reaches nothing
+outside this machine (sdk_session.py: telemetry off, AWS endpoints on loopback).
 """
 
 from __future__ import annotations
@@ -17,17 +18,12 @@ import json
 import sys
 from pathlib import Path
 
-import boto3
 from sagemaker.estimator import Estimator
-from sagemaker.local import LocalSession
+from sdk_session import offline_session
 
 
 def main(image: str, config_dir: str, data_dir: str, output_dir: str) -> int:
-    boto_session = boto3.Session(
-        region_name="us-east-1", aws_access_key_id="local", aws_secret_access_key="local"
-    )
-    session = LocalSession(boto_session=boto_session)
-    session.config = {"local": {"local_code": True}}
+    session = offline_session()
     hyperparameters = json.loads((Path(config_dir) / "job.json").read_text())["hyperparameters"]
     estimator = Estimator(
         image_uri=image,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import platform
 import subprocess
 import tarfile
@@ -23,7 +22,7 @@ from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ports import TrainingRequest
 from tests.builders import DATASET_SECRET, create_payload, fast_tagger_hyperparameters
 from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
-from tests.docker.conftest import BASE_IMAGE, docker, skip_reason
+from tests.docker.conftest import BASE_IMAGE, SDK_PYTHON, docker, sdk_env, sdk_missing, skip_reason
 from tests.servers import CallbackServer, tagging_records, topic_records
 
 if reason := skip_reason():
@@ -245,8 +244,6 @@ def test_a_container_ignoring_sigterm_is_killed_after_the_grace_period(local_sta
 # The same image under the SageMaker Python SDK's local mode: the SDK's own `docker run <image>
 # train` (docker compose, /opt/ml/input written by the SDK, /opt/ml/model packed by it). The SDK
 # lives in its own virtualenv (`make docker-sagemaker-sdk`), driven as a child process.
-REPO = Path(__file__).resolve().parents[2]
-SDK_PYTHON = REPO / "build" / "sagemaker-venv" / "bin" / "python"
 SDK_CLASSIFICATION = {
     "task": "classification",
     "algorithm": "resnet18",
@@ -282,16 +279,13 @@ def run_sdk(engine, config, data_dir, output, cwd) -> subprocess.CompletedProces
     return subprocess.run(
         [str(SDK_PYTHON), str(Path(__file__).with_name("sagemaker_local_mode.py")), engine, str(config),
          str(data_dir), str(output)],
-        capture_output=True, text=True, timeout=900, cwd=cwd,
-        env={**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PYTHONPATH": ""},
+        capture_output=True, text=True, timeout=900, cwd=cwd, env=sdk_env(Path(cwd)),
     )  # fmt: skip
 
 
 def test_the_image_trains_under_the_sagemaker_sdk_local_mode(engine, tmp_path):
-    if not SDK_PYTHON.exists():
-        pytest.skip(
-            f"SageMaker SDK local mode: no {SDK_PYTHON.relative_to(REPO)}; run `make docker-sagemaker-sdk`"
-        )
+    if reason := sdk_missing():
+        pytest.skip(reason)
     from trainer.vision.synthetic import generate
 
     data_dir = generate(tmp_path / "data", "classification", num_images=16, image_size=32, num_classes=2)
