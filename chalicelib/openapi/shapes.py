@@ -139,7 +139,19 @@ def components() -> dict[str, Any]:
                     "base64_metric_plot": {"anyOf": [BASE64_JPEG, {"type": "null"}]},
                     "is_best": FLAG,
                     "is_available": FLAG,
-                }
+                },
+                {
+                    "classes": obj(
+                        {
+                            "total": INTEGER,
+                            "offset": INTEGER,
+                            "count": INTEGER,
+                            "next_offset": {"type": ["integer", "null"]},
+                        },
+                        description="Only when the per-class metrics come a page at a time (over 3 MB "
+                        "of them, or `class_offset` given): which classes this answer carries.",
+                    )
+                },
             )
         ),
         "V15Jobs": ok(
@@ -396,6 +408,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", V15 + "/train/{}/checkpoints/epoch/{}"): {
         "summary": "One checkpoint with its metrics and metric plot",
         "ok": ref("V15Checkpoint"),
+        "parameters": [
+            {
+                "name": "class_offset",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 0, "default": 0},
+                "description": "the first class of the page of per-class metrics (`classes.next_offset`)",
+            }
+        ],
     },
     ("GET", V15 + "/train/{}/plots/model-graph"): {
         "summary": "Plot of the model graph",

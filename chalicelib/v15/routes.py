@@ -88,7 +88,7 @@ def checkpoints(job_id):
 @bp.route(TRAIN_JOB + "/checkpoints/epoch/{epoch}", methods=["GET"], api_key_required=True)
 @v15_errors
 def checkpoint(job_id, epoch):
-    return service.checkpoint(services(), job_id, epoch)
+    return service.checkpoint(services(), job_id, epoch, dict(bp.current_request.query_params or {}))
 
 
 @bp.route(TRAIN_JOB + "/logs", methods=["GET"], api_key_required=True)

@@ -11,14 +11,14 @@ import itertools
 import logging
 from typing import Any
 
-from chalicelib import limits, settings, timeutil
+from chalicelib import limits, settings, tenancy, timeutil
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.job_index import newest_first_key
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
-from chalicelib.v15 import deployments, plots
+from chalicelib.v15 import class_pages, deployments, plots
 from contracts import layout, statuses
 from contracts import v15_arguments as params
 from contracts.plots import METRIC as METRIC_PLOT
@@ -303,7 +303,7 @@ def devices(svc: Services) -> dict[str, Any]:
     if live is None:  # readings from the running jobs' heartbeats
         live = []
         for job in svc.jobs.list_active():  # the store's index of active jobs, not the table
-            if job["status"] == IN_PROGRESS:
+            if job["status"] == IN_PROGRESS and tenancy.current().can_see(job):  # its own jobs' instances
                 progress = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), {}) or {}
                 live.extend(progress.get("devices") or [])
     return {"result": "OK", "devices": live}
@@ -395,7 +395,9 @@ def _metric_plot(svc: Services, job: dict[str, Any], number: int, item: dict[str
         return None
 
 
-def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
+def checkpoint(svc: Services, job_id: str, epoch: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One checkpoint; its per-class metrics a page at a time past 3 MB of them (`class_offset`
+    in `query`, chalicelib.v15.class_pages), so the answer fits Lambda's 6 MB for any class count."""
     job = jobs.get(svc, job_id, API)
     try:
         number = int(epoch)
@@ -403,16 +405,18 @@ def checkpoint(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
     for item in _scan_checkpoints(svc, job):
         if item["epoch"] == number:
+            metrics, classes = class_pages.page(item["metrics"], query)  # a bad class_offset: 400 first
             plot = _metric_plot(svc, job, number, item)
             return {
                 "result": "OK",
                 "checkpoint": {
                     "epoch": number,
                     "avg_loss": item["avg_loss"],
-                    "metrics": item["metrics"],
+                    "metrics": metrics,
                     "base64_metric_plot": base64.b64encode(plot).decode() if plot else None,
                     "is_best": item["is_best"],
                     "is_available": item["is_available"],
+                    **({"classes": classes} if classes is not None else {}),
                 },
             }
     raise NotFound(f"Checkpoint of epoch {number} not found.")
