@@ -183,3 +183,19 @@ def destroy(stage: str) -> list[str]:
     finally:
         cli._session = session
     return stopped
+
+
+def test_the_same_stage_deploys_in_a_second_region(emulated, monkeypatch):
+    """IAM is global to the account: role names carry the region, so dev's stack is made in a
+    second region of the same account (with fixed names the second create failed on them)."""
+    described = {}
+    for region in (REGION, "us-east-1"):
+        cloudformation = boto3.client("cloudformation", region_name=region)
+        stack = cli.Stack(cloudformation, "aifactory-dev", delay_s=1, say=lambda _: None)
+        described[region] = cli.config.stack_outputs(stack.deploy({"Stage": "dev", "DataBucketArns": ""}))
+    roles = {
+        r["RoleName"] for p in boto3.client("iam").get_paginator("list_roles").paginate() for r in p["Roles"]
+    }
+    for region in (REGION, "us-east-1"):
+        assert f"aifactory-api-dev-{region}" in roles and f"aifactory-endpoint-dev-{region}" in roles
+        assert described[region]["ApiLambdaRoleArn"].endswith(f":role/aifactory-api-dev-{region}")
