@@ -24,7 +24,7 @@ import re
 import uuid
 from typing import Any
 
-from chalicelib import settings, timeutil
+from chalicelib import settings, stage_names, timeutil
 from chalicelib.errors import Conflict, NotFound, StorageFull
 from chalicelib.ports import (
     FAILED,
@@ -48,11 +48,13 @@ WAITING_FOR_CAPACITY = "WaitingForCapacity"  # secondary status of a job in the 
 BILLABLE_REFRESH_S = 30  # a running job's billable seconds are written back at most this often
 
 
-def new_ids(prefix: str = "aif") -> tuple[str, str]:
-    """v1.5 job id `YYYYmmddHHMMSS-<uuid4>` and a SageMaker-valid job name."""
+def new_ids(prefix: str = "aif", stage: str | None = None) -> tuple[str, str]:
+    """v1.5 job id `YYYYmmddHHMMSS-<uuid4>` and a SageMaker-valid job name that carries the
+    stage on AWS (`v15-dev-...`: chalicelib.stage_names), the stage's settings by default."""
     now = timeutil.now()
     unique = uuid.uuid4()
-    return f"{now:%Y%m%d%H%M%S}-{unique}", f"{prefix}-{now:%Y%m%d-%H%M%S}-{unique.hex[:8]}"
+    named = stage_names.job_name_prefix(prefix, settings.current().stage if stage is None else stage)
+    return f"{now:%Y%m%d%H%M%S}-{unique}", f"{named}-{now:%Y%m%d-%H%M%S}-{unique.hex[:8]}"
 
 
 def artifact_key(job_id: str) -> str:
