@@ -105,6 +105,10 @@ RUNS = {
         ["bench_api.py", "--iterations", "3", "--warmup", "1", "--imports", "1", "--jobs", "3"],
         "GET /api/version without x-api-key",
     ),
+    "sweeps": (
+        ["bench_sweeps.py", "--jobs", "300", "--active", "4", "--page", "10"],
+        "sweeps read at most the 4 active jobs: yes",
+    ),
 }
 
 
