@@ -38,6 +38,7 @@ import contextlib
 import json
 import secrets
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -336,9 +337,11 @@ def emulated_account(monkeypatch, region: str):
     monkeypatch.setattr(CloudFormationResponse, "_validate_different_update", lambda self, *args: None)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    url = ""
     try:
         _, port = server.get_host_and_port()
         url = f"http://127.0.0.1:{port}"
+        _reset(url)  # moto's backends are this process's: start from an empty account
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
@@ -348,7 +351,14 @@ def emulated_account(monkeypatch, region: str):
         monkeypatch.setenv("AWS_DEFAULT_REGION", region)
         yield url
     finally:
+        if url:
+            with contextlib.suppress(OSError):
+                _reset(url)  # and leave nothing behind for the next test, whatever happened
         server.stop()
+
+
+def _reset(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).read()
 
 
 def fail_first_create(account_id: str, region: str, name: str) -> None:
