@@ -1,17 +1,17 @@
 """AI Factory API: routes only. Everything else lives in chalicelib."""
 
-import hmac
 import logging
 
 from chalice import Rate, Response
 
-from chalicelib import settings
+from chalicelib import tenancy
 from chalicelib.ai_factory.routes import SIGNED_MODEL_ROUTE
 from chalicelib.ai_factory.routes import bp as ai_factory_bp
 from chalicelib.dashboard.routes import PUBLIC_ROUTES as DASHBOARD_FILES
 from chalicelib.dashboard.routes import bp as dashboard_bp
 from chalicelib.openapi.routes import bp as openapi_bp
-from chalicelib.services import events
+from chalicelib.services import access, events
+from chalicelib.tenants.routes import bp as tenants_bp
 from chalicelib.v15.routes import bp as v15_bp
 from chalicelib.web.api_app import ApiApp
 from chalicelib.wiring import services
@@ -23,18 +23,23 @@ app.register_blueprint(ai_factory_bp)
 app.register_blueprint(v15_bp)
 app.register_blueprint(openapi_bp)
 app.register_blueprint(dashboard_bp)
+app.register_blueprint(tenants_bp)
 # Routes a plain GET may open: the dashboard's own files, and model links carrying their own signature.
 KEYLESS_ROUTES = frozenset({*DASHBOARD_FILES, SIGNED_MODEL_ROUTE})
 
 
 @app.middleware("http")
-def require_api_key(event, get_response):
-    """API Gateway checks `x-api-key` on AWS; the local stage must do it itself (403 like API Gateway)."""
-    if settings.current().check_api_key and event.path not in KEYLESS_ROUTES:
-        given = (event.headers or {}).get("x-api-key", "")
-        if not hmac.compare_digest(given.encode(), settings.current().api_key.encode()):
+def as_the_keys_tenant(event, get_response):
+    """Each route runs as its API key's tenant (chalicelib.tenancy); a key that is no tenant's
+    gets API Gateway's 403 (the local stage checks keys itself, API Gateway does on AWS)."""
+    if event.path in KEYLESS_ROUTES:
+        tenant = tenancy.ANONYMOUS  # a signed link acts for its one job once its signature holds
+    else:
+        tenant = access.tenant_of(services(), event.headers, event.context)
+        if tenant is None:
             return Response({"message": "Forbidden"}, status_code=403)
-    return get_response(event)
+    with tenancy.acting_as(tenant):
+        return get_response(event)
 
 
 def _budget_s(event) -> float | None:

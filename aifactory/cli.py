@@ -318,6 +318,46 @@ def cmd_infer(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(client: Client, args: argparse.Namespace) -> int:
+    """API keys as tenants: each key sees only its own jobs and deployments."""
+    if args.action == "list":
+        rows = client.keys()
+        emit(args, rows, table(
+            [[k["tenant_id"], k["name"], "yes" if k["admin"] else "", _quota_text(k["quotas"]),
+              k.get("revoked_at") or ""] for k in rows],
+            ["TENANT", "NAME", "ADMIN", "QUOTAS", "REVOKED"],
+        ))  # fmt: skip
+        return 0
+    if not args.target:
+        raise UsageError(
+            f"aifactory keys {args.action}: give the tenant's {'name' if args.action == 'create' else 'id'}"
+        )
+    if args.action == "revoke":
+        body = client.revoke_key(args.target)
+        emit(args, body, f"revoked {args.target}: its key is refused from now on")
+        return 0
+    quotas: dict[str, Any] = {}
+    if args.max_concurrent_jobs is not None:
+        quotas["max_concurrent_jobs"] = args.max_concurrent_jobs
+    if args.max_deployments is not None:
+        quotas["max_deployments"] = args.max_deployments
+    if args.instance_types:
+        quotas["instance_types"] = [t.strip() for t in args.instance_types.split(",") if t.strip()]
+    body = client.create_key(args.target, admin=args.admin, quotas=quotas)
+    tenant = body["tenant"]
+    emit(
+        args,
+        body,
+        f"tenant {tenant['tenant_id']} ({tenant['name']}); its API key, shown only now:\n{body['api_key']}",
+    )
+    return 0
+
+
+def _quota_text(quotas: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in quotas.items() if v not in (None, [], ())]
+    return ", ".join(parts) or "stage limits"
+
+
 # --- following ---------------------------------------------------------------------------------
 def run_follow(client: Client, args: argparse.Namespace, job: str) -> int:
     if args.json:
@@ -426,6 +466,15 @@ def build_parser() -> Parser:
             )
         p.add_argument("--epoch", type=int, required=True)
         p.add_argument("--device", type=int, default=-1, help="target_device_id (-1: CPU)")
+    p = command("keys", cmd_keys, "API keys as tenants: create, list or revoke (the stage's or an admin key)")
+    p.add_argument("action", choices=["create", "list", "revoke"])
+    p.add_argument("target", nargs="?", metavar="NAME|TENANT", help="create: a name; revoke: the tenant id")
+    p.add_argument("--admin", action="store_true", help="create: a key that sees every tenant's work")
+    p.add_argument(
+        "--max-concurrent-jobs", type=int, default=None, help="create: jobs running or queued at once"
+    )
+    p.add_argument("--max-deployments", type=int, default=None, help="create: live deployments at once")
+    p.add_argument("--instance-types", default=None, help="create: comma-separated training instance types")
     p = command("infer", cmd_infer, "infer one image with a deployed v1.5 checkpoint", job=True)
     p.add_argument("image", nargs="?", metavar="IMAGE", help="a local image file (sent as base64_image)")
     p.add_argument(

@@ -231,6 +231,20 @@ class Client:
     def stop_training_job(self, job_name: str) -> dict[str, Any]:
         return self.call("POST", "/stop_training_job", json={"job_name": job_name})
 
+    # --- keys (tenants): the stage's own key or an admin key ---------------------------------
+    def create_key(
+        self, name: str, admin: bool = False, quotas: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A new tenant and its API key (`api_key`, shown this once)."""
+        body = {"name": name, "admin": admin, "quotas": dict(quotas or {})}
+        return self.call("POST", "/tenants", json=body)
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/tenants")["tenants"]
+
+    def revoke_key(self, tenant_id: str) -> dict[str, Any]:
+        return self.call("DELETE", f"/tenants/{quote(tenant_id, safe='')}")
+
     def download_model(self, job_name: str, destination: str | Path) -> Path:
         """Saves the job's model.tar.gz (`GET /models/<job_name>`) into the directory `destination`
         (or to that file name when it is not a directory); returns the file written.

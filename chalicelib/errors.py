@@ -34,6 +34,12 @@ class Forbidden(DomainError):
     status_code = 403
 
 
+class QuotaExceeded(DomainError):
+    """The tenant's quota (chalicelib.tenancy.Quotas) refuses more: 429, naming the quota."""
+
+    status_code = 429
+
+
 class Unavailable(DomainError):
     """The platform cannot run this now (e.g. no Docker engine for a foreign image)."""
 

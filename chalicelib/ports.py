@@ -8,11 +8,13 @@ bundle an entry point builds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.errors import Conflict, Unavailable
+from chalicelib.tenancy import DEFAULT as DEFAULT_TENANT_ID
+from chalicelib.tenancy import Quotas, Tenant
 from contracts.statuses import (  # noqa: F401 - re-exported: the platform statuses services use
     COMPLETED,
     FAILED,
@@ -55,11 +57,16 @@ class JobStore(Protocol):
         ...
 
     def page(
-        self, api: str, limit: int, after: tuple[str, str] | None = None
+        self,
+        api: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+        tenants: Sequence[str] = (DEFAULT_TENANT_ID,),
     ) -> tuple[list[dict[str, Any]], bool]:
-        """At most `limit` jobs of `api`, newest first by (created_at, job_id), all strictly
-        before `after` when given; and whether more follow. Reads O(limit) records in a few
-        batched reads (no read per job)."""
+        """At most `limit` jobs of `api` that belong to one of `tenants`, newest first by
+        (created_at, job_id), all strictly before `after` when given; and whether more follow.
+        Reads O(limit) records in a few batched reads (no read per job), however much work
+        other tenants have."""
         ...
 
     def delete(self, job_id: str) -> None: ...
@@ -161,6 +168,7 @@ class Deployment:
     model_uri: str  # the self-contained checkpoint directory: local path or s3:// prefix
     status: str = CREATING
     failure_reason: str = ""
+    tenant: str = DEFAULT_TENANT_ID  # whose it is (chalicelib.tenancy); older records: the default's
     # What it holds, read when it is described, never stored: the endpoint's SageMaker
     # instance type (None locally, where it is a process on this machine), and its memory in
     # bytes (locally the server process tree's RSS; on AWS the instance's memory when known).
@@ -179,10 +187,8 @@ def holds_resources(deployment: Deployment) -> bool:
 
 
 def same_tenant(a: Deployment, b: Deployment) -> bool:
-    """Whether two deployments count against one cap. The cap is per tenant; today a stage
-    has one tenant, so every deployment of the stage counts. A tenant id on `Deployment`
-    (and in the adapters' tags/files) is compared here, and both adapters' counts follow."""
-    return True
+    """Whether two deployments count against one cap: the cap is per tenant."""
+    return a.tenant == b.tenant
 
 
 class DeploymentCapReached(Conflict):
@@ -265,6 +271,23 @@ class SecretStore(Protocol):
     def delete(self, ref: dict[str, str]) -> None: ...
 
 
+class TenantStore(Protocol):
+    """API keys as tenants (`chalicelib.tenancy`): a keys file locally, API Gateway keys on AWS."""
+
+    def authenticate(self, key: str | None = None, key_id: str | None = None) -> Tenant | None:
+        """The tenant of a request's key (local: the key itself; AWS: the id API Gateway
+        checked); None when it is no tenant's."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]: ...
+
+    def create(self, name: str, admin: bool, quotas: Quotas) -> tuple[dict[str, Any], str]:
+        """The new tenant, described, and its key: shown this once, kept nowhere in clear."""
+        ...
+
+    def revoke(self, tenant_id: str) -> dict[str, Any] | None: ...
+
+
 @dataclass
 class Services:
     """The adapters of one stage, built by an entry point (`chalicelib.wiring`)."""
@@ -276,3 +299,4 @@ class Services:
     hosting: HostingPlatform | None = None
     tools: ToolRunner | None = None
     data: DataStore | None = None
+    tenants: TenantStore | None = None

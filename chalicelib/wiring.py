@@ -18,6 +18,7 @@ def _local() -> Services:
     from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
     from chalicelib.adapters.local.job_store import SqliteJobStore
     from chalicelib.adapters.local.secret_store import FileSecretStore
+    from chalicelib.adapters.local.tenant_store import KeysFileTenantStore
     from chalicelib.adapters.local.tool_runner import LocalToolRunner
     from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
     from chalicelib.aws_limits import INVOKE_ENDPOINT_MAX_BYTES
@@ -40,6 +41,7 @@ def _local() -> Services:
             payload_limit=None if config.relax_aws_limits else INVOKE_ENDPOINT_MAX_BYTES,
         ),
         tools=LocalToolRunner(DirectoryArtifactStore(config.home / "artifacts")),  # answers go there
+        tenants=KeysFileTenantStore(config.home / "tenants.json", lambda: config.api_key),
         data=LocalDataStore(),
     )
 
@@ -53,6 +55,7 @@ def _aws() -> Services:
     from chalicelib.adapters.aws.hosting_platform import SageMakerHostingPlatform
     from chalicelib.adapters.aws.job_store import DynamoJobStore
     from chalicelib.adapters.aws.secret_store import SecretsManagerStore
+    from chalicelib.adapters.aws.tenant_store import ApiGatewayTenantStore
     from chalicelib.adapters.aws.tool_runner import LambdaToolRunner
     from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 
@@ -92,6 +95,7 @@ def _aws() -> Services:
         )
         if config.tools_function
         else None,
+        tenants=ApiGatewayTenantStore(boto3.client("apigateway"), config.stage),
     )
 
 

@@ -35,6 +35,11 @@ def ok(**fields: Any) -> dict[str, Any]:
     return obj({"result": {"const": "OK"}, **fields})
 
 
+def ok_aif(**fields: Any) -> dict[str, Any]:
+    """An AI Factory success body: `{"status": "success", ...}`."""
+    return obj({"status": {"const": "success"}, **fields})
+
+
 NUMBER = {"type": "number"}
 INTEGER = {"type": "integer"}
 STRING = {"type": "string"}
@@ -182,6 +187,30 @@ def components() -> dict[str, Any]:
         "AiFactoryCreate": _create_request(),
         "AiFactoryCreated": obj({"status": {"const": "success"}, "job_name": STRING}),
         "AiFactoryJobName": obj({"job_name": {"type": "string", "minLength": 1, "maxLength": 63}}),
+        "TenantQuotas": obj(
+            {},
+            {
+                "max_concurrent_jobs": {"type": ["integer", "null"], "minimum": 0},
+                "max_deployments": {"type": ["integer", "null"], "minimum": 0},
+                "instance_types": {"type": "array", "items": STRING},
+            },
+            description="A tenant's limits; null or empty is the stage's own limit.",
+        ),
+        "Tenant": obj(
+            {
+                "tenant_id": STRING,
+                "name": STRING,
+                "admin": {"type": "boolean"},
+                "quotas": ref("TenantQuotas"),
+            },
+            {
+                "key_prefix": STRING,
+                "key_id": STRING,
+                "created_at": STRING,
+                "revoked_at": {"type": ["string", "null"]},
+            },
+            description="An API key's tenant: its jobs, deployments and links are seen by it (and admin keys) only.",
+        ),
         "AiFactoryJobs": {
             "type": "array",
             "items": obj(
@@ -380,6 +409,21 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             {"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
             {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}},
         ],
+    },
+    ("GET", "/tenants"): {
+        "summary": "List the stage's tenants (API keys); the stage's key or an admin key",
+        "ok": ok_aif(tenants={"type": "array", "items": ref("Tenant")}),
+    },
+    ("POST", "/tenants"): {
+        "summary": "Make a tenant and its API key (shown once); the stage's key or an admin key",
+        "requestBody": _json(
+            obj({"name": STRING}, {"admin": {"type": "boolean"}, "quotas": ref("TenantQuotas")})
+        ),
+        "ok": ok_aif(tenant=ref("Tenant"), api_key=STRING),
+    },
+    ("DELETE", "/tenants/{}"): {
+        "summary": "Revoke a tenant's keys (its work stays, seen by admin keys)",
+        "ok": ok_aif(tenant=ref("Tenant")),
     },
     ("GET", "/api/version"): {"summary": "The v1.5 API version", "text": {"const": "v1.5.0"}},
     ("GET", V15 + "/environment"): {"summary": "Hardware and software", "ok": ref("V15Environment")},

@@ -24,8 +24,8 @@ import re
 import uuid
 from typing import Any
 
-from chalicelib import settings, stage_names, timeutil
-from chalicelib.errors import Conflict, NotFound, StorageFull
+from chalicelib import settings, stage_names, tenancy, timeutil
+from chalicelib.errors import Conflict, NotFound, QuotaExceeded, StorageFull
 from chalicelib.ports import (
     FAILED,
     IN_PROGRESS,
@@ -82,6 +82,7 @@ def launch(
     request: TrainingRequest,
 ) -> dict[str, Any]:
     job_id = record["job_id"]
+    check_quotas(svc, record)  # before anything is written
     key = artifact_key(job_id)
     secret_ref = None
     created = False
@@ -110,6 +111,28 @@ def launch(
         if secret_ref:
             _undo(f"secret of {job_id}", svc.secrets.delete, secret_ref)
         raise
+
+
+def check_quotas(svc: Services, record: dict[str, Any]) -> None:
+    """The request's tenant may start this job: its instance types and its concurrent jobs
+    (queued ones count: they start on their own). Read from the active-jobs index: O(active)."""
+    tenant = tenancy.current()
+    instance_type = (record.get("resource") or {}).get("InstanceType")
+    allowed = tenant.quotas.instance_types
+    if allowed and instance_type not in allowed:
+        raise QuotaExceeded(
+            f"Quota instance_types of tenant {tenant.name or tenant.id}: {instance_type} is not one of "
+            f"{', '.join(allowed)}."
+        )
+    most = tenant.quotas.max_concurrent_jobs
+    if most is None or tenant.system:
+        return
+    mine = [job for job in svc.jobs.list_active() if tenancy.owner(job) == tenant.id]
+    if len(mine) >= most:
+        raise QuotaExceeded(
+            f"Quota max_concurrent_jobs of tenant {tenant.name or tenant.id} is {most} and "
+            f"{len(mine)} of its jobs are running or queued; stop one or wait for one to end."
+        )
 
 
 def _undo(what: str, remove, *args: Any) -> None:
@@ -203,6 +226,7 @@ def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) 
         "artifact_key": artifact_key(job_id),
         "attempts": [{"attempt": 1, "training_job_name": job_name, "created_at": now}],
         "format_version": layout.FORMAT_VERSION,
+        tenancy.TENANT_KEY: tenancy.owner_of_new_work(),
         **fields,
     }
 
@@ -243,14 +267,14 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
 
 def get(svc: Services, job_id: str, api: str | None = None) -> dict[str, Any]:
     job = svc.jobs.get(job_id)
-    if job is None or (api and job["api"] != api):
+    if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
         raise NotFound("Job not found.")
     return refresh(svc, job)
 
 
 def get_by_name(svc: Services, job_name: str, api: str | None = None) -> dict[str, Any]:
     job = svc.jobs.get_by_name(job_name)
-    if job is None or (api and job["api"] != api):
+    if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
         raise NotFound(f"Job {job_name} not found.")
     return refresh(svc, job)
 

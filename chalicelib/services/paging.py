@@ -2,7 +2,8 @@
 
 A token names the last job of a page by (created_at, job_id); the next page is the jobs
 strictly before it (`JobStore.page`), so a job created while a client pages never shifts
-the pages. Each page is one bounded read of the store, never a read per job.
+the pages. Each page is one bounded read of the store, never a read per job, and holds only
+the jobs of the tenants the current key may see (`chalicelib.tenancy`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,20 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from chalicelib import tenancy
 from chalicelib.errors import ValidationError
 from chalicelib.job_index import newest_first_key
 from chalicelib.ports import Services
+
+
+def visible_tenants(svc: Services) -> tuple[str, ...]:
+    """Whose jobs the current tenant's lists hold: its own, or for an admin key (and the
+    service itself) every tenant the tenant store knows, revoked ones included."""
+    me = tenancy.current()
+    if not me.sees_all:
+        return (me.id,)
+    known = [t["tenant_id"] for t in svc.tenants.list()] if svc.tenants is not None else []
+    return tuple(dict.fromkeys([tenancy.DEFAULT, *known]))
 
 
 def token(job: dict[str, Any]) -> str:
@@ -38,15 +50,16 @@ def page(
     svc: Services, api: str, limit: int, next_token: Any = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of `api`'s jobs after `next_token` (if any) and the token of the next one."""
-    records, more = svc.jobs.page(api, limit, after(next_token) if next_token else None)
+    cursor = after(next_token) if next_token else None
+    records, more = svc.jobs.page(api, limit, cursor, tenants=visible_tenants(svc))
     return records, token(records[-1]) if more and records else None
 
 
 def newest_first(svc: Services, api: str, page_size: int) -> Iterator[dict[str, Any]]:
     """Every job of `api`, newest first, read `page_size` at a time (bounded memory per page)."""
-    cursor = None
+    cursor, tenants = None, visible_tenants(svc)
     while True:
-        records, more = svc.jobs.page(api, page_size, cursor)
+        records, more = svc.jobs.page(api, page_size, cursor, tenants=tenants)
         yield from records
         if not more or not records:
             return

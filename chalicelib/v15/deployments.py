@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from chalicelib import aws_limits, settings
+from chalicelib import aws_limits, settings, tenancy
 from chalicelib.errors import (
     Conflict,
     DomainError,
@@ -113,9 +113,12 @@ def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
     uri = forms.checkpoint_uri(svc, job_id, epoch)
     try:
         _hosting(svc).deploy(
-            Deployment(deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri),
-            max_live=settings.current().max_deployments,
-        )
+            Deployment(
+                deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri,
+                tenant=tenancy.owner(job),
+            ),
+            max_live=tenancy.current().limit("max_deployments", settings.current().max_deployments),
+        )  # fmt: skip
     except DeploymentCapReached as full:
         raise Conflict(_cap_message(full)) from None
     return {"result": "OK"}
@@ -168,6 +171,7 @@ def list_deployments(svc: Services) -> dict[str, Any]:
                 "memory": _memory_text(d.memory_bytes),
             }
             for d in _hosting(svc).list()
+            if tenancy.current().sees_all or d.tenant == tenancy.current().id
         ],
     }
 

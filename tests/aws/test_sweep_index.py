@@ -236,7 +236,12 @@ def test_every_item_carries_the_lane_its_record_belongs_in(big_table, dynamodb):
         assert item["lane"]["S"] == lane_of(record)
         assert item["lane_sk"]["S"] == f"{record['api']}#{record['created_at']}#{record['job_id']}"
         lanes[item["lane"]["S"]] = lanes.get(item["lane"]["S"], 0) + 1
-    assert lanes == {"active": 5, "callback": 3, "history#v1.5": 100, "history#ai_factory": 100}
+    assert lanes == {
+        "active": 5,
+        "callback": 3,
+        "history#v1.5#default": 100,
+        "history#ai_factory#default": 100,
+    }
 
 
 def test_a_settled_job_is_gone_from_the_active_partition(dynamodb):
@@ -297,3 +302,47 @@ def test_the_backfill_command_names_what_it_did(dynamodb, capsys):
     put_unindexed(dynamodb, DynamoJobStore(dynamodb, TABLE), job(1))
     assert job_store.main(["backfill", "--table", TABLE, "--region", "us-east-1"]) == 0
     assert "1 items read, 1 given their lane" in capsys.readouterr().out
+
+
+def test_a_tenants_page_reads_its_own_history_not_the_others(dynamodb):
+    """Tenants (chalicelib.tenancy): a small tenant's page reads O(page) items however much
+    history a big one has."""
+    from chalicelib.adapters.aws.job_store import DynamoJobStore
+    from tests.aws.conftest import TABLE
+
+    store = DynamoJobStore(dynamodb, TABLE)
+    for i in range(60):
+        store.create(
+            {"job_id": f"big-{i:03}", "job_name": f"big-{i:03}", "api": "v1.5", "status": "Completed",
+             "created_at": f"2026-01-01 00:{i // 60:02}:{i % 60:02}", "tenant": "t-big"}
+        )  # fmt: skip
+    for i in range(3):
+        store.create(
+            {"job_id": f"small-{i}", "job_name": f"small-{i}", "api": "v1.5", "status": "Completed",
+             "created_at": f"2025-01-01 00:00:0{i}", "tenant": "t-small"}
+        )  # fmt: skip
+    read = []
+    dynamodb.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: read.append(len(parsed.get("Items", [])))
+    )
+    records, more = store.page("v1.5", 10, tenants=("t-small",))
+    assert [r["job_id"] for r in records] == ["small-2", "small-1", "small-0"] and not more
+    assert sum(read) <= 3
+    both, more = store.page("v1.5", 5, tenants=("t-small", "t-big"))
+    assert [r["job_id"] for r in both] == [f"big-{i:03}" for i in range(59, 54, -1)] and more
+
+
+def test_every_index_request_validates_against_the_service_model(dynamodb):
+    from tests.aws.service_model import record_requests
+
+    sent = record_requests(dynamodb)
+    store = DynamoJobStore(dynamodb, TABLE, page_size=1)
+    for n in range(3):
+        store.create(job(n, status="InProgress" if n else "Completed"))
+    store.list_active()
+    store.list_due_callbacks(NOW)
+    first, _ = store.page("v1.5", 1)
+    store.page("v1.5", 1, job_index.newest_first_key(first[-1]))
+    put_unindexed(dynamodb, store, job(9))
+    store.backfill_index()
+    assert {name for name, _ in sent} == {"PutItem", "Query", "Scan"}

@@ -16,32 +16,44 @@ from the page's cursor and reads O(page) items. One index, not two (one sparse, 
 api): CloudFormation adds at most one GSI per stack update, and a second would make the
 update of an existing stack fail and roll back.
 
-Items written before the index existed have no `lane`: `backfill_index` (or `python -m
-chalicelib.adapters.aws.job_store backfill --table <name>`) writes it once after the stack
-update that adds the index; any later update of a record writes it too.
+Tenants (`chalicelib.tenancy`): a settled job's lane is its tenant's history,
+`history#<api>#<tenant>`, and every item carries `tenant`, so a tenant's list page reads its
+own history partition and filters the two small unsettled lanes: O(page) for every tenant.
+
+Items written before the index (or before tenants) have no `lane` or an older one:
+`backfill_index` (or `python -m chalicelib.adapters.aws.job_store backfill --table <name>`)
+writes it once after the stack update; any later update of a record writes it too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import job_index
+from chalicelib import job_index, tenancy
 from chalicelib.ports import ConflictError
+from chalicelib.tenancy import DEFAULT
 
 NAME_INDEX = "job_name-index"
 LANE_INDEX = "lane-index"
-HISTORY = "history#"  # + api: the lane of settled jobs
+HISTORY = "history#"  # + api + "#" + tenant: the lane of a tenant's settled jobs
 INDEXED_FIELDS = ("job_name", "api", "status", "created_at")
+INDEX_ATTRIBUTES = ("lane", "lane_sk", "tenant")  # what backfill_index writes on older items
 QUERY_PAGE = 100  # items per Query page of a sweep when the store has no page_size
 
 
+def history_lane(api: str, tenant: str) -> str:
+    """A tenant's settled jobs of one api: its own partition, so its list page reads O(page)
+    items however much history other tenants have."""
+    return f"{HISTORY}{api}#{tenant}"
+
+
 def lane_of(record: dict[str, Any]) -> str:
-    return job_index.sweep_lane(record) or HISTORY + str(record.get("api") or "")
+    return job_index.sweep_lane(record) or history_lane(str(record.get("api") or ""), tenancy.owner(record))
 
 
 def lane_sort_key(record: dict[str, Any]) -> str:
@@ -132,6 +144,7 @@ class DynamoJobStore:
                 item[name] = {"N": repr(value)}
         item["lane"] = {"S": lane_of(record)}
         item["lane_sk"] = {"S": lane_sort_key(record)}
+        item["tenant"] = {"S": tenancy.owner(record)}  # filters the (small) active and callback lanes
         return item
 
     @staticmethod
@@ -258,10 +271,11 @@ class DynamoJobStore:
         return [job for job in self._sweep(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
 
     def page(
-        self, api: str, limit: int, after: tuple[str, str] | None = None
+        self, api: str, limit: int, after: tuple[str, str] | None = None, tenants: Sequence[str] = (DEFAULT,)
     ) -> tuple[list[dict[str, Any]], bool]:
-        """An api's jobs live in three lanes (active, callback, its history): each is queried
-        newest first for `limit` + 1 items from the cursor on, and the three merged."""
+        """An api's jobs of `tenants` live in the active and callback lanes (filtered by tenant:
+        they hold only unsettled work) and in each tenant's history lane: each is queried newest
+        first for `limit` + 1 items from the cursor on, and all merged."""
         if limit < 1:
             raise ValueError("A page holds at least one job.")
         prefix = f"{api}#"
@@ -272,10 +286,13 @@ class DynamoJobStore:
             start = f"{api}#{after[0]}#{after[1]}"  # BETWEEN is inclusive: the cursor's own job is skipped
             condition, values = "lane_sk BETWEEN :lo AND :hi", {":lo": {"S": prefix}, ":hi": {"S": start}}
         found: dict[str, tuple[str, dict[str, Any]]] = {}
-        for lane in (*job_index.SWEEP_LANES, HISTORY + api):
+        wanted = set(tenants)
+        for lane in (*job_index.SWEEP_LANES, *(history_lane(api, t) for t in sorted(wanted))):
             taken = 0
             # One Query per lane as a rule; more only past DynamoDB's 1 MB page.
             for item in self._query_lane(lane, condition, values, newest_first=True, page_size=limit + 2):
+                if item.get("tenant", {}).get("S", DEFAULT) not in wanted:
+                    continue
                 sort_key = item["lane_sk"]["S"]
                 if sort_key == start:
                     continue
@@ -300,12 +317,12 @@ class DynamoJobStore:
                 counts["scanned"] += 1
                 record, version = self._record(item), int(item["version"]["N"])
                 wanted = self._item(record, version)
-                if all(item.get(name) == wanted[name] for name in ("lane", "lane_sk")):
+                if all(item.get(name) == wanted[name] for name in INDEX_ATTRIBUTES):
                     continue
                 try:
                     self._client.put_item(
                         TableName=self.table_name,
-                        Item={**item, "lane": wanted["lane"], "lane_sk": wanted["lane_sk"]},
+                        Item={**item, **{name: wanted[name] for name in INDEX_ATTRIBUTES}},
                         ConditionExpression="version = :version",
                         ExpressionAttributeValues={":version": {"N": str(version)}},
                     )

@@ -24,14 +24,16 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chalicelib import job_index
+from chalicelib import job_index, tenancy
 from chalicelib.adapters.local.disk_full import is_disk_full, storage_full_as_domain_error
 from chalicelib.errors import StorageFull
 from chalicelib.ports import ConflictError
+from chalicelib.tenancy import DEFAULT
 
 log = logging.getLogger("aifactory.jobstore")
 
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
     doc TEXT NOT NULL,
-    sweep TEXT
+    sweep TEXT,
+    tenant TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_api ON jobs(api, created_at);
 """
@@ -51,7 +54,11 @@ CREATE INDEX IF NOT EXISTS jobs_api ON jobs(api, created_at);
 INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_sweep ON jobs(sweep) WHERE sweep IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_api_page ON jobs(api, created_at, job_id);
+CREATE INDEX IF NOT EXISTS jobs_tenant_page ON jobs(api, tenant, created_at, job_id);
 """
+# Columns added after the first schema, each filled from the record when a store first opens
+# a database from before it.
+DERIVED_COLUMNS = {"sweep": job_index.sweep_lane, "tenant": tenancy.owner}
 
 
 class SqliteJobStore:
@@ -73,20 +80,22 @@ class SqliteJobStore:
 
     @staticmethod
     def _migrate(conn) -> None:
-        """Adds the `sweep` column to a database from before it and fills it from each record
-        (once: the check and the fill share one write transaction across processes)."""
-        if "sweep" in _columns(conn):
+        """Adds the derived columns a database from before them lacks and fills them from each
+        record (once: the check and the fill share one write transaction across processes)."""
+        if set(DERIVED_COLUMNS) <= _columns(conn):
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if "sweep" not in _columns(conn):
-                conn.execute("ALTER TABLE jobs ADD COLUMN sweep TEXT")
+            for column, derive in DERIVED_COLUMNS.items():
+                if column in _columns(conn):
+                    continue
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
                 rows = conn.execute("SELECT job_id, doc FROM jobs").fetchall()
                 conn.executemany(
-                    "UPDATE jobs SET sweep = ? WHERE job_id = ?",
-                    [(job_index.sweep_lane(json.loads(doc)), job_id) for job_id, doc in rows],
+                    f"UPDATE jobs SET {column} = ? WHERE job_id = ?",
+                    [(derive(json.loads(doc)), job_id) for job_id, doc in rows],
                 )
-                log.info("%d jobs indexed for the sweeps", len(rows))
+                log.info("%d jobs given their %s", len(rows), column)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -146,8 +155,8 @@ class SqliteJobStore:
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc, sweep)"
-                    " VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc, sweep, tenant)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
                     (
                         job["job_id"],
                         job["job_name"],
@@ -156,6 +165,7 @@ class SqliteJobStore:
                         job["created_at"],
                         json.dumps(job),
                         job_index.sweep_lane(job),
+                        tenancy.owner(job),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
@@ -221,18 +231,21 @@ class SqliteJobStore:
         return [job for job in self._lane(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
 
     def page(
-        self, api: str, limit: int, after: tuple[str, str] | None = None
+        self, api: str, limit: int, after: tuple[str, str] | None = None, tenants: Sequence[str] = (DEFAULT,)
     ) -> tuple[list[dict[str, Any]], bool]:
+        marks = ",".join("?" * len(tenants))
+
         def query(conn):
             if after is None:
                 return conn.execute(
-                    "SELECT doc FROM jobs WHERE api = ? ORDER BY created_at DESC, job_id DESC LIMIT ?",
-                    (api, limit + 1),
+                    f"SELECT doc FROM jobs WHERE api = ? AND tenant IN ({marks})"
+                    " ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    (api, *tenants, limit + 1),
                 ).fetchall()
             return conn.execute(
-                "SELECT doc FROM jobs WHERE api = ? AND (created_at, job_id) < (?, ?)"
+                f"SELECT doc FROM jobs WHERE api = ? AND tenant IN ({marks}) AND (created_at, job_id) < (?, ?)"
                 " ORDER BY created_at DESC, job_id DESC LIMIT ?",
-                (api, after[0], after[1], limit + 1),
+                (api, *tenants, after[0], after[1], limit + 1),
             ).fetchall()
 
         rows = self._read(query)
