@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib.v15 import deployments, plots, service, tools
+from chalicelib.v15 import answer_size, deployments, plots, service, tools
 from chalicelib.web.envelopes import v15_errors
 from chalicelib.web.request_body import CONTENT_TYPES, MAX_IMAGE_BODY, read_fields
 from chalicelib.wiring import services
@@ -158,7 +158,8 @@ def infer(job_id):
 )
 @v15_errors
 def infer_multiple(job_id):
-    return deployments.infer_multiple(services(), job_id, read_fields(bp.current_request))
+    answer = deployments.infer_multiple(services(), job_id, read_fields(bp.current_request))
+    return {**answer, "images": answer_size.bounded_images(answer["images"])}  # under Lambda's 6 MB
 
 
 # --- tools -------------------------------------------------------------------------------------
