@@ -42,6 +42,7 @@ def expected_tags(deployment: Deployment) -> list[dict[str, str]]:
         {"Key": "aifactory:target_device_id", "Value": str(deployment.target_device_id)},
         {"Key": "aifactory:task", "Value": deployment.task},
         {"Key": "aifactory:model_uri", "Value": deployment.model_uri},
+        {"Key": "aifactory:tenant", "Value": deployment.tenant},  # whose: deploy/list and the cap
     ]
 
 
@@ -636,3 +637,16 @@ def test_an_instance_type_of_unknown_memory_is_listed_with_none(sagemaker, runti
     platform.deploy(make_deployment(name=OTHER, epoch=2, target_device_id=-1))
     (listed,) = platform.list()
     assert (listed.instance_type, listed.memory_bytes) == ("ml.r5.large", None)
+
+
+def test_a_deployment_comes_back_with_its_tenant(platform):
+    platform.deploy(make_deployment(tenant="t-abc"))
+    assert platform.describe(NAME).tenant == "t-abc"
+    assert [d.tenant for d in platform.list()] == ["t-abc"]
+
+
+def test_the_cap_counts_only_the_tenants_own_deployments(platform):
+    platform.deploy(make_deployment(name="v15-x-e1-g0", tenant="t-one"), max_live=1)
+    platform.deploy(make_deployment(name="v15-y-e1-g0", job_id="y", tenant="t-two"), max_live=1)
+    with pytest.raises(DeploymentCapReached):
+        platform.deploy(make_deployment(name="v15-z-e1-g0", job_id="z", tenant="t-one"), max_live=1)

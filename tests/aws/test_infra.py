@@ -370,7 +370,9 @@ def test_stages_configure_hosting_sagemaker_accepts(template):
         assert variables["AIFACTORY_HOSTING_CPU_INSTANCE_TYPE"] in hosting_types
         assert variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"] in hosting_types
         assert INSTANCE_GPUS[variables["AIFACTORY_HOSTING_GPU_INSTANCE_TYPE"]][0] >= 1
-        assert variables["AIFACTORY_INFERENCE_IMAGE"].rsplit(":", 1)[0].endswith(f"/aifactory-{stage}-inference")
+        assert (
+            variables["AIFACTORY_INFERENCE_IMAGE"].rsplit(":", 1)[0].endswith(f"/aifactory-{stage}-inference")
+        )
     outputs = template["Outputs"]
     assert outputs["InferenceRepositoryUri"]["Description"].startswith("push the inference image")
     assert outputs["ToolsFunctionName"]["Value"] == {"Ref": "ToolsFunction"}

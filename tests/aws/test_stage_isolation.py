@@ -333,6 +333,8 @@ UNSCOPED = {
     ("cloudwatch:PutMetricData", "*"),  # scoped by its namespace condition instead
     ("logs:DescribeLogStreams", "log-group:/aws/sagemaker/TrainingJobs"),  # SageMaker's shared group
     ("logs:CreateLogGroup", "log-group:/aws/sagemaker/TrainingJobs"),
+    ("apigateway:GET", "::/apikeys"),  # listing keys and plans: no resource to name (tenants)
+    ("apigateway:GET", "::/usageplans"),
 }
 # Resources of the stack whose names carry the stage (generated names start with the stack's,
 # aifactory-<stage>-), or whose statements scope them to the stage by condition.
@@ -348,8 +350,19 @@ STAGE_RESOURCES = {
 }
 
 
+def _tag_scoped(statement) -> bool:
+    """Scoped by the stage's tag instead of a name (API Gateway keys and usage plans have ids)."""
+    for keys in statement.get("Condition", {}).values():
+        for key, value in keys.items():
+            if key in ("aws:ResourceTag/aifactory:stage", "aws:RequestTag/aifactory:stage"):
+                return value == {"Ref": "Stage"}
+    return False
+
+
 def _stage_scoped(resource, statement) -> bool:
     """Whether a template resource pattern names only the stage's resources."""
+    if _tag_scoped(statement):
+        return True
     if isinstance(resource, dict) and "Fn::Sub" in resource:
         text = resource["Fn::Sub"] if isinstance(resource["Fn::Sub"], str) else resource["Fn::Sub"][0]
         if "${Stage}" in text.split(":", 5)[-1]:  # in the resource part, not the account's
@@ -399,9 +412,13 @@ def test_every_resource_of_the_chalice_reference_policy_carries_the_stage():
     for statement in policy["Statement"]:
         for resource in _listed(statement["Resource"]):
             scoped = re.search(r"(^|[/:-])dev([/:-]|$)", resource.split(":", 5)[-1]) is not None
-            by_condition = (
-                statement.get("Condition", {}).get("StringLike", {}).get("s3:prefix", "").startswith("dev/")
-            )
+            by_condition = statement.get("Condition", {}).get("StringLike", {}).get(
+                "s3:prefix", ""
+            ).startswith("dev/") or "dev" in [
+                value
+                for key, value in statement.get("Condition", {}).get("StringEquals", {}).items()
+                if key in ("aws:ResourceTag/aifactory:stage", "aws:RequestTag/aifactory:stage")
+            ]
             unscoped = any(
                 a == action and resource.endswith(r)
                 for action in _listed(statement["Action"])

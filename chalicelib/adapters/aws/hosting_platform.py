@@ -39,6 +39,7 @@ from chalicelib.ports import (
     holds_resources,
     same_tenant,
 )
+from chalicelib.tenancy import DEFAULT as DEFAULT_TENANT_ID
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ DEFAULT_NAME_CONTAINS = "v15-"  # v1.5 job names (chalicelib.services.jobs.new_i
 GPU_INFERENCE_AMI_VERSION = "al2023-ami-sagemaker-inference-gpu-4-1"
 
 # The fields a deployment keeps in its tags (key = tags_prefix + field).
-TAG_FIELDS = ("job_id", "epoch", "target_device_id", "task", "model_uri")
+TAG_FIELDS = ("job_id", "epoch", "target_device_id", "task", "model_uri", "tenant")
 
 # Memory (GiB) of the hosting instance types a stage is likely to use, for deploy/list:
 # an endpoint holds its whole instance. Types not here are listed with memory unknown.
@@ -389,6 +390,7 @@ class SageMakerHostingPlatform:
             model_uri=tag("model_uri"),
             status=status,
             failure_reason=failure_reason or "",
+            tenant=tag("tenant") or DEFAULT_TENANT_ID,  # endpoints from before tenants: the default's
             instance_type=instance_type,
             memory_bytes=gib * 1024**3 if gib else None,
         )
