@@ -25,7 +25,11 @@ $(BIN)/aifactory: $(STAMP) pyproject.toml
 run: $(STAMP) $(BIN)/aifactory
 	PORT=$(PORT) AIFACTORY_STAGE=local $(BIN)/python -m chalicelib.entrypoints.local_server
 
+# The whole suite on a fresh machine: scripts/test-deps.sh first installs or starts what the
+# tests need (chromium, a Docker engine and the images) where the machine allows; what it
+# cannot have is a loud line and a skip.
 test: $(STAMP) $(BIN)/aifactory
+	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -1,7 +1,7 @@
 """The real trainer image on a real Docker engine: what the engine and the image must be, and
 one loud line when they are not.
 
-`.ci/run` starts an engine and builds `local/aifactory-trainer:latest` and
+`make test` (scripts/test-deps.sh) starts an engine and builds `local/aifactory-trainer:latest` and
 `local/aifactory-inference:latest` (`make docker-images`) before the suite; these tests never
 build them themselves (a cold build takes minutes). Where no engine answers or an image is
 missing, the test module skips as a whole: one `SKIPPED` line saying what failed and the

@@ -4,7 +4,7 @@ local mode (`Model(..., predictor_cls=Predictor).deploy(instance_type="local")` 
 on an image). Both must answer what the in-repo server answers for the same checkpoint and
 image, so the image serves what the local platform serves.
 
-`.ci/run` builds the image (`make docker-images`) and the SDK's virtualenv (`make
+`make test` (scripts/test-deps.sh) builds the image (`make docker-images`) and the SDK's virtualenv (`make
 docker-sagemaker-sdk`); where either is missing, or no engine answers, the tests skip with one
 line saying which and the command that fixes it. The SDK runs with its telemetry off and every
 AWS endpoint on loopback (conftest.sdk_env, sdk_session.py).
