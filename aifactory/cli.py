@@ -17,12 +17,13 @@ from typing import Any, NoReturn
 
 from aifactory import config, errors
 from aifactory.client import Client, is_v15_job
-from aifactory.follow import follow
-from aifactory.progress import ProgressView, monitor_line
+from aifactory.follow import AI_FACTORY_TERMINAL, V15_TERMINAL, follow
+from aifactory.progress import ProgressView, monitor_line, status_line
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+TASKS = ["classification", "detection", "instance_segmentation"]
 
 
 class UsageError(Exception):
@@ -150,17 +151,27 @@ def cmd_create(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(client: Client, args: argparse.Namespace) -> int:
-    items = client.check_trained_job()
+    """Both APIs' jobs: v1.5 (`GET /api/v1.5.0/train`, every page) then AI Factory (check_trained_job)."""
+    try:
+        v15 = list(client.iter_jobs())
+    except errors.RouteNotFound:  # an older server without the v1.5 list route
+        v15 = []
+    ai_factory = client.check_trained_job()
+    items = [{"api": "v1.5", **j} for j in v15] + [{"api": "ai_factory", **i} for i in ai_factory]
     rows = [
         [
-            i.get("TrainingJobName"),
-            i.get("TrainingJobStatus"),
-            i.get("CreationTime"),
-            i.get("TrainingEndTime"),
+            j.get("job_id"),
+            f"v1.5 {j.get('task', '')}".strip(),
+            j.get("status"),
+            f"{j['epoch']}/{j['total_epoch']}" if j.get("total_epoch") else "",
+            j.get("created_at"),
         ]
-        for i in items
+        for j in v15
+    ] + [
+        [i.get("TrainingJobName"), "ai_factory", i.get("TrainingJobStatus"), "", i.get("CreationTime")]
+        for i in ai_factory
     ]
-    emit(args, items, table(rows, ["JOB", "STATUS", "CREATED", "ENDED"]) if rows else "no jobs")
+    emit(args, items, table(rows, ["JOB", "API", "STATUS", "EPOCH", "CREATED"]) if rows else "no jobs")
     return 0
 
 
@@ -173,7 +184,7 @@ def cmd_status(client: Client, args: argparse.Namespace) -> int:
             text += f"\n{exc.get('code')} {exc.get('type')}: {exc.get('message')}"
     else:
         body = client.status(args.job)
-        text = body.get("status", "?") + (f": {body['message']}" if body.get("message") else "")
+        text = status_line(body)
     emit(args, body, text)
     return 0
 
@@ -203,8 +214,31 @@ class _LinePrinter:
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> int:
-    body = client.stop(args.job) if is_v15_job(args.job) else client.stop_training_job(args.job)
+    v15 = is_v15_job(args.job)
+    if not v15:  # the AI Factory API answers a stop of an ended job as if it stopped it
+        ended = client.status(args.job).get("status", "")
+        if ended in AI_FACTORY_TERMINAL:
+            return _already_ended(args, ended)
+    try:
+        body = client.stop(args.job) if v15 else client.stop_training_job(args.job)
+    except errors.Conflict:  # v1.5: "Job is not under tracking." for a job that is not running
+        status = (
+            client.monitor(args.job).get("status", "") if v15 else client.status(args.job).get("status", "")
+        )
+        if status in V15_TERMINAL + AI_FACTORY_TERMINAL:
+            return _already_ended(args, status)
+        raise
     emit(args, body, f"stopping {args.job}")
+    return 0
+
+
+def _already_ended(args: argparse.Namespace, status: str) -> int:
+    """Stopping a job that is not running: say so, and succeed (nothing is left to stop)."""
+    if status in ("stopped", "Stopped"):
+        text = f"job {args.job} is already stopped"
+    else:
+        text = f"job {args.job} already ended ({status}); nothing to stop"
+    emit(args, {"job": args.job, "status": status, "already_ended": True}, text)
     return 0
 
 
@@ -272,6 +306,13 @@ def cmd_download(client: Client, args: argparse.Namespace) -> int:
             raise errors.NotFound(f"job {args.job} has no checkpoint yet")
         epoch = best[0]["epoch"]
     item = client.checkpoint(args.job, epoch)
+    # No route of the v1.5 API serves a checkpoint's weights file (deploy it to serve it instead).
+    if not args.json:
+        print(
+            "aifactory: note: the v1.5 API serves no checkpoint weights file; "
+            "writing the checkpoint's metrics and plot",
+            file=sys.stderr,
+        )
     target = out / f"{args.job}-epoch-{epoch}"
     target.mkdir(parents=True, exist_ok=True)
     plot = item.pop("base64_metric_plot", None)
@@ -286,8 +327,26 @@ def cmd_download(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_deployments(client: Client, args: argparse.Namespace) -> int:
     items = client.deployments()
-    rows = [[d.get("job_id"), d.get("epoch"), d.get("target_device_id")] for d in items]
-    emit(args, items, table(rows, ["JOB", "EPOCH", "DEVICE"]) if rows else "no deployments")
+    rows = [
+        [
+            d.get("job_id"),
+            d.get("epoch"),
+            d.get("target_device_id"),
+            d.get("status") or "",
+            d.get("memory") or "",
+            d.get("instance_type") or "",
+        ]
+        for d in items
+    ]
+    emit(
+        args,
+        items,
+        table(rows, ["JOB", "EPOCH", "DEVICE", "STATUS", "MEMORY", "INSTANCE"]) if rows else "no deployments",
+    )
+    failed = [d for d in items if d.get("failure_reason")]
+    if failed and not args.json:
+        for d in failed:
+            print(f"{d.get('job_id')} epoch {d.get('epoch')}: {d['failure_reason']}")
     return 0
 
 
@@ -310,12 +369,160 @@ def cmd_infer(client: Client, args: argparse.Namespace) -> int:
     if (args.image is None) == (args.server_path is None):
         raise UsageError("aifactory infer: give an IMAGE file or --server-path PATH (one of them)")
     try:
-        body = client.infer(args.job, args.task, args.epoch, image=args.image, path_to_image=args.server_path)
+        with _deploy_hint(args):
+            body = client.infer(
+                args.job, args.task, args.epoch, image=args.image, path_to_image=args.server_path
+            )
     except OSError as exc:
         raise UsageError(f"aifactory infer: cannot read {args.image}: {exc.strerror}") from None
-    shown = {k: v for k, v in body.items() if not k.endswith("base64_map")}
-    emit(args, body, json.dumps(shown, indent=2))
+    written = _write_images(args.output, body.get("base64_images") or []) if args.output else []
+    text = "\n".join(prediction_lines(body) + [f"wrote {p}" for p in written])
+    emit(args, body, text)
     return 0
+
+
+def cmd_infer_multiple(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("infer-multiple", args.job)
+    with _deploy_hint(args):
+        body = client.infer_multiple(args.job, args.task, args.epoch, args.patterns)
+    lines: list[str] = []
+    for image in body.get("images") or []:
+        found = prediction_lines(image)
+        lines.append(
+            f"{image.get('path')}: {found[0].strip()}" if len(found) == 1 else f"{image.get('path')}:"
+        )
+        if len(found) > 1:
+            lines += [f"  {line}" for line in found]
+        if image.get("omitted"):
+            lines.append(
+                f"  (omitted from this answer: {image['omitted']}; `aifactory infer` the image for all)"
+            )
+    emit(args, body, "\n".join(lines) or "no image matched")
+    return 0
+
+
+def prediction_lines(body: dict[str, Any]) -> list[str]:
+    """An infer answer for people: `red 1.00` (classification); one line per box with its score
+    (detection) or per instance with its area (instance segmentation)."""
+    if "classification" in body:
+        c = body["classification"] or {}
+        if c.get("category") is None:
+            return [f"no confident class (top probability {_prob(c.get('prob'))})"]
+        return [f"{c['category']} {_prob(c.get('prob'))}"]
+    for key, noun in (("detections", "detection"), ("instance_segmentations", "instance")):
+        if key in body:
+            items = body[key] or []
+            if not items:
+                return [f"no {noun}s above the threshold"]
+            lines = []
+            for item in items:
+                box = ", ".join(f"{v:.0f}" for v in item.get("bbox") or [])
+                line = f"{item.get('category')} {_prob(item.get('prob'))} box [{box}]"
+                if "area" in item:
+                    line += f" area {item['area']}"
+                lines.append(line)
+            return lines
+    return ["no prediction in the answer"]
+
+
+def _prob(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "?"
+
+
+def _write_images(output: str, images: list[str]) -> list[Path]:
+    """The answer's JPEGs: the first to `output`, any more beside it as `<stem>-2<suffix>`, ..."""
+    if not images:
+        raise errors.AIFactoryError("the answer has no image to write (base64_images is empty)")
+    first = Path(output)
+    if first.suffix == "":
+        first = first.with_suffix(".jpg")
+    first.parent.mkdir(parents=True, exist_ok=True)
+    paths = [first] + [first.with_name(f"{first.stem}-{i}{first.suffix}") for i in range(2, len(images) + 1)]
+    for path, data in zip(paths, images, strict=True):
+        path.write_bytes(base64.b64decode(data))
+    return paths
+
+
+class _deploy_hint:  # noqa: N801 - a context manager used as `with _deploy_hint(args):`
+    """The API's "deploy it first with POST /api/v1.5.0/deploy/..." as this CLI's own command."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if isinstance(exc, errors.NotFound) and "deploy it first" in exc.message:
+            a = self.args
+            raise errors.NotFound(
+                f"epoch {a.epoch} of job {a.job} is not deployed; deploy it first with "
+                f"`aifactory deploy {a.job} --task {a.task} --epoch {a.epoch}`",
+                exc.status,
+                exc.method,
+                exc.url,
+            ) from None
+
+
+def _write_file(args: argparse.Namespace, data: bytes, default_name: str) -> int:
+    """A JPEG the API drew, written to `-o` (default: `default_name` here); prints the path."""
+    path = Path(args.output or default_name)
+    if path.is_dir():
+        path = path / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    emit(args, {"path": str(path), "bytes": len(data)}, str(path))
+    return 0
+
+
+def cmd_plot(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("plot", args.job)
+    kind = args.kind
+    if kind in ("confusion-matrix", "threshold") and args.epoch is None:
+        raise UsageError(f"aifactory plot {kind}: give --epoch (a checkpoint's epoch)")
+    if kind == "threshold" and args.class_index is None:
+        raise UsageError("aifactory plot threshold: give --class (the class index, 0 first)")
+    if kind == "model-graph":
+        data, name = client.plot_model_graph(args.job), f"{args.job}-model-graph.jpg"
+    elif kind == "loss":
+        data, name = client.plot_loss(args.job), f"{args.job}-loss.jpg"
+    elif kind == "confusion-matrix":
+        data = client.plot_confusion_matrix(args.job, args.epoch)
+        name = f"{args.job}-confusion-matrix-epoch-{args.epoch}.jpg"
+    else:
+        data = client.plot_threshold(args.job, args.epoch, args.class_index)
+        name = f"{args.job}-threshold-epoch-{args.epoch}-class-{args.class_index}.jpg"
+    return _write_file(args, data, name)
+
+
+def cmd_summarize(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("summarize", args.job)
+    body = client.summarize(args.job, args.task, args.epoch)
+    keys = body.get("param_keys") or []
+    lines = [
+        f"FLOPs: {body.get('flops')}",
+        f"parameters: {body.get('params')}",
+        f"{len(keys)} parameter tensors:",
+    ]
+    lines += [f"  {k}" for k in keys]
+    if keys:
+        lines.append(
+            f"draw one with `aifactory visualize {args.job} --task {args.task} --epoch {args.epoch} --param-key KEY`"
+        )
+    emit(args, body, "\n".join(lines))
+    return 0
+
+
+def cmd_visualize(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("visualize", args.job)
+    data = client.visualize(args.job, args.task, args.epoch, args.param_key)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in args.param_key)
+    return _write_file(args, data, f"{args.job}-epoch-{args.epoch}-{safe}.jpg")
+
+
+def cmd_aug(client: Client, args: argparse.Namespace) -> int:
+    data = client.aug_preview(args.task, args.data_dir, args.index, **args.train_args)
+    return _write_file(args, data, f"aug-{args.index}.jpg")
 
 
 def cmd_keys(client: Client, args: argparse.Namespace) -> int:
@@ -428,7 +635,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--payload", required=True, metavar="FILE", help="the create_training_job JSON ('-' reads stdin)"
     )
-    command("jobs", cmd_jobs, "list AI Factory jobs (check_trained_job)")
+    command("jobs", cmd_jobs, "list both APIs' jobs: v1.5 (every page) and AI Factory")
     command("status", cmd_status, "a job's status (v1.5: the heartbeat)", job=True)
     p = command("logs", cmd_logs, "a job's stdout/stderr", job=True)
     p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
@@ -449,7 +656,7 @@ def build_parser() -> Parser:
     p = command(
         "download",
         cmd_download,
-        "AI Factory: the model.tar.gz; v1.5: a checkpoint's metrics and plot",
+        "AI Factory: the model.tar.gz; v1.5: a checkpoint's metrics and plot (the v1.5 API serves no weights file)",
         job=True,
     )
     p.add_argument("--epoch", type=int, default=None, help="v1.5 checkpoint epoch (default: the best)")
@@ -480,17 +687,60 @@ def build_parser() -> Parser:
     p.add_argument(
         "--server-path", default=None, metavar="PATH", help="an image path the server reads instead"
     )
-    p.add_argument("--task", required=True, choices=["classification", "detection", "instance_segmentation"])
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--epoch", type=int, required=True)
+    p.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="write the annotated image (JPEG) here"
+    )
+    p = command(
+        "infer-multiple", cmd_infer_multiple, "infer the server-side images glob patterns match", job=True
+    )
+    p.add_argument("patterns", nargs="+", metavar="PATTERN", help="a path or glob the server reads")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--epoch", type=int, required=True)
+    p = command(
+        "plot",
+        cmd_plot,
+        "a v1.5 job's plot as a JPEG: model-graph, loss, confusion-matrix, threshold",
+        job=True,
+    )
+    p.add_argument("kind", choices=["model-graph", "loss", "confusion-matrix", "threshold"])
+    p.add_argument("--epoch", type=int, default=None, help="confusion-matrix, threshold: the checkpoint")
+    p.add_argument("--class", dest="class_index", type=int, default=None, help="threshold: class index")
+    p.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="where to write (default: a name here)"
+    )
+    p = command(
+        "summarize", cmd_summarize, "a v1.5 checkpoint's FLOPs, parameters and parameter names", job=True
+    )
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--epoch", type=int, required=True)
+    p = command("visualize", cmd_visualize, "one parameter of a v1.5 checkpoint drawn as a JPEG", job=True)
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--epoch", type=int, required=True)
+    p.add_argument("--param-key", required=True, help="a name `aifactory summarize` lists")
+    p.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="where to write (default: a name here)"
+    )
+    p = command("aug", cmd_aug, "preview data augmentation on one image of a data directory, as a JPEG")
+    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument(
+        "--data-dir", "--data_dir", dest="data_dir", required=True, help="a directory the server reads"
+    )
+    p.add_argument("--index", type=int, default=0, help="which image (default 0)")
+    p.add_argument(
+        "-o", "--output", default=None, metavar="FILE", help="where to write (default: aug-INDEX.jpg)"
+    )
+    p.epilog = "Any aug argument as --name value, e.g. --aug_hflip_prob 1 --aug_strategy all."
     return parser
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
-    if extras and args.command != "train":
+    if extras and args.command not in ("train", "aug"):
         raise UsageError(f"aifactory {args.command}: unrecognized arguments: {' '.join(extras)}")
-    args.train_args = parse_train_extras(extras) if args.command == "train" else {}
+    args.train_args = parse_train_extras(extras) if args.command in ("train", "aug") else {}
     for name, default in (("url", None), ("api_key", None), ("json", False), ("timeout", 60.0)):
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -512,6 +762,13 @@ def main(argv: list[str] | None = None) -> int:
             "" if target.api_key else " (no API key: pass --api-key, set AIFACTORY_API_KEY or run `make run`)"
         )
         print(f"aifactory: {target.url} refused the API key: {exc}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except errors.ConnectionFailed as exc:
+        print(
+            f"aifactory: {exc} (is the API running? `make run` starts one here; "
+            "point the CLI at another with AIFACTORY_URL=URL or --url URL)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
     except errors.AIFactoryError as exc:
         print(f"aifactory: {exc}", file=sys.stderr)

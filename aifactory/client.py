@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class Client:
         self.api_key = api_key
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.tool_attempts = 40  # 503 "retry" answers waited out per tool/plot call (call_retrying)
+        self.tool_wait_cap = 15.0
         retry = Retry(
             total=retries,
             connect=retries,
@@ -132,8 +135,23 @@ class Client:
         if response.status_code >= 400:
             body = _body(response)
             response.close()
-            raise errors.for_response(response.status_code, body, method, url)
+            error = errors.for_response(response.status_code, body, method, url)
+            error.retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise error
         return response
+
+    def call_retrying(self, method: str, path: str, **kwargs: Any) -> Any:
+        """`call`, waiting out 503 "still being computed; retry" answers (`Retry-After`), as the
+        dashboard does: at most `tool_attempts` tries, each wait at most `tool_wait_cap` seconds.
+        Tool and plot routes answer so while their work goes on; a retry gets the cached answer."""
+        for attempt in range(1, self.tool_attempts + 1):
+            try:
+                return self.call(method, path, **kwargs)
+            except errors.ServerError as exc:
+                if exc.status != 503 or exc.retry_after is None or attempt == self.tool_attempts:
+                    raise
+                time.sleep(min(exc.retry_after, self.tool_wait_cap))
+        raise AssertionError("unreachable")
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """`request` and decode: JSON bodies as Python values, anything else as text."""
@@ -183,6 +201,67 @@ class Client:
 
     def checkpoint(self, job_id: str, epoch: int) -> dict[str, Any]:
         return self.call("GET", _job(job_id) + f"/checkpoints/epoch/{int(epoch)}")["checkpoint"]
+
+    def jobs(self, limit: int | None = None, next_token: str | None = None) -> dict[str, Any]:
+        """One page of v1.5 jobs, newest first (`GET /api/v1.5.0/train`):
+        `{"jobs": [{job_id, task, status, epoch, total_epoch, created_at}], "next_token"}`."""
+        params: dict[str, Any] = {}
+        if limit is not None:
+            params["limit"] = limit
+        if next_token:
+            params["next_token"] = next_token
+        return self.call("GET", f"{V15}/train", params=params)
+
+    def iter_jobs(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every v1.5 job, newest first, page after page."""
+        token: str | None = None
+        while True:
+            page = self.jobs(page_size, token)
+            yield from page.get("jobs") or []
+            token = page.get("next_token")
+            if not token:
+                return
+
+    # --- v1.5: plots and tools (503 "retry" answers are waited out) ----------------------
+    def plot_model_graph(self, job_id: str) -> bytes:
+        """The model graph as JPEG bytes."""
+        return _image(
+            self.call_retrying("GET", _job(job_id) + "/plots/model-graph"), "base64_model_graph_plot"
+        )
+
+    def plot_loss(self, job_id: str) -> bytes:
+        return _image(self.call_retrying("GET", _job(job_id) + "/plots/loss"), "base64_loss_plot")
+
+    def plot_confusion_matrix(self, job_id: str, epoch: int) -> bytes:
+        body = self.call_retrying("GET", _job(job_id) + f"/plots/confusion-matrix/epoch/{int(epoch)}")
+        return _image(body, "base64_confusion_matrix_plot")
+
+    def plot_threshold(self, job_id: str, epoch: int, class_index: int) -> bytes:
+        path = _job(job_id) + f"/plots/threshold/epoch/{int(epoch)}/class/{int(class_index)}"
+        return _image(self.call_retrying("GET", path), "base64_threshold_plot")
+
+    def summarize(self, job_id: str, task: str, epoch: int) -> dict[str, Any]:
+        """A checkpoint's `flops`, `params` and `param_keys` (the names `visualize` takes)."""
+        form = {"task": task, "epoch": epoch}
+        return self.call_retrying("POST", f"{V15}/summarize/{quote(job_id, safe='')}", form=form)
+
+    def visualize(self, job_id: str, task: str, epoch: int, param_key: str) -> bytes:
+        """One parameter of a checkpoint drawn as a JPEG."""
+        form = {"task": task, "epoch": epoch, "param_key": param_key}
+        body = self.call_retrying("POST", f"{V15}/visualize/{quote(job_id, safe='')}", form=form)
+        return _image(body, "base64_image")
+
+    def aug_preview(self, task: str, data_dir: str, index: int = 0, **args: Any) -> bytes:
+        """Image `index` of `data_dir` augmented with `args` (any aug_* argument), as a JPEG."""
+        form = {"task": task, "data_dir": data_dir, "index": index, **args}
+        return _image(self.call_retrying("POST", f"{V15}/aug", form=form), "base64_aug_image")
+
+    def infer_multiple(
+        self, job_id: str, task: str, epoch: int, patterns: list[str], **args: Any
+    ) -> dict[str, Any]:
+        """Infers the server-side images the glob `patterns` match: `{"images": [{"path", ...}]}`."""
+        form = {"task": task, "epoch": epoch, "path_to_image_pattern_list": list(patterns), **args}
+        return self.call_retrying("POST", f"{V15}/infer_multiple/{quote(job_id, safe='')}", form=form)
 
     # --- v1.5: serving -------------------------------------------------------------------------
     def deployments(self) -> list[dict[str, Any]]:
@@ -302,6 +381,18 @@ class Client:
 
 def _job(job_id: str) -> str:
     return f"{V15}/train/{quote(job_id, safe='')}"
+
+
+def _image(body: dict[str, Any], key: str) -> bytes:
+    return base64.b64decode(body[key])
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a `Retry-After` header (its delta-seconds form); None without one."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _body(response: requests.Response) -> Any:

@@ -23,6 +23,7 @@ class AIFactoryError(Exception):
         self.status = status
         self.method = method
         self.url = url
+        self.retry_after: float | None = None  # seconds a 503 "retry" answer asks to wait
 
     def __str__(self) -> str:
         return self.message

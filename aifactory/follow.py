@@ -3,7 +3,8 @@
 their own way.
 
 v1.5 jobs have a heartbeat (`GET .../train/<job_id>`: epoch, batch, loss, speed, ETA);
-AI Factory jobs have only their SageMaker status (`POST /status`). Both have logs, when
+AI Factory jobs have their SageMaker status and the trainer's `progress` (`POST /status`:
+step, total_steps, loss, learning_rate, samples_per_sec, eta_hr). Both have logs, when
 the server has the logs routes; without them following still works, minus the lines.
 """
 

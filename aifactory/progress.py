@@ -28,6 +28,19 @@ def monitor_line(body: dict[str, Any]) -> str:
     return " ".join(parts + metric_parts(body))
 
 
+def status_line(body: dict[str, Any]) -> str:
+    """An AI Factory `/status` body as one line: its SageMaker status, then the trainer's
+    `progress` when it reported one: `InProgress step 30/100 loss 0.5234 lr 0.001 ETA 0:01:10`."""
+    parts = [str(body.get("status", "?"))]
+    progress = body.get("progress") or {}
+    if isinstance(progress, dict) and progress.get("step") is not None:
+        total = progress.get("total_steps")
+        parts.append(f"step {progress['step']}" + (f"/{total}" if total else ""))
+        parts += metric_parts({"avg_loss": progress.get("loss", -1), **progress})
+    text = " ".join(parts)
+    return text + (f": {body['message']}" if body.get("message") else "")
+
+
 def metric_parts(body: dict[str, Any]) -> list[str]:
     """Loss, learning rate, speed and ETA of a heartbeat; the API's -1 (not known yet) is left out."""
     parts = []
@@ -73,8 +86,8 @@ class ProgressView:
     def status(self, body: dict[str, Any]) -> None:
         if "epoch" in body:
             line = monitor_line(body)
-        else:  # an AI Factory job: its SageMaker status is all there is
-            line = f"{body.get('status', '?')}" + (f": {body['message']}" if body.get("message") else "")
+        else:  # an AI Factory job: its SageMaker status and the trainer's progress (step, loss, ETA)
+            line = status_line(body)
         if self.bar is None:
             if line != self.last_line:
                 print(f"{self.job} {line}" if "epoch" not in body else line, file=self.bar_file, flush=True)
