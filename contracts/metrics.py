@@ -61,3 +61,30 @@ def parse(text: str) -> dict[str, list[float]]:
         if values:
             found[definition["Name"]] = [float(v) for v in values]
     return found
+
+
+# --- which checkpoint is the best: the trainer keeps its weights, the API stars it -------------
+
+
+def headline(task: str, metrics: dict) -> float:
+    """The number `is_best` ranks by: accuracy for classification, mean AP otherwise
+    (-1 where a checkpoint's metrics lack it)."""
+    if task == "classification":
+        return float((metrics.get("overall") or {}).get("accuracy", -1))
+    aps = (metrics.get("specific") or {}).get("aps") or [-1]
+    return float(aps[0])
+
+
+def best_epoch(scores: dict[int, float]) -> int | None:
+    """The epoch with the highest headline score, the earliest on ties; None without any."""
+    if not scores:
+        return None
+    return max(scores, key=lambda epoch: (scores[epoch], -epoch))
+
+
+def checkpoints_to_keep(scores: dict[int, float], max_num_checkpoints: int) -> set[int]:
+    """The epochs whose weights pruning keeps: the newest `max_num_checkpoints` (at least one)
+    and always the best, as Keras' and Lightning's checkpoint callbacks do."""
+    newest = sorted(scores)[-max(1, int(max_num_checkpoints)) :]
+    best = best_epoch(scores)
+    return set(newest) | ({best} if best is not None else set())

@@ -20,6 +20,7 @@ from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
 from chalicelib.v15 import class_pages, deployments, plots
 from contracts import layout, statuses
+from contracts import metrics as metric_names
 from contracts import v15_arguments as params
 from contracts.plots import METRIC as METRIC_PLOT
 from contracts.v15_literals import parse_int_in
@@ -327,10 +328,7 @@ def losses(svc: Services, job_id: str) -> dict[str, Any]:
 
 # --- checkpoints ---------------------------------------------------------------------------
 def _score(task: str, metrics: dict[str, Any]) -> float:
-    if task == "classification":
-        return float((metrics.get("overall") or {}).get("accuracy", -1))
-    aps = (metrics.get("specific") or {}).get("aps") or [-1]
-    return float(aps[0])
+    return metric_names.headline(task, metrics)  # the ranking the trainer's pruning keeps
 
 
 def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]]:
@@ -357,10 +355,9 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
                 "score": _score(job["task"], data.get("metrics", {})),
             }
         )
-    if found:
-        best = max(found, key=lambda c: (c["score"], -c["epoch"]))
-        for item in found:
-            item["is_best"] = int(item is best)
+    best = metric_names.best_epoch({c["epoch"]: c["score"] for c in found})
+    for item in found:
+        item["is_best"] = int(item["epoch"] == best)
     return found
 
 

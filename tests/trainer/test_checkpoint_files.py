@@ -39,3 +39,28 @@ def test_other_failures_are_not_blamed_on_the_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", failing_save)
     with pytest.raises(RuntimeError, match="unexpected pos"):
         ckpt.write_checkpoint(tmp_path, 1, {}, torch.nn.Linear(2, 2), {"epoch": 1})
+
+
+def _write_epochs(root, accuracies):
+    model = torch.nn.Linear(2, 2)
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        record = {"epoch": epoch, "metrics": {"overall": {"accuracy": accuracy}}}
+        ckpt.write_checkpoint(root, epoch, {"metrics.json": ckpt.json_bytes(record)}, model, {"epoch": epoch})
+        ckpt.prune(root, 5, "classification")
+
+
+def test_pruning_keeps_the_best_weights(tmp_path):
+    _write_epochs(tmp_path, [0.5, 0.6, 0.7, 0.99] + [0.8] * 11)  # 15 epochs, the best at 4
+    available = [e for e, p in ckpt.list_checkpoints(tmp_path) if (p / "model.safetensors").is_file()]
+    assert available == [4, 11, 12, 13, 14, 15]
+
+
+def test_only_the_newest_checkpoint_keeps_train_state(tmp_path):
+    _write_epochs(tmp_path, [0.5, 0.9, 0.6])
+    assert [e for e, p in ckpt.list_checkpoints(tmp_path) if (p / "train_state.pt").is_file()] == [3]
+
+
+def test_weights_without_train_state_still_resume(tmp_path):
+    _write_epochs(tmp_path, [0.5, 0.9])
+    (tmp_path / "epoch-2" / "train_state.pt").unlink()
+    assert ckpt.latest_resumable(tmp_path) == (2, tmp_path / "epoch-2")

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from trainer.vision import checkpoint as ckpt
 from trainer.vision import synthetic
 from trainer.vision.models import rebuild_model
 
+from contracts import metrics as contract_metrics
 from tests.trainer.opt_ml import OptMlJob
 
 RPN_SMALL = {
@@ -270,7 +272,9 @@ def test_finetune_loads_weights_and_prunes(tmp_path, monkeypatch):
         image_size=32,
     )
     assert source.run(monkeypatch) == 0
-    assert source.epochs() == [1, 2, 3] and source.available() == [2, 3]
+    scores = ckpt.read_scores(source.checkpoints, "classification")
+    assert source.epochs() == [1, 2, 3]
+    assert source.available() == sorted(contract_metrics.checkpoints_to_keep(scores, 2))  # newest 2 and best
     pruned = source.checkpoints / "epoch-1"
     assert {"metrics.json", "plot_data.json"} <= {p.name for p in pruned.iterdir()}
     assert not (pruned / "train_state.pt").exists()

@@ -2,8 +2,13 @@
 
 Weights are safetensors (loading a pickle from storage runs code); `train_state.pt` holds
 only plain tensors and containers so it loads with `torch.load(weights_only=True)`. A
-pruned checkpoint keeps its metrics and plots and loses `model.safetensors` and
-`train_state.pt`: the API reports `is_available` from the weights file.
+pruned checkpoint keeps its metrics and plots and loses `model.safetensors`: the API reports
+`is_available` from the weights file. Pruning keeps the newest `max_num_checkpoints` and
+always the best; `train_state.pt` (optimizer momentum, about the weights' size again) stays
+only in the newest checkpoint, the one a restore resumes from, finished jobs included (a
+restore with a larger `num_epochs_to_finish` continues them exactly). A checkpoint with
+weights and no train state (an older epoch copied by `resume_job_id_and_epoch`, or a job
+whose space was reclaimed) still resumes, with a fresh optimizer state.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.flop_counter import FlopCounterMode
 
-from contracts import layout
+from contracts import layout, metrics
 
 WEIGHTS = layout.WEIGHTS
 MODEL_JSON = layout.MODEL_JSON
@@ -51,9 +56,9 @@ def list_checkpoints(root: Path) -> list[tuple[int, Path]]:
 
 
 def latest_resumable(root: Path) -> tuple[int, Path] | None:
-    """The newest checkpoint that still has weights and train state, or None."""
+    """The newest checkpoint that still has weights (its train state, when kept, is beside them), or None."""
     for epoch, path in reversed(list_checkpoints(root)):
-        if (path / WEIGHTS).is_file() and (path / TRAIN_STATE).is_file():
+        if (path / WEIGHTS).is_file():
             return epoch, path
     return None
 
@@ -117,14 +122,28 @@ def json_bytes(value) -> bytes:
     return json.dumps(value, indent=1, allow_nan=False).encode()
 
 
-def prune(root: Path, max_num_checkpoints: int) -> list[int]:
-    """Drops weights and train state of all but the newest `max_num_checkpoints`; returns pruned epochs."""
-    available = [(e, p) for e, p in list_checkpoints(root) if (p / WEIGHTS).is_file()]
+def read_scores(root: Path, task: str) -> dict[int, float]:
+    """Every checkpoint's headline score (contracts.metrics.headline), by epoch."""
+    return {
+        epoch: metrics.headline(task, json.loads((path / METRICS).read_text()).get("metrics") or {})
+        for epoch, path in list_checkpoints(root)
+    }
+
+
+def prune(root: Path, max_num_checkpoints: int, task: str) -> list[int]:
+    """Keeps the weights of the newest `max_num_checkpoints` checkpoints and always of the best
+    (contracts.metrics.checkpoints_to_keep), and the train state of the newest alone: only the
+    newest is a resume point. Returns the epochs whose weights it removed."""
+    found = list_checkpoints(root)
+    keep = metrics.checkpoints_to_keep(read_scores(root, task), max_num_checkpoints)
+    newest = found[-1][0] if found else None
     pruned = []
-    for epoch, path in available[: max(0, len(available) - max(1, int(max_num_checkpoints)))]:
-        for name in (WEIGHTS, TRAIN_STATE):
-            (path / name).unlink(missing_ok=True)
-        pruned.append(epoch)
+    for epoch, path in found:
+        if epoch != newest:
+            (path / TRAIN_STATE).unlink(missing_ok=True)
+        if epoch not in keep and (path / WEIGHTS).is_file():
+            (path / WEIGHTS).unlink()
+            pruned.append(epoch)
     return pruned
 
 

@@ -337,10 +337,10 @@ def export_best(ctx, task: str) -> None:
     ctx.reporter.put_result({"best_epoch": epoch, "metrics": record["metrics"]})
 
 
-def _write_checkpoint(root, epoch, file_args, weights, state, max_num_checkpoints) -> None:
+def _write_checkpoint(root, epoch, file_args, weights, state, max_num_checkpoints, task) -> None:
     """Writes the checkpoint (from snapshots where it runs beside training, `BackgroundWork.frozen`)."""
     ckpt.write_checkpoint(root, epoch, _checkpoint_files(*file_args), weights, state)
-    ckpt.prune(root, max_num_checkpoints)
+    ckpt.prune(root, max_num_checkpoints, task)
 
 
 def run(ctx) -> None:
@@ -385,15 +385,23 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
     resume = ckpt.latest_resumable(env.checkpoint_dir)
     if resume is not None:
         done, path = resume
-        state = ckpt.load_train_state(path / ckpt.TRAIN_STATE)
         model.load_state_dict(ckpt.load_weights(path / ckpt.WEIGHTS))
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        ckpt.restore_rng(state)
-        ctx.reporter.set_losses(ctx.reporter.losses[: int(state["num_losses"])])
+        if (path / ckpt.TRAIN_STATE).is_file():
+            state = ckpt.load_train_state(path / ckpt.TRAIN_STATE)
+            optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            ckpt.restore_rng(state)
+            num_losses = int(state["num_losses"])
+            log.info("resuming after epoch %d from %s", done, path)
+        else:
+            record = json.loads((path / ckpt.METRICS).read_text())
+            num_losses = int(record.get("num_losses", len(ctx.reporter.losses)))
+            log.info(
+                "resuming after epoch %d from the weights of %s with a fresh optimizer state", done, path
+            )
+        ctx.reporter.set_losses(ctx.reporter.losses[:num_losses])
         start_epoch = done + 1
-        log.info("resuming after epoch %d from %s", done, path)
     else:
         ctx.reporter.set_losses([])
         if env.job.get("finetune"):
@@ -472,6 +480,9 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
                     "epoch": epoch,
                     "avg_loss": round(result.avg_loss, 6),
                     "metrics": evaluation.metrics,
+                    "num_losses": len(
+                        ctx.reporter.losses
+                    ),  # where a resume from these weights cuts the history
                 }
                 state = work.frozen(ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler))
                 work.submit(
@@ -482,6 +493,7 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
                     work.frozen_weights(model),
                     state,
                     int(hp["max_num_checkpoints"]),
+                    task,
                 )
                 emit_metric(
                     metrics.EVAL_ACCURACY if task == "classification" else metrics.EVAL_MAP,

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import torch
 from torchvision.ops import box_iou
 
+from contracts import metrics as contract_metrics
+
 if TYPE_CHECKING:
     from torchmetrics.detection import MeanAveragePrecision
 
@@ -230,7 +232,5 @@ def _to_cpu(items: list[dict]) -> list[dict]:
 
 
 def headline(task: str, metrics: dict) -> float:
-    """The number `is_best` ranks by: accuracy for classification, mean AP otherwise."""
-    if task == "classification":
-        return float(metrics["overall"]["accuracy"])
-    return float(metrics["specific"]["aps"][0])
+    """The number `is_best` ranks by (contracts.metrics.headline, which the API stars by)."""
+    return contract_metrics.headline(task, metrics)
