@@ -53,8 +53,8 @@ examples: $(STAMP)
 	  PYTHONPATH=containers/trainer $(BIN)/python -m trainer.vision.synthetic --task $$task \
 	    --out examples/$$task --num-images 60 --image-size 64; done
 
-example-ai-factory: $(STAMP)
-	$(BIN)/python scripts/example_ai_factory.py
+example-ai-factory: $(STAMP)  # ARGS=--use-running: against the API `make run` started (the dashboard shows the job)
+	$(BIN)/python scripts/example_ai_factory.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .aifactory .pytest_cache .ruff_cache

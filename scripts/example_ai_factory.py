@@ -134,9 +134,19 @@ def main() -> int:
     receiver = serve(callback_handler(received))
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
-        if args.use_running:
-            home = Path(os.environ.get("AIFACTORY_HOME", REPO / ".aifactory"))
-            base, key = (home / "url").read_text().strip(), (home / "api_key").read_text().strip()
+        if args.use_running:  # where the CLI looks: AIFACTORY_URL/_API_KEY, then `make run`'s home
+            os.environ.setdefault("AIFACTORY_HOME", str(REPO / ".aifactory"))
+            sys.path.insert(0, str(REPO))
+            from aifactory import config
+
+            target = config.resolve()
+            if not target.api_key:
+                raise SystemExit(
+                    "--use-running: no API key found; start the API with `make run` in this directory "
+                    "(or set AIFACTORY_URL and AIFACTORY_API_KEY)"
+                )
+            base, key = target.url, target.api_key
+            print(f"using the API at {base} ({target.url_source})", flush=True)
         else:
             proc, base, key = start_api(Path(tmp) / "home")
         try:
@@ -158,6 +168,11 @@ def main() -> int:
                 time.sleep(1)
             print("callback received:")
             print(json.dumps(received.get(), indent=2))
+            if not args.use_running:
+                print(
+                    "this job ran on a temporary API that stops now; to see it in the dashboard, "
+                    "start the API with `make run` and run `make example-ai-factory ARGS=--use-running`"
+                )
         finally:
             if proc is not None:
                 proc.terminate()
