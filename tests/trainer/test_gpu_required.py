@@ -120,3 +120,15 @@ def test_a_v15_job_on_a_gpu_instance_without_cuda_fails_with_e01(tmp_path, monke
     assert reason["code"] == "E01"
     assert "asked for the GPU and runs on ml.g5.xlarge" in job.failure
     assert job.read("progress.json")["exception"]["code"] == "E01"
+
+
+def test_the_cpu_fallback_is_logged_once(opt_ml, caplog):
+    from trainer.text.config import TextConfig
+    from trainer.text.main import pick_devices
+
+    opt_ml({"current_host": "algo-1", "hosts": ["algo-1"]})
+    with caplog.at_level("INFO", logger="trainer.text"):
+        assert pick_devices(TextConfig(using_gpu=True, eval_using_gpu=True)) == (torch.device("cpu"),) * 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "using_gpu (and eval_using_gpu) is true but this machine has no CUDA device, so it runs on the CPU."
+    ]

@@ -144,3 +144,13 @@ def test_warmup_raises_the_learning_rate_linearly_over_the_first_iterations():
         "epoch": 1,
     }
     assert engine.describe_warmup(0) is None
+
+
+def test_the_from_scratch_warning_is_one_sentence(caplog):
+    with caplog.at_level("WARNING", logger="trainer.vision.main"):
+        resolve_hyperparameters(
+            "classification", {"algorithm": "resnet18", "pretrained": False, "num_frozen_levels": 2}
+        )
+    assert [r.getMessage() for r in caplog.records] == [
+        "pretrained is false, so training from scratch trains every level: num_frozen_levels from 2 to 0."
+    ]

@@ -52,14 +52,23 @@ log = logging.getLogger("trainer.text")
 FORMAT_VERSION = 1
 
 
-def pick_device(using_gpu: bool, group: Group | None = None) -> torch.device:
+def pick_device(using_gpu: bool, group: Group | None = None, name: str = "using_gpu") -> torch.device:
     """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing."""
     if using_gpu and torch.cuda.is_available():
         return group.device if group is not None and group.device.type == "cuda" else torch.device("cuda")
     gpu_required.check(using_gpu, torch.cuda.is_available)  # E01 on a GPU instance with no CUDA device
     if using_gpu:
-        log.info("using_gpu is True but no CUDA device is available: using the CPU")
+        log.info("%s is true but this machine has no CUDA device, so it runs on the CPU.", name)
     return torch.device("cpu")
+
+
+def pick_devices(config: TextConfig, group: Group | None = None) -> tuple[torch.device, torch.device]:
+    """(training, evaluation) devices; a fallback to the CPU is logged once, naming what asked for the GPU."""
+    if config.using_gpu == config.eval_using_gpu:
+        name = "using_gpu (and eval_using_gpu)" if config.using_gpu else "using_gpu"
+        device = pick_device(config.using_gpu, group, name)
+        return device, device
+    return pick_device(config.using_gpu, group), pick_device(config.eval_using_gpu, group, "eval_using_gpu")
 
 
 def describe_devices(device: torch.device) -> list[dict]:
@@ -332,7 +341,7 @@ def run(ctx) -> None:
 def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
     env = ctx.env
     torch.manual_seed(config.seed)
-    device, eval_device = pick_device(config.using_gpu, group), pick_device(config.eval_using_gpu, group)
+    device, eval_device = pick_devices(config, group)
 
     resume = checkpoints.load_latest(env.checkpoint_dir)
     if resume is not None and resume.meta.get("task") != task:

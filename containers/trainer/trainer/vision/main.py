@@ -73,12 +73,17 @@ def from_scratch_adjustments(task: str, hp: dict) -> dict:
         changes["rcnn_norm"] = "group"
     overridden = {k: hp.get(k) for k, v in changes.items() if hp.get(k) != v}
     if overridden:
-        log.warning(
-            "training from scratch: %s keep(s) every level and BatchNorm trainable (was %s)",
-            ", ".join(overridden),
-            overridden,
-        )
+        log.warning("%s", scratch_message(task, overridden, changes))
     return {**hp, **changes}
+
+
+def scratch_message(task: str, overridden: dict, changes: dict) -> str:
+    """One sentence: what a from-scratch job changed, from what to what, and why."""
+    flag = "pretrained" if task == "classification" else "backbone_pretrained"
+    told = ", ".join(
+        f"{k} from {'unset' if overridden[k] is None else overridden[k]} to {changes[k]}" for k in overridden
+    )
+    return f"{flag} is false, so training from scratch trains every level: {told}."
 
 
 # --- distribution and devices -----------------------------------------------------------------
