@@ -109,6 +109,22 @@ RUNS = {
         ["bench_sweeps.py", "--jobs", "300", "--active", "4", "--page", "10"],
         "sweeps read at most the 4 active jobs: yes",
     ),
+    "answer_sizes": (
+        [
+            "bench_answer_sizes.py",
+            "--width",
+            "400",
+            "--height",
+            "300",
+            "--images",
+            "3",
+            "--instances",
+            "3",
+            "--classes",
+            "20",
+        ],
+        "| threshold plot, class 1 | classification, 20 classes | 200 |",
+    ),  # fmt: skip
 }
 
 
