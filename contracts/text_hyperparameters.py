@@ -2,8 +2,9 @@
 
 Every value arrives as a string (SageMaker hyper-parameters). The API checks a request
 with `problem()` before launching; the trainer parses with `parse()`; both read the same
-rows, so a value one side accepts the other accepts too. Keys not in the table pass
-through untouched (the trainer logs that it ignores them).
+rows, so a value one side accepts the other accepts too. Both tasks read every row. The
+API refuses a key not in the table (`contracts.argument_names`: a typo must not start a job
+with defaults); the trainer logs that it ignores one in a job written by hand.
 
 `process.eval.steps` follows tf.estimator's EvalSpec: the number of held-out batches an
 evaluation reads (0 = all of them).

@@ -8,7 +8,9 @@ Choices the spec leaves open (see DESIGN.md for the first two):
 - `pretrained` (classification) and `backbone_pretrained` (detection, instance segmentation)
   default to True and, like the spec's `backbone_pretrained` row, cannot change on resume or
   fine-tune.
-- Arguments a task does not know are ignored; every argument it knows is validated.
+- A name no task knows is refused with the closest known name (`check_argument_names`); an
+  argument of another task is accepted and reported (`ignored_arguments`); every argument the
+  task knows is validated.
 - `task`, `data_dir`, `algorithm` and `backbone` are required for a new job. With
   `resume_job_id_and_epoch` or `finetune_job_id_and_epoch` they may be omitted: every argument
   not given is inherited from the source job (not from the defaults); a given argument whose
@@ -31,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contracts import argument_names
 from contracts.errors import ArgumentError as ValidationError
 from contracts.v15_literals import (
     is_number,
@@ -184,6 +187,7 @@ def choice(values: tuple[str, ...]) -> Validator:
             return value
         raise _reject(field, expected, raw)
 
+    validate.choices = values  # type: ignore[attr-defined]  # named by a "required" error too
     return validate
 
 
@@ -461,6 +465,21 @@ VIEW_KEYS = {
 }
 
 
+NAMES = tuple(dict.fromkeys(arg.name for arg in ARGS))  # every task's arguments, in the spec's order
+
+
+def check_argument_names(form: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
+    """A 400 naming every field of `form` that is neither an argument of some task nor one of
+    the route's `extra` fields, each with the closest known name."""
+    argument_names.check_known(form, (*NAMES, *extra))
+
+
+def ignored_arguments(task: str, form: Mapping[str, Any]) -> list[str]:
+    """The arguments of `form` that belong to another task than `task`: accepted, unused."""
+    own = {arg.name for arg in arguments_for(task)}
+    return [name for name in form if name in NAMES and name not in own]
+
+
 def arguments_for(task: str) -> list[Arg]:
     """The rows that apply to `task`, in the spec's order."""
     return [arg for arg in ARGS if task in arg.tasks]
@@ -586,9 +605,15 @@ def _resolve(
         origin[name] = "inherited"
         return arg.validator(name, inherited[name])
     if arg.required:
-        raise ValidationError(name, "required")
+        raise ValidationError(name, "required" + _allowed(arg))
     origin[name] = "default"
     return arg.default_for(task, algorithm)
+
+
+def _allowed(arg: Arg) -> str:
+    """`; one of: a, b` for a required choice (`task`, `algorithm`, `backbone`): the error says what to send."""
+    values = getattr(arg.validator, "choices", None)
+    return "; one of: " + ", ".join(values) if values else ""
 
 
 def _show(value: Any) -> str:

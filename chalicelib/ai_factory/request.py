@@ -15,7 +15,7 @@ from chalicelib import limits, settings
 from chalicelib.errors import ValidationError
 from chalicelib.images import image_allowed
 from chalicelib.security import check_headers, check_outbound_url
-from contracts import text_hyperparameters
+from contracts import argument_names, text_hyperparameters
 
 TASK_DEFS = ("ml_tagger", "ml_topic")
 DATASET_TYPES = ("fetch",)
@@ -140,6 +140,10 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
     raw = _object(value, name, required=False)
     if len(raw) > MAX_HYPERPARAMETERS:
         raise ValidationError(name, f"at most {MAX_HYPERPARAMETERS} entries are allowed")
+    # A key no task knows is a typo: it must not start a job with the default it meant to change.
+    argument_names.check_known(
+        raw, text_hyperparameters.BY_KEY, what="hyper-parameter", field_prefix=f"{name}."
+    )
     result = {}
     for key, item in raw.items():
         field_name = f"{name}.{key}"

@@ -150,7 +150,9 @@ def train_schema(task: str, *, json_body: bool) -> dict[str, Any]:
         "type": "object",
         "title": f"v1.5 train arguments ({task})",
         "description": (
-            "Arguments this task does not know are ignored. `task`, `data_dir` and `algorithm` "
+            "A name no task knows is refused (400, with the closest known name); an argument "
+            "of another task is accepted and listed in the answer's `ignored_arguments`. "
+            "`task`, `data_dir` and `algorithm` "
             "(and `backbone` for detection) may be omitted when resuming or fine-tuning: they "
             "are inherited from the source job."
         ),
@@ -203,10 +205,11 @@ def hyperparameters_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "description": (
-            "Dotted hyper-parameters, at most 100, keys and values at most 256 characters. Known "
-            "keys are checked by their rule; unknown keys pass through to the trainer."
+            "Dotted hyper-parameters, at most 100, keys and values at most 256 characters. Each "
+            "key is checked by its rule; a key not listed here is refused (400, with the closest "
+            "known key)."
         ),
         "maxProperties": 100,
         "properties": {row.key: hyperparameter_schema(row) for row in text.ROWS},
-        "additionalProperties": {"type": ["string", "number", "boolean"]},
+        "additionalProperties": False,
     }

@@ -431,7 +431,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", V15 + "/train"): {
         "summary": "Start, resume or fine-tune a training job",
         "requestBody": _train_body(),
-        "ok": ok(job_id=STRING),
+        # ignored_arguments: the arguments of another task the form carried (accepted, unused).
+        "ok": ok(job_id=STRING, ignored_arguments={"type": "array", "items": STRING}),
     },
     ("GET", V15 + "/train"): {"summary": "List v1.5 training jobs", "ok": ref("V15Jobs")},
     ("PATCH", V15 + "/train/{}"): {"summary": "Stop a training job", "ok": ref("V15Ok")},

@@ -46,7 +46,14 @@ def _source_job(svc: Services, field: str, job_id: str, epoch: int) -> dict[str,
     return job
 
 
-def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
+# Fields the train route reads beside the argument table: the spot and warm pool options (`capacity`).
+CAPACITY_FIELDS = ("use_spot", "max_wait_seconds", "keep_alive_seconds")
+
+
+def start_training(svc: Services, form: dict[str, str]) -> dict[str, Any]:
+    """400 for a field no task knows (with the closest known name: a typo must not start a job
+    with defaults); an argument of another task is accepted and named in `ignored_arguments`."""
+    params.check_argument_names(form, CAPACITY_FIELDS)
     source = params.parse_source(form)
     source_job = None
     if source:
@@ -105,7 +112,7 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, str]:
         svc.artifacts.delete_prefix(layout.job_prefix(job_id))  # the copied resume point, if any
         raise
     data_roots.remember(data_dir)  # its images may be inferred on by path (services.data_roots)
-    return {"result": "OK", "job_id": job_id}
+    return {"result": "OK", "job_id": job_id, "ignored_arguments": params.ignored_arguments(task, form)}
 
 
 def capacity(form: dict[str, str]) -> dict[str, Any]:

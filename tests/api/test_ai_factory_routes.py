@@ -77,8 +77,8 @@ BAD_INPUTS = [
     ({"training_model.hyperparameters.model.numClasses": "-3"}, "model.numClasses", "or -1"),
     ({"training_model.hyperparameters.process.train.using_gpu": "maybe"}, "using_gpu", "True or False"),
     (
-        {"training_model.hyperparameters.note": DATASET_SECRET},
-        "hyperparameters.note",
+        {"training_model.hyperparameters.model.finetuneFrom": DATASET_SECRET},
+        "hyperparameters.model.finetuneFrom",
         "must not contain a header",
     ),
     ({"training_model.resource": DELETE}, "training_model.resource", "required object"),

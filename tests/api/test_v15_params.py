@@ -543,7 +543,13 @@ def test_missing_required_argument(task, field):
     del request_form[field]
     error = reject(request_form)
     assert error.field == field
-    assert error.message == f"Invalid '{field}': required"
+    allowed = {
+        "task": TASKS,
+        "algorithm": ALGORITHMS[task],
+        "backbone": DETECTION_BACKBONES,
+    }.get(field)
+    listed = "; one of: " + ", ".join(allowed) if allowed else ""  # a required choice names its values
+    assert error.message == f"Invalid '{field}': required{listed}"
 
 
 def test_cross_field_conflict_names_the_argument_the_user_gave():
