@@ -80,3 +80,12 @@ def v15_progress_status(platform_status: str, heartbeat_status: str | None) -> s
     if heartbeat_status in V15_TERMINAL:
         return RUNNING
     return INITIALIZING
+
+
+# What a running job is doing, in the heartbeat's `phase` and monitor's: the validation pass
+# after an epoch can take minutes with every training batch done, so monitor says
+# `evaluating` (with `eta_hr` -1, unknown) instead of `batch 20/20, ETA 0`. Null once the job
+# is no longer running, or from a trainer older than this field.
+PHASE = "phase"
+TRAINING = "training"
+EVALUATING = "evaluating"

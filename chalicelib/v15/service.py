@@ -252,6 +252,8 @@ def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         "learning_rate": progress.get("learning_rate", -1),
         "samples_per_sec": progress.get("samples_per_sec", -1),
         "eta_hr": progress.get("eta_hr", -1),
+        # Added: `training` or `evaluating` (the validation pass) while running, else null.
+        statuses.PHASE: None,
         "exception": None,
         # Added to the spec's fields: instance seconds billed so far (SageMaker's
         # BillableTimeInSeconds; locally every host's trainer wall time), and the platform's
@@ -265,13 +267,17 @@ def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     if status in (IN_PROGRESS, STOPPING):
         # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.
         body["status"] = statuses.v15_progress_status(status, progress.get("status"))
+        if body["status"] == statuses.RUNNING:
+            body[statuses.PHASE] = progress.get(statuses.PHASE)
     elif status == STOPPED:
         body["status"] = "stopped"
+        body["eta_hr"] = -1  # nothing left that it will do by itself
     elif status == COMPLETED:
         body["status"] = "finished"
         body["eta_hr"] = 0
     elif status == FAILED:
         body["status"] = "exception"
+        body["eta_hr"] = -1
         body["exception"] = progress.get("exception") or statuses.parse_failure_reason(
             job.get("failure_reason", "")
         )

@@ -83,3 +83,18 @@ def test_a_restore_that_loses_the_race_answers_409(svc):
     assert response.status_code == 409
     assert response.body == {"result": "Error", "message": "Job is not stopped."}
     assert svc.platform.started == []
+
+
+def test_a_validation_pass_shows_the_evaluating_phase(svc):
+    heartbeat = {"status": "running", "attempt": 1, "batch": 20, "total_batch": 20, "eta_hr": -1}
+    svc.artifacts.put_json(layout.job_key(JOB_ID, layout.PROGRESS), {**heartbeat, "phase": "evaluating"})
+    body = v15.monitor(svc, JOB_ID)
+    assert (body["status"], body["phase"], body["eta_hr"]) == ("running", "evaluating", -1)
+
+
+def test_a_stopped_job_shows_no_eta(svc):
+    heartbeat = {"status": "running", "attempt": 1, "eta_hr": 0.25, "phase": "training"}
+    svc.artifacts.put_json(layout.job_key(JOB_ID, layout.PROGRESS), heartbeat)
+    svc.platform.status = STOPPED
+    body = v15.monitor(svc, JOB_ID)
+    assert (body["status"], body["eta_hr"], body["phase"]) == ("stopped", -1, None)

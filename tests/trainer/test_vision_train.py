@@ -131,8 +131,9 @@ def check_checkpoint(job: Job, epoch: int, task: str) -> dict:
         "model.json",
         "metrics.json",
         "summary.json",
-        "train_state.pt",
     }
+    if epoch == job.epochs()[-1]:
+        expected |= {"train_state.pt"}  # the resume point; older checkpoints keep no optimizer state
     if task == "classification":
         # the numbers the plots are drawn from on request (contracts.plots); no JPEGs
         expected |= {"plot_data.json"}

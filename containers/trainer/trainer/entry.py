@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             return launcher.launch(env, ctx.stop_event)  # the workers report for themselves
         importlib.import_module(module_name).run(ctx)
         status = "stopped" if ctx.should_stop() else "finished"
-        reporter.update(
-            force=True, status=status, eta_hr=0 if status == "finished" else reporter.state["eta_hr"]
-        )
+        # a stopped job has nothing left it will do by itself: no ETA (-1), as a finished one has 0
+        reporter.update(force=True, status=status, eta_hr=0 if status == "finished" else -1, phase=None)
         return 0
     except BaseException as exc:  # noqa: BLE001 - the one place every failure is reported
         if isinstance(exc, SystemExit) and exc.code in (0, None):

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from contracts import layout, metrics
+from contracts import layout, metrics, statuses
 from contracts.statuses import INITIALIZING
 from trainer.artifacts import ArtifactWriter
 
@@ -53,6 +53,7 @@ class Reporter:
             "learning_rate": -1,
             "samples_per_sec": -1,
             "eta_hr": -1,
+            statuses.PHASE: None,
             "exception": None,
             "attempt": attempt,
             "devices": [],

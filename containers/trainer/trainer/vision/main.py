@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from contracts import layout, metrics, plots, v15_arguments
+from contracts import layout, metrics, plots, statuses, v15_arguments
 from contracts.errors import ArgumentError
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
@@ -236,6 +236,7 @@ class Progress:
         remaining = (self.total_batch - batch) + self.total_batch * (self.total_epoch - self.epoch)
         self.reporter.update(
             status="running",
+            phase=statuses.TRAINING,
             epoch=self.epoch,
             batch=batch,
             avg_loss=engine.finite_loss(self.sum, self.epoch, batch) / batch,
@@ -478,6 +479,7 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
             emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, progress.samples_per_sec)
         if epoch % every == 0 or epoch == total_epoch:
             if is_master:
+                ctx.reporter.update(force=True, phase=statuses.EVALUATING, eta_hr=-1)
                 evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)
                 if summary is None:
                     summary = ckpt.summarize(model, task, input_size(task, hp), device)
