@@ -184,5 +184,7 @@ def training_logs(svc: Services, payload: Any) -> dict[str, Any]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
     return {
         "status": "success",
-        **job_logs.read(svc, job, body.get("offset"), body.get("limit"), body.get("attempt")),
+        **job_logs.read(
+            svc, job, body.get("offset"), body.get("limit"), body.get("attempt"), body.get("metrics")
+        ),
     }

@@ -46,6 +46,11 @@ STRING = {"type": "string"}
 BASE64_JPEG = {"type": "string", "contentEncoding": "base64", "contentMediaType": "image/jpeg"}
 NUMBERS = {"type": "array", "items": NUMBER}
 FLAG = {"enum": [0, 1]}
+METRICS_FIELD = {
+    "type": "boolean",
+    "default": False,
+    "description": "also the `#metric name=value;` lines the trainers print for SageMaker's metric regexes",
+}
 
 # ------------------------------------------------------------------------ components
 
@@ -65,8 +70,13 @@ def components() -> dict[str, Any]:
             "offset": INTEGER,
             "next_offset": INTEGER,
             "complete": {"type": "boolean"},
+            "metrics": {"type": "boolean"},
         },
-        description="A page of the trainer's stdout/stderr (secrets scrubbed); ask again from `next_offset`.",
+        description=(
+            "A page of the trainer's stdout/stderr (secrets scrubbed); ask again from `next_offset`. "
+            "`#metric` lines are left out unless `metrics` is true; offsets count every line, "
+            "metric lines included."
+        ),
     )
     schemas: dict[str, Any] = {
         "V15Error": obj(
@@ -241,7 +251,11 @@ def components() -> dict[str, Any]:
         ),
         "AiFactoryLogsRequest": obj(
             {"job_name": STRING},
-            {"offset": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1}},
+            {
+                "offset": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "minimum": 1},
+                "metrics": METRICS_FIELD,
+            },
         ),
     }
     for task in v15_arguments.TASKS:
@@ -372,6 +386,7 @@ AUG_FIELDS = {
 LOG_QUERY = [
     {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "metrics", "in": "query", "schema": METRICS_FIELD},
 ]
 
 # (method, path with `{}` parameters) -> summary, request body, success response, extras

@@ -221,7 +221,9 @@ def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
-        **job_logs.read(svc, job, query.get("offset"), query.get("limit"), query.get("attempt")),
+        **job_logs.read(
+            svc, job, query.get("offset"), query.get("limit"), query.get("attempt"), query.get("metrics")
+        ),
     }
 
 
