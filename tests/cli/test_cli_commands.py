@@ -264,6 +264,14 @@ def test_stopping_a_stopped_ai_factory_job_sends_no_stop(fake, run):
     assert not [r for r in fake.requests if r.path == "/stop_training_job"]
 
 
+def test_v15_download_says_no_route_serves_weights(fake, run, tmp_path):
+    item = {"epoch": 2, "is_best": 1, "is_available": 1, "avg_loss": 0.1}
+    fake.reply("GET", f"{V}/train/{JOB}/checkpoints/epoch/2", 200, {"result": "OK", "checkpoint": item})
+    code, out, err = run("download", JOB, "--epoch", "2", "-o", str(tmp_path))
+    assert code == 0 and out == f"{tmp_path / (JOB + '-epoch-2') / 'checkpoint.json'}\n"
+    assert "serves no checkpoint weights file" in err
+
+
 # --- messages and AI Factory progress ------------------------------------------------------------
 def test_connection_refused_says_how_to_point_at_another_api(run, monkeypatch):
     from tests.servers import free_port

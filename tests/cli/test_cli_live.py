@@ -126,6 +126,13 @@ def test_download_writes_the_checkpoint_metrics_and_plot(cli, followed, tmp_path
     assert (folder / "metric.jpg").read_bytes()[:2] == b"\xff\xd8"
 
 
+def test_plot_loss_writes_a_jpeg(cli, followed, tmp_path):
+    job_id = followed[1].splitlines()[0]
+    result = cli("plot", job_id, "loss", "-o", str(tmp_path / "loss.jpg"))
+    assert (result.code, result.out) == (0, f"{tmp_path / 'loss.jpg'}\n"), result.err
+    assert (tmp_path / "loss.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
 def test_stop_a_running_job_then_stop_again_says_it_is_already_stopped(cli, client, classification_data):
     job_id = client.train("classification", classification_data, **TINY_ARGS, num_epochs_to_finish=200)
     result = cli("stop", job_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -336,7 +337,7 @@ def test_the_console_tells_each_job_event(api, trained):
         assert f"v1.5 job {job} (classification): {event}" in console, event
 
 
-def test_the_cli_deploys_infers_and_undeploys(api, trained, data, capsys):
+def test_the_cli_deploys_infers_and_undeploys(api, trained, data, capsys, tmp_path):
     from aifactory.cli import main
 
     job = trained["classification"]
@@ -352,6 +353,12 @@ def test_the_cli_deploys_infers_and_undeploys(api, trained, data, capsys):
         main(["infer", *common, "--json", "--task", "classification", "--epoch", "2", job, str(image)]) == 0
     )
     assert json.loads(capsys.readouterr().out)["classification"]["category"] in ("red", "green", "blue", None)
+    drawn = tmp_path / "cli-annotated.jpg"
+    argv = ["infer", *common, "--task", "classification", "--epoch", "2", job, str(image), "-o", str(drawn)]
+    assert main(argv) == 0
+    summary, wrote = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"(red|green|blue) \d\.\d\d|no confident class \(top probability \d\.\d\d\)", summary)
+    assert wrote == f"wrote {drawn}" and drawn.read_bytes()[:2] == b"\xff\xd8"
     assert main(["undeploy", *common, "--epoch", "2", "--device", "-1", job]) == 0
     assert main(["infer", *common, "--task", "classification", "--epoch", "2", job, str(image)]) != 0
-    assert "deploy it first" in capsys.readouterr().err
+    assert f"`aifactory deploy {job} --task classification --epoch 2`" in capsys.readouterr().err
