@@ -22,6 +22,7 @@ VERSION_NAMES = {0: "1.0.x", 1: "1.1.0", 2: "1.5.0"}
 JOB_FILE = "job.json"
 PROGRESS = "progress.json"
 LOSSES = "losses.json"
+LOSS_STEPS = "loss_steps.json"  # the batch (counted over all epochs) each loss point ends at
 RESULT = "result.json"
 ENVIRONMENT = "environment.json"
 CHECKPOINTS = "checkpoints"

@@ -120,9 +120,22 @@ def plot_input(
     raise ValueError(f"unknown checkpoint plot {kind!r}; one of {', '.join(CHECKPOINT_KINDS)}")
 
 
-def loss_input(losses: list[float], num_batches_to_display: int) -> dict[str, Any]:
-    """The loss curve's numbers: one point per `num_batches_to_display` batches."""
-    return {"losses": [float(v) for v in losses], "display": int(num_batches_to_display)}
+def loss_input(
+    losses: list[float], num_batches_to_display: int, steps: list[int] | None = None
+) -> dict[str, Any]:
+    """The loss curve's numbers: each point at the batch it ends at, counted over all epochs
+    (`loss_steps.json`, the trainer's record: an epoch's leftover batches make no point, and
+    an epoch shorter than `num_batches_to_display` makes one at its end). Without that record
+    (an older trainer) the points are drawn every `num_batches_to_display` batches."""
+    losses = [float(v) for v in losses]
+    if not steps or len(steps) != len(losses):
+        steps = [(i + 1) * int(num_batches_to_display) for i in range(len(losses))]
+    return {"losses": losses, "display": int(num_batches_to_display), "steps": [int(s) for s in steps]}
+
+
+def loss_step(epoch: int, batch: int, batches_per_epoch: int) -> int:
+    """The batch a loss point ends at, counted over all epochs (epochs count from 1)."""
+    return (int(epoch) - 1) * int(batches_per_epoch) + int(batch)
 
 
 def loss_source(losses: list[float], num_batches_to_display: int) -> dict[str, int]:

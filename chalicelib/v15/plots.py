@@ -129,7 +129,9 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
     if stored is None:
         if not losses:
             raise NotFound("The loss curve is drawn after the first epoch; try again then.")
-        stored, kept = _draw(svc, job_id, key, plots.LOSS, plots.loss_input(losses, source["display"]), until)
+        steps = svc.artifacts.get_json(layout.job_key(job_id, layout.LOSS_STEPS))
+        numbers = plots.loss_input(losses, source["display"], steps)
+        stored, kept = _draw(svc, job_id, key, plots.LOSS, numbers, until)
         if kept:  # the source names the points the stored JPEG shows: never without that JPEG
             try:
                 svc.artifacts.put_json(source_key, source)

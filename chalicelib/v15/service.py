@@ -153,10 +153,9 @@ def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target
             if found[0] < epoch and found[1] in layout.RESUME_FILES:
                 continue  # earlier epochs come along as history, not as resume points
             svc.artifacts.copy(key, layout.job_prefix(target_id) + key[len(source_prefix) :])
-    if svc.artifacts.get_bytes(layout.job_key(source["job_id"], layout.LOSSES)) is not None:
-        svc.artifacts.copy(
-            layout.job_key(source["job_id"], layout.LOSSES), layout.job_key(target_id, layout.LOSSES)
-        )
+    for name in (layout.LOSSES, layout.LOSS_STEPS):
+        if svc.artifacts.get_bytes(layout.job_key(source["job_id"], name)) is not None:
+            svc.artifacts.copy(layout.job_key(source["job_id"], name), layout.job_key(target_id, name))
 
 
 # --- lifecycle ---------------------------------------------------------------------------

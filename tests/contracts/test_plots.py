@@ -92,3 +92,14 @@ def test_a_metric_plot_needs_only_the_metrics():
 def test_other_plots_need_the_numbers():
     with pytest.raises(ValueError, match="plot_data.json"):
         cp.plot_input(cp.CONFUSION_MATRIX, "classification", {}, None)
+
+
+def test_loss_points_sit_at_the_batches_the_trainer_recorded():
+    # a 15-batch job (3 epochs of 5) with num_batches_to_display 20: a point per epoch, at its end
+    steps = [cp.loss_step(epoch, 5, 5) for epoch in (1, 2, 3)]
+    assert cp.loss_input([2.0, 1.5, 1.1], 20, steps)["steps"] == [5, 10, 15]
+
+
+def test_without_recorded_steps_points_are_display_batches_apart():
+    assert cp.loss_input([2.0, 1.5], 4)["steps"] == [4, 8]
+    assert cp.loss_input([2.0, 1.5], 4, [3])["steps"] == [4, 8]  # a record that does not match is not used

@@ -217,3 +217,22 @@ def test_no_model_graph_before_the_model_is_built(tmp_path, store):
     with pytest.raises(NotFound) as caught:
         routes.model_graph(services(tmp_path, store, FailingTools(store)), JOB)
     assert caught.value.message == "The model graph is drawn once the model is built; try again shortly."
+
+
+class RecordingTools(FailingTools):
+    def __init__(self, store):
+        super().__init__(store)
+        self.requests: list[dict] = []
+
+    def start(self, request, result_key):
+        self.requests.append(request)
+        super().start(request, result_key)
+
+
+def test_the_loss_curve_is_drawn_at_the_batches_the_trainer_recorded(tmp_path, store):
+    tools_seen = RecordingTools(store)
+    put_losses(store, [2.0, 1.5, 1.1])
+    store.put_json(layout.job_key(JOB, layout.LOSS_STEPS), [5, 10, 15])  # 3 epochs of 5 batches
+    with pytest.raises(ToolError):
+        routes.loss(services(tmp_path, store, tools_seen), JOB)
+    assert tools_seen.requests[0]["data"]["steps"] == [5, 10, 15]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from trainer.vision import checkpoint as ckpt
-from trainer.vision import synthetic
+from trainer.vision import engine, synthetic
 from trainer.vision.models import rebuild_model
 
 from contracts import metrics as contract_metrics
@@ -181,14 +181,27 @@ def test_classification_learns_and_reports(tmp_path, monkeypatch, capsys):
     torch.manual_seed(0)
     hp = {**CLASSIFICATION, "num_epochs_to_finish": 3, "step_lr_sizes": [2]}
     job = Job(tmp_path, "classification", hp, num_images=24, image_size=32)
+    phases = []  # what monitor reads while the validation pass runs
+    real_evaluate = engine.evaluate
+
+    def evaluate(*args, **kwargs):
+        progress = job.read("progress.json")
+        phases.append((progress["phase"], progress["eta_hr"]))
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", evaluate)
     assert job.run(monkeypatch) == 0
     total_batch = check_progress(job, "finished", 3, 3)["total_batch"]
+    assert phases == [("evaluating", -1)] * 3
     assert job.epochs() == [1, 2, 3]
     records = [check_checkpoint(job, e, "classification") for e in (1, 2, 3)]
     best = max(r["metrics"]["overall"]["accuracy"] for r in records)
     assert best >= 0.8, records
     losses = job.read("losses.json")
     assert len(losses) == 3 * (total_batch // 2)  # a point every 2 batches
+    # the loss plot's x: the batch each point ends at, counted over all epochs
+    per_epoch = list(range(2, total_batch + 1, 2))
+    assert job.read("loss_steps.json") == [e * total_batch + b for e in range(3) for b in per_epoch]
     result = job.read("result.json")
     assert result["metrics"]["overall"]["accuracy"] == best
     model_dir = job.base / "model"

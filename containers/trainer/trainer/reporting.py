@@ -58,8 +58,10 @@ class Reporter:
             "attempt": attempt,
             "devices": [],
         }
+        self.loss_steps: list[int] = []  # the batch each loss point ends at (contracts.plots.loss_step)
         if writer is not None:
             self.losses = list(writer.get_json(layout.LOSSES, []) or [])
+            self.loss_steps = list(writer.get_json(layout.LOSS_STEPS, []) or [])
 
     @property
     def enabled(self) -> bool:
@@ -79,15 +81,22 @@ class Reporter:
         """Whether an update now would be written (rank 0, and `min_interval` has passed)."""
         return self.enabled and self.clock() - self._last >= self.min_interval
 
-    def add_loss(self, loss: float) -> None:
+    def add_loss(self, loss: float, step: int | None = None) -> None:
+        """`step`: the batch the point ends at, counted over all epochs (the loss plot's x)."""
         self.losses.append(float(loss))
+        if step is not None:
+            self.loss_steps = self.loss_steps[: len(self.losses) - 1] + [int(step)]
         if self.enabled:
+            if step is not None:
+                self.writer.put_json(layout.LOSS_STEPS, self.loss_steps)
             self.writer.put_json(layout.LOSSES, self.losses)
 
     def set_losses(self, losses: list[float]) -> None:
         """Truncates the history on resume so a restored job never shows a loss twice."""
         self.losses = [float(v) for v in losses]
+        self.loss_steps = self.loss_steps[: len(self.losses)]
         if self.enabled:
+            self.writer.put_json(layout.LOSS_STEPS, self.loss_steps)
             self.writer.put_json(layout.LOSSES, self.losses)
 
     def put_result(self, result: dict[str, Any]) -> None:

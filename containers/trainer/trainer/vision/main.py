@@ -225,7 +225,7 @@ class Progress:
             point = engine.finite_loss(sum(self.window), self.epoch, batch) / len(self.window)
             self.window = []
             self.points += 1
-            self.reporter.add_loss(point)
+            self.reporter.add_loss(point, plots.loss_step(self.epoch, batch, self.total_batch))
             if self.reporter.enabled:
                 emit_metric(metrics.TRAIN_LOSS, point)
                 emit_metric(metrics.TRAIN_LEARNING_RATE, self.optimizer.param_groups[0]["lr"])

@@ -32,12 +32,14 @@ def _jpeg(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def loss_plot(losses: list[float], num_batches_to_display: int = 1) -> bytes:
+def loss_plot(losses: list[float], num_batches_to_display: int = 1, steps: list[int] | None = None) -> bytes:
+    """`steps`: the batch each point ends at (contracts.plots.loss_input); else one every
+    `num_batches_to_display`."""
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
-    steps = [(i + 1) * num_batches_to_display for i in range(len(losses))]
-    ax.plot(steps, losses, color="tab:blue", linewidth=1.2)
-    ax.set_xlabel("batch")
+    steps = kinds.loss_input(losses, num_batches_to_display, steps)["steps"]
+    ax.plot(steps, losses, color="tab:blue", linewidth=1.2, marker="." if len(losses) < 50 else None)
+    ax.set_xlabel("batch (all epochs)")
     ax.set_ylabel("loss")
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
@@ -129,7 +131,7 @@ def draw(kind: str, data: dict) -> bytes:
     if kind == kinds.THRESHOLD:
         return threshold_plot(data["thresholds"], data["precision"], data["recall"], data["class_names"])
     if kind == kinds.LOSS:
-        return loss_plot(data["losses"], data["display"])
+        return loss_plot(data["losses"], data["display"], data.get("steps"))
     if kind == kinds.MODEL_GRAPH:
         return model_graph_plot(data["lines"])
     raise ValueError(f"Unknown plot {kind!r}; one of {', '.join(kinds.KINDS)}")
