@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -565,6 +566,27 @@ def _quota_text(quotas: dict[str, Any]) -> str:
     return ", ".join(parts) or "stage limits"
 
 
+# The API's messages name its routes; the CLI's user is told the CLI's command instead.
+_ROUTE_HINTS = (
+    (
+        re.compile(r"DELETE /api/v1\.5\.0/deploy/<job_id> \(epoch, target_device_id\)"),
+        "`aifactory undeploy JOB --epoch EPOCH --device DEVICE`",
+    ),
+    (
+        re.compile(r"POST /api/v1\.5\.0/deploy/(\S+) \(task, epoch, target_device_id\)"),
+        r"`aifactory deploy \1 --task TASK --epoch EPOCH`",
+    ),
+    (re.compile(r"GET /models/(\S+) with your x-api-key"), r"`aifactory download \1`"),
+)
+
+
+def cli_terms(message: str) -> str:
+    """An API message with the routes it names replaced by this CLI's commands."""
+    for pattern, command in _ROUTE_HINTS:
+        message = pattern.sub(command, message)
+    return message
+
+
 # --- following ---------------------------------------------------------------------------------
 def run_follow(client: Client, args: argparse.Namespace, job: str) -> int:
     if args.json:
@@ -771,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ERROR
     except errors.AIFactoryError as exc:
-        print(f"aifactory: {exc}", file=sys.stderr)
+        print(f"aifactory: {cli_terms(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("aifactory: interrupted (a job keeps running; `aifactory stop JOB` stops it)", file=sys.stderr)

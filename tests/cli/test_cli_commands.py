@@ -272,6 +272,18 @@ def test_v15_download_says_no_route_serves_weights(fake, run, tmp_path):
     assert "serves no checkpoint weights file" in err
 
 
+def test_deploy_cap_message_names_the_undeploy_command(fake, run):
+    message = (
+        "Deployment refused: 1 deployments are live and the cap is 1 (AIFACTORY_MAX_DEPLOYMENTS). "
+        "Undeploy one first with DELETE /api/v1.5.0/deploy/<job_id> (epoch, target_device_id). Live: ..."
+    )
+    fake.reply("POST", f"{V}/deploy/{JOB}", 409, {"result": "Error", "message": message})
+    code, _, err = run("deploy", JOB, "--task", "classification", "--epoch", "1")
+    assert code == 1
+    assert "Undeploy one first with `aifactory undeploy JOB --epoch EPOCH --device DEVICE`." in err
+    assert "/api/v1.5.0" not in err
+
+
 # --- messages and AI Factory progress ------------------------------------------------------------
 def test_connection_refused_says_how_to_point_at_another_api(run, monkeypatch):
     from tests.servers import free_port
