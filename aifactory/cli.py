@@ -194,16 +194,16 @@ def cmd_logs(client: Client, args: argparse.Namespace) -> int:
     if args.follow:
         args.json = False  # lines as they come; `--json` pages make no sense in a stream
         view = _LinePrinter()
-        outcome = follow(client, args.job, on_lines=view.lines, poll_seconds=args.poll)
+        outcome = follow(client, args.job, on_lines=view.lines, poll_seconds=args.poll, metrics=args.metrics)
         if not outcome.ok:
             print(f"aifactory: {outcome.reason}", file=sys.stderr)
             return EXIT_ERROR
         return 0
     if args.limit is not None or args.json:
-        page = client.logs(args.job, args.offset, args.limit)
+        page = client.logs(args.job, args.offset, args.limit, args.metrics)
         emit(args, page, "\n".join(page["lines"]))
         return 0
-    for line in client.iter_logs(args.job, args.offset):
+    for line in client.iter_logs(args.job, args.offset, metrics=args.metrics):
         print(line)
     return 0
 
@@ -662,8 +662,13 @@ def build_parser() -> Parser:
     p = command("logs", cmd_logs, "a job's stdout/stderr", job=True)
     p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls (default 1)")
-    p.add_argument("--offset", type=int, default=0, help="first line to show (default 0)")
+    p.add_argument(
+        "--offset", type=int, default=0, help="first line to show (default 0; offsets count every line)"
+    )
     p.add_argument("--limit", type=int, default=None, help="at most this many lines (one page)")
+    p.add_argument(
+        "--metrics", action="store_true", help="also the #metric lines (for SageMaker's metric regexes)"
+    )
     command("stop", cmd_stop, "stop a running job", job=True)
     command(
         "restore",

@@ -356,25 +356,35 @@ class Client:
         return target
 
     # --- both APIs ---------------------------------------------------------------------------
-    def logs(self, job: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+    def logs(
+        self, job: str, offset: int = 0, limit: int | None = None, metrics: bool = False
+    ) -> dict[str, Any]:
         """A page of the job's stdout/stderr: `{"lines", "offset", "next_offset", "complete"}`.
+        The `#metric` lines only with `metrics`; offsets count every line either way.
 
         v1.5 job ids use `GET /api/v1.5.0/train/<job_id>/logs`, AI Factory job names `POST /logs`.
         """
         if is_v15_job(job):
             params = {"offset": offset} | ({"limit": limit} if limit is not None else {})
+            if metrics:
+                params["metrics"] = "true"
             return self.call("GET", _job(job) + "/logs", params=params)
         body: dict[str, Any] = {"job_name": job, "offset": offset}
         if limit is not None:
             body["limit"] = limit
+        if metrics:
+            body["metrics"] = True
         return self.call("POST", "/logs", json=body)
 
-    def iter_logs(self, job: str, offset: int = 0, limit: int | None = None) -> Iterator[str]:
-        """Every line already written from `offset` on (pages until the server has no more)."""
+    def iter_logs(
+        self, job: str, offset: int = 0, limit: int | None = None, metrics: bool = False
+    ) -> Iterator[str]:
+        """Every line already written from `offset` on: pages until the log is complete or no
+        new line has come (a page may show no line yet move past metric lines)."""
         while True:
-            page = self.logs(job, offset, limit)
+            page = self.logs(job, offset, limit, metrics)
             yield from page["lines"]
-            if page["next_offset"] == offset or not page["lines"]:
+            if page["next_offset"] == offset or page.get("complete"):
                 return
             offset = page["next_offset"]
 

@@ -60,8 +60,9 @@ def failure_reason(job: str, body: dict[str, Any]) -> str:
 class LogTail:
     """Reads a job's log from an offset on, page by page; remembers where it stopped."""
 
-    def __init__(self, client: Client, job: str, offset: int = 0):
+    def __init__(self, client: Client, job: str, offset: int = 0, metrics: bool = False):
         self.client, self.job, self.offset = client, job, offset
+        self.metrics = metrics  # also the `#metric` lines (people read the log without them)
         self.available = True  # False once the server says it has no logs route
         self.complete = False
 
@@ -69,7 +70,7 @@ class LogTail:
         if not self.available or self.complete:
             return []
         try:
-            page = self.client.logs(self.job, self.offset, LOG_PAGE)
+            page = self.client.logs(self.job, self.offset, LOG_PAGE, self.metrics)
         except errors.RouteNotFound:
             self.available = False
             return []
@@ -88,10 +89,12 @@ def follow(
     poll_seconds: float = 1.0,
     drain_seconds: float = 10.0,
     logs: bool = True,
+    metrics: bool = False,
 ) -> Outcome:
-    """Polls until the job ends; returns how it ended. Errors of the API propagate."""
+    """Polls until the job ends; returns how it ended. Errors of the API propagate. The log
+    leaves out the `#metric` lines unless `metrics`."""
     v15 = is_v15_job(job)
-    tail = LogTail(client, job) if logs else None
+    tail = LogTail(client, job, metrics=metrics) if logs else None
     count = 0
 
     def pump() -> bool:

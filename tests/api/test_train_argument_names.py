@@ -76,7 +76,9 @@ def test_v15_train_accepts_another_tasks_argument_and_lists_it_as_ignored(queue_
     assert response.json_body["ignored_arguments"] == ["backbone", "anchor_sizes"]
 
 
-def test_v15_train_answers_an_empty_ignored_list_when_every_argument_is_used(queue_only, api_headers, tmp_path):
+def test_v15_train_answers_an_empty_ignored_list_when_every_argument_is_used(
+    queue_only, api_headers, tmp_path
+):
     response = train(queue_only, api_headers, tmp_path, num_epochs_to_finish="3", step_lr_sizes="[]")
     assert response.status_code == 200, response.json_body
     assert response.json_body["ignored_arguments"] == []
@@ -123,7 +125,10 @@ def test_create_refuses_a_hyperparameter_typo_naming_the_closest_key(queue_only,
 def test_create_refuses_an_unknown_hyperparameter_without_a_guess(queue_only, api_headers):
     response = create(queue_only, api_headers, foo="bar")
     assert response.status_code == 400
-    assert response.json_body["message"] == "Invalid 'training_model.hyperparameters.foo': unknown hyper-parameter"
+    assert (
+        response.json_body["message"]
+        == "Invalid 'training_model.hyperparameters.foo': unknown hyper-parameter"
+    )
 
 
 def test_create_accepts_the_specs_example_hyperparameters(queue_only, api_headers):
