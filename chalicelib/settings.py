@@ -187,6 +187,20 @@ TABLE = (
         "local jobs running at once; the rest queue",
     ),
     Setting(
+        "capacity_backoff_seconds",
+        "AIFACTORY_CAPACITY_BACKOFF_SECONDS",
+        float,
+        60.0,
+        "first wait before a job with no capacity is tried again, doubling per try up to 30 min",
+    ),
+    Setting(
+        "capacity_max_wait_seconds",
+        "AIFACTORY_CAPACITY_MAX_WAIT_SECONDS",
+        float,
+        6 * 3600.0,
+        "how long a job waits for capacity (at create or after SageMaker failed it for capacity) before it fails",
+    ),
+    Setting(
         "stop_grace_seconds",
         "AIFACTORY_STOP_GRACE_SECONDS",
         float,

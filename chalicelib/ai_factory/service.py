@@ -128,9 +128,11 @@ def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> A
 
 def training_status(svc: Services, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
-    result = {"status": job["status"]}
+    result = {"status": job["status"], "secondary_status": job.get("secondary_status") or ""}
     if job.get("failure_reason"):
         result["message"] = job["failure_reason"].split("\n\n", 1)[0]
+    elif job.get("status_message"):  # e.g. WaitingForCapacity: the platform's reason
+        result["message"] = job["status_message"]
     progress = _progress(svc, job)
     if progress:
         result["progress"] = progress

@@ -13,7 +13,12 @@ When the platform has no capacity now (SageMaker's ResourceLimitExceeded: a `Cap
 the job is accepted and waits in a queue on its own record (`queued_request`): it stays
 InProgress (v1.5 `initializing`) with the secondary status `WaitingForCapacity` and the
 platform's reason, and `launch_queued` (the scheduled handler on AWS, the sweep locally)
-starts it once the platform takes it.
+starts it once the platform takes it. A job SageMaker accepted and then failed for capacity
+(`InsufficientCapacityError`, "Unable to provision requested ML compute capacity") is not a
+failed job either: `refresh` queues a new attempt of the same request (it resumes from the
+job's checkpoints). The first try again is the next sweep's; later ones back off
+(`AIFACTORY_CAPACITY_BACKOFF_SECONDS`, doubling, at most 30 min apart), and a job that has waited `AIFACTORY_CAPACITY_MAX_WAIT_SECONDS` in all fails
+with a reason that says so and names the platform's last words.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -93,6 +99,7 @@ def launch(
             if job_config.get("data", {}).get("type") == "fetch":
                 job_config["data"]["secret"] = secret_ref
         svc.artifacts.put_json(layout.job_key(job_id, layout.JOB_FILE), job_config)
+        record["launched_request"] = dataclasses.asdict(request)  # a capacity failure re-sends it
         svc.jobs.create(record)
         created = True
         try:
@@ -145,29 +152,129 @@ def _undo(what: str, remove, *args: Any) -> None:
 
 
 # --- the capacity queue ----------------------------------------------------------------------
-def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
-    """The platform cannot start `request` now: the job waits, InProgress, until it can."""
-    log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
-    queued = {
+# What SageMaker's FailureReason says when it accepted a job and then could not place it.
+CAPACITY_FAILURES = ("capacityerror", "insufficientcapacity", "insufficient capacity", "unable to provision")
+BACKOFF_CAP_S = 1800.0
+
+
+def is_capacity_failure(reason: str | None) -> bool:
+    text = (reason or "").lower()
+    return any(marker in text for marker in CAPACITY_FAILURES)
+
+
+def _queued(request: TrainingRequest, reason: str, tries: int, since_ts: float) -> dict[str, Any]:
+    """A queue entry: the request, the platform's reason, and when it may be tried again: the
+    next sweep after a first refusal, then after the backoff, doubling."""
+    wait = (
+        0.0
+        if tries <= 1
+        else min(settings.current().capacity_backoff_seconds * 2 ** (tries - 2), BACKOFF_CAP_S)
+    )
+    return {
         "request": dataclasses.asdict(request),
         "reason": reason,
         "since": timeutil.now_str(),
-        "tries": 1,
+        "since_ts": since_ts,
+        "tries": tries,
+        "not_before": time.time() + wait,
     }
+
+
+def _gave_up(queued: dict[str, Any], now: float) -> bool:
+    since = queued.get("since_ts")
+    return since is not None and now - since >= settings.current().capacity_max_wait_seconds
+
+
+def _give_up(svc: Services, job: dict[str, Any], reason: str, since_ts: float) -> dict[str, Any]:
+    waited = time.time() - since_ts
+    resource = job.get("resource") or {}
+    message = (
+        f"No capacity for {resource.get('InstanceCount', 1)} x {resource.get('InstanceType', '?')} after "
+        f"{waited / 3600:.1f} h of tries (AIFACTORY_CAPACITY_MAX_WAIT_SECONDS); the platform's last answer: {reason}"
+    )
+    log.warning("%s: %s", job["job_id"], message)
     return svc.jobs.update(
         job["job_id"],
-        {"queued_request": queued, "secondary_status": WAITING_FOR_CAPACITY, "status_message": reason},
+        {
+            "queued_request": None,
+            "status": FAILED,
+            "secondary_status": "Failed",
+            "failure_reason": message,
+            "status_message": "",
+            "ended_at": timeutil.now_str(),
+            "settled": True,
+        },
     )
+
+
+def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
+    """The platform cannot start `request` now: the job waits, InProgress, until it can."""
+    log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
+    since = job.get("capacity_since") or time.time()
+    return svc.jobs.update(
+        job["job_id"],
+        {
+            "queued_request": _queued(request, reason, 1, since),
+            "secondary_status": WAITING_FOR_CAPACITY,
+            "status_message": reason,
+            "capacity_since": since,
+        },
+    )
+
+
+def requeue_after_capacity_failure(svc: Services, job: dict[str, Any], reason: str) -> dict[str, Any]:
+    """SageMaker failed the current attempt for capacity: a new attempt of the same request
+    waits in the queue (it resumes from the job's checkpoints), unless the job has waited long
+    enough. Conditional on `capacity_tries`: two handlers seeing the failure queue one attempt."""
+    now = time.time()
+    since = job.get("capacity_since") or now
+    if now - since >= settings.current().capacity_max_wait_seconds:
+        return _give_up(svc, job, reason, since)
+    number = current_attempt(job)["attempt"] + 1
+    name = attempt_name(job["job_name"], number)
+    request = TrainingRequest(**{**job["launched_request"], "training_job_name": name})
+    tries = int(job.get("capacity_tries") or 0) + 1
+    attempts = [
+        *job["attempts"],
+        {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
+    ]
+    log.warning("%s failed for capacity (%s): attempt %d queued", job["job_id"], reason, number)
+    key = layout.job_key(job["job_id"], layout.JOB_FILE)
+    config = svc.artifacts.get_json(key)
+    if config is not None:
+        svc.artifacts.put_json(key, {**config, "attempt": number})  # the trainer resumes as attempt N
+    try:
+        return svc.jobs.update(
+            job["job_id"],
+            {
+                "attempts": attempts,
+                "queued_request": _queued(request, reason, tries, since),
+                "status": IN_PROGRESS,
+                "secondary_status": WAITING_FOR_CAPACITY,
+                "status_message": reason,
+                "failure_reason": "",
+                "ended_at": None,
+                "settled": False,
+                "capacity_since": since,
+                "capacity_tries": tries,
+            },
+            expect={"capacity_tries": job.get("capacity_tries")},  # a scalar the requeue bumps
+        )
+    except ConflictError:
+        return svc.jobs.get(job["job_id"]) or job  # another handler queued it first
 
 
 def launch_queued(svc: Services) -> int:
     """Starts every queued job the platform now takes; returns how many started. Each job is
     claimed with a conditional write first, so two sweeps never start one job twice. Reads the
     store's active jobs only (queued ones are among them), never the whole table."""
-    started = 0
+    started, now = 0, time.time()
     for job in svc.jobs.list_active():
         queued = job.get("queued_request")
-        if not queued or job["status"] != IN_PROGRESS:
+        if not queued or job["status"] != IN_PROGRESS or now < float(queued.get("not_before") or 0):
+            continue
+        if _gave_up(queued, now):
+            _give_up(svc, job, queued.get("reason", ""), float(queued["since_ts"]))
             continue
         try:
             svc.jobs.update(
@@ -181,7 +288,8 @@ def launch_queued(svc: Services) -> int:
         try:
             svc.platform.start(request)
         except CapacityError as exc:
-            again = {**queued, "reason": str(exc), "tries": queued.get("tries", 1) + 1}
+            tries = queued.get("tries", 1) + 1
+            again = _queued(request, str(exc), tries, float(queued.get("since_ts") or now))
             svc.jobs.update(
                 job["job_id"],
                 {
@@ -206,7 +314,7 @@ def launch_queued(svc: Services) -> int:
                 },
             )
             continue
-        svc.jobs.update(job["job_id"], {"status_message": ""})
+        svc.jobs.update(job["job_id"], {"status_message": "", "launched_request": queued["request"]})
         started += 1
     return started
 
@@ -253,6 +361,12 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         or job.get("billable_seconds") is None
     ):
         changes["billable_seconds"] = billable
+    if (
+        description.status == FAILED
+        and is_capacity_failure(description.failure_reason)
+        and job.get("launched_request")  # jobs launched before this was kept fail as they did
+    ):
+        return requeue_after_capacity_failure(svc, job, description.failure_reason)
     if description.status in TERMINAL:
         changes["ended_at"] = description.end_time or timeutil.now_str()
         changes["settled"] = True
@@ -318,6 +432,7 @@ def restore(
         *job["attempts"],
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
+    request = training_request(job, image, hyperparameters, data_uri, name)
     try:  # the conditional write decides a race between two restores: the loser gets a 409
         job = svc.jobs.update(
             job["job_id"],
@@ -328,13 +443,15 @@ def restore(
                 "failure_reason": "",
                 "ended_at": None,
                 "settled": False,
+                "launched_request": dataclasses.asdict(request),
+                "capacity_since": None,
+                "capacity_tries": 0,
             },
             expect={"status": STOPPED},
         )
     except ConflictError:
         raise Conflict("Job is not stopped.") from None
     key = layout.job_key(job["job_id"], layout.JOB_FILE)
-    request = training_request(job, image, hyperparameters, data_uri, name)
     try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
         config = svc.artifacts.get_json(key)
         config["attempt"] = number

@@ -32,7 +32,20 @@ def mark(name: str, status: str, reason: str = "") -> None:
     platform.write_state(name, state)
 
 
-def test_capacity_failure_is_reported_by_the_state_change_event(client, api_headers, queued_only):
+CAPACITY = "CapacityError: Unable to provision requested ML compute capacity."
+
+
+def state_changed(client, name: str, status: str) -> None:
+    event = client.events.generate_cw_event(
+        source="aws.sagemaker",
+        detail_type="SageMaker Training Job State Change",
+        resources=[],
+        detail={"TrainingJobName": name, "TrainingJobStatus": status},
+    )
+    client.lambda_.invoke("training_state_changed", event)
+
+
+def test_a_capacity_failure_queues_a_new_attempt_not_a_failure(client, api_headers, queued_only):
     with CallbackServer() as callback:
         created = client.http.post(
             "/create_training_job",
@@ -40,22 +53,59 @@ def test_capacity_failure_is_reported_by_the_state_change_event(client, api_head
             body=json.dumps(create_payload(callback=callback.url)),
         )
         name = created.json_body["job_name"]
-        mark(name, "Failed", "CapacityError: Unable to provision requested ML compute capacity.")
-        event = client.events.generate_cw_event(
-            source="aws.sagemaker",
-            detail_type="SageMaker Training Job State Change",
-            resources=[],
-            detail={"TrainingJobName": name, "TrainingJobStatus": "Failed"},
+        mark(name, "Failed", CAPACITY)
+        state_changed(client, name, "Failed")
+        state_changed(client, name, "Failed")  # EventBridge may deliver twice: one new attempt
+        status = client.http.post(
+            "/status", headers=api_headers, body=json.dumps({"job_name": name})
+        ).json_body
+        assert status["status"] == "InProgress" and status["secondary_status"] == "WaitingForCapacity"
+        assert status["message"] == CAPACITY
+        from chalicelib.services import events
+        from chalicelib.wiring import services
+
+        job = services().jobs.get_by_name(name)
+        assert [a["training_job_name"] for a in job["attempts"]] == [name, f"{name}-r2"]
+        assert events.launch_queued(services()) == 1  # the next sweep sends attempt 2
+        assert services().platform.read_state(f"{name}-r2")["status"] == "InProgress"
+        assert callback.calls == []
+
+
+def test_a_job_that_waited_too_long_for_capacity_fails_saying_so(
+    client, api_headers, queued_only, monkeypatch
+):
+    from chalicelib import settings
+
+    monkeypatch.setenv("AIFACTORY_CAPACITY_MAX_WAIT_SECONDS", "0")
+    settings.reset()
+    with CallbackServer() as callback:
+        created = client.http.post(
+            "/create_training_job",
+            headers=api_headers,
+            body=json.dumps(create_payload(callback=callback.url)),
         )
-        client.lambda_.invoke("training_state_changed", event)
-        client.lambda_.invoke("training_state_changed", event)  # EventBridge may deliver twice
+        name = created.json_body["job_name"]
+        mark(name, "Failed", CAPACITY)
+        state_changed(client, name, "Failed")
+        state_changed(client, name, "Failed")  # EventBridge may deliver twice
         calls = callback.wait(1)
     assert len(calls) == 1
     body = calls[0]["body"]
     assert body["status"] == "Failed" and body["job_name"] == name and body["model"] is None
-    assert body["FailureReason"].startswith("CapacityError")
-    assert body["TrainingEndTime"] == "2030-01-01 00:00:00"
+    assert body["FailureReason"].startswith("No capacity for 1 x ml.m4.4xlarge after 0.0 h of tries")
+    assert (
+        "AIFACTORY_CAPACITY_MAX_WAIT_SECONDS" in body["FailureReason"] and CAPACITY in body["FailureReason"]
+    )
     assert calls[0]["headers"]["x-api-key"] == CALLBACK_SECRET
+
+
+def test_another_failure_is_a_failure(client, api_headers, queued_only):
+    created = client.http.post("/create_training_job", headers=api_headers, body=json.dumps(create_payload()))
+    name = created.json_body["job_name"]
+    mark(name, "Failed", "AlgorithmError: boom")
+    state_changed(client, name, "Failed")
+    status = client.http.post("/status", headers=api_headers, body=json.dumps({"job_name": name})).json_body
+    assert status["status"] == "Failed" and status["message"] == "AlgorithmError: boom"
 
 
 def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):

@@ -130,3 +130,38 @@ def test_monitor_shows_a_queued_job_initializing_and_why(local_stage, tmp_path):
     assert json.loads((platform.job_dir(name) / "request.json").read_text())["use_spot"] is True
     jobs.stop(svc, svc.jobs.get(job_id))  # never launched by the platform: stops at once
     assert v15.monitor(svc, job_id)["status"] == "stopped"
+
+
+def queued_service(local_stage, tmp_path, refusals: int):
+    data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
+    platform = NoCapacityYet(local_stage, max_concurrent=0)
+    platform.refusals = refusals
+    svc = Services(
+        jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
+        artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
+        platform=platform,
+        secrets=None,
+    )
+    form = {"task": "classification", "data_dir": str(data), "algorithm": "resnet18"}
+    return svc, v15.start_training(svc, form)["job_id"]
+
+
+def test_the_queue_backs_off_after_the_first_try_again(local_stage, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIFACTORY_CAPACITY_BACKOFF_SECONDS", "600")
+    settings.reset()
+    svc, job_id = queued_service(local_stage, tmp_path, refusals=3)
+    assert events.launch_queued(svc) == 0  # the first try again is at once: refused again
+    queued = svc.jobs.get(job_id)["queued_request"]
+    assert queued["tries"] == 2 and queued["not_before"] > queued["since_ts"] + 590
+    assert events.launch_queued(svc) == 0 and svc.platform.refusals == 1  # not tried before its time
+
+
+def test_a_queued_job_gives_up_after_the_stages_wait(local_stage, tmp_path, monkeypatch):
+    svc, job_id = queued_service(local_stage, tmp_path, refusals=5)
+    monkeypatch.setenv("AIFACTORY_CAPACITY_MAX_WAIT_SECONDS", "0")
+    settings.reset()
+    assert events.launch_queued(svc) == 0
+    job = svc.jobs.get(job_id)
+    assert job["status"] == "Failed" and job["queued_request"] is None
+    assert job["failure_reason"].startswith("No capacity for 1 x ml.g5.xlarge after 0.0 h of tries")
+    assert v15.monitor(svc, job_id)["status"] == "exception"
