@@ -34,9 +34,11 @@ def check_known(
     unknown = [name for name in given if name not in known]
     if not unknown:
         return
-    parts = [str(ArgumentError(field_prefix + name, problem(name, known, what))) for name in unknown]
-    error = ArgumentError(field_prefix + unknown[0], problem(unknown[0], known, what))
-    if len(parts) > 1:
-        error.message = "; ".join(parts)
-        error.args = (error.message,)
+    problems = [problem(name, known, what) for name in unknown]
+    error = ArgumentError(field_prefix + unknown[0], problems[0])
+    # Spelled out (not ArgumentError's own words), so an empty name still reads `Invalid ''`.
+    error.message = "; ".join(
+        f"Invalid '{field_prefix}{name}': {text}" for name, text in zip(unknown, problems, strict=True)
+    )
+    error.args = (error.message,)
     raise error

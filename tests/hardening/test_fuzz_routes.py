@@ -15,6 +15,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contracts import text_hyperparameters
 from contracts.v15_arguments import ARGS
 from tests.builders import create_payload
 
@@ -174,3 +175,34 @@ def test_model_download_with_any_name(api, name):
 
 def test_fuzzed_server_still_answers(api):
     assert api.call("GET", "/api/version") == (200, "v1.5.0")
+
+
+# --- train and create refuse a name no task knows (issue 18) -------------------------------------
+TRAIN_FIELDS = frozenset(V15_NAMES) | {"use_spot", "max_wait_seconds", "keep_alive_seconds"}
+FIELD_NAME = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+def refused_unchanged(api, method: str, path: str, **kwargs) -> str:
+    """The request's 400 message; nothing was made (no job row, no file)."""
+    before = state_of(api.home)
+    status, body = api.call(method, path, **kwargs)
+    assert status == 400, (path, status, body)
+    assert state_of(api.home) == before, (path, body)
+    return body["message"]
+
+
+@FUZZ
+@given(name=FIELD_NAME.filter(lambda name: name not in TRAIN_FIELDS), value=TEXT)
+def test_v15_train_refuses_any_name_no_task_knows(api, name, value):
+    form = {"task": "classification", "algorithm": "resnet18", "data_dir": str(api.home.parent), name: value}
+    message = refused_unchanged(api, "POST", "/api/v1.5.0/train", form=form)
+    assert message.startswith(f"Invalid '{name}': unknown argument"), message
+
+
+@FUZZ
+@given(name=FIELD_NAME.filter(lambda name: name not in text_hyperparameters.BY_KEY), value=TEXT)
+def test_create_refuses_any_hyperparameter_no_task_knows(api, name, value):
+    payload = create_payload()
+    payload["training_model"]["hyperparameters"][name] = value
+    message = refused_unchanged(api, "POST", "/create_training_job", body=payload)
+    assert message.startswith(f"Invalid 'training_model.hyperparameters.{name}': unknown"), message
