@@ -193,6 +193,19 @@ def test_a_checkpoint_opens_with_its_metrics_and_plot(driver, tmp_path_factory):
     screenshot(driver, "dashboard-job.png", tmp_path_factory)
 
 
+def test_the_log_leaves_out_metric_lines_until_asked(driver):
+    def log_text():
+        return by_id(driver, "logs").text
+
+    wait(lambda: log_text().strip(), 120, "log lines")
+    assert "#metric" not in log_text()
+    first = log_text().splitlines()[0]
+    assert not by_id(driver, "log-metrics").is_selected()
+    by_id(driver, "log-metrics").click()
+    wait(lambda: "#metric" in log_text(), 60, "the #metric lines")
+    assert log_text().splitlines().count(first) == 1  # the log was read again from line 0, once
+
+
 def test_the_stop_button_stops_the_job(api, driver, job_id):
     stop = by_id(driver, "stop-button")
     assert stop.is_enabled()

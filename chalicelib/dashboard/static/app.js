@@ -203,9 +203,8 @@ function select(key) {
   state.losses = [];
   state.lrs = [];
   state.aifLoss = new Map();
-  state.logOffset = 0;
+  restartLogs();
   state.logs = true;
-  $("logs").textContent = "";
   $("checkpoint-detail").hidden = true;
   fillTable($("checkpoints"), []);
   $("job").hidden = false;
@@ -274,14 +273,35 @@ async function showCheckpoint(job, epoch) {
   $("checkpoint-detail").hidden = false;
 }
 
+// The log from its first line again: a new job, or #metric lines shown or hidden. Offsets
+// count every line of the log, metric lines included, so a page asked for before the
+// restart (`logRun` changed) is dropped rather than appended.
+function restartLogs() {
+  state.logRun = (state.logRun || 0) + 1;
+  state.logOffset = 0;
+  $("logs").textContent = "";
+}
+
 async function tailLogs(job) {
   if (!state.logs) return;
+  const run = state.logRun;
+  // #metric lines are for SageMaker's metric regexes: shown only when asked for.
+  const metrics = $("log-metrics").checked;
   let page;
   try {
     page =
       job.api === "v15"
-        ? await api("GET", `${V15}/train/${encodeURIComponent(job.id)}/logs?offset=${state.logOffset}&limit=${LOG_PAGE}`)
-        : await api("POST", "/logs", { job_name: job.id, offset: state.logOffset, limit: LOG_PAGE });
+        ? await api(
+            "GET",
+            `${V15}/train/${encodeURIComponent(job.id)}/logs?offset=${state.logOffset}&limit=${LOG_PAGE}` +
+              (metrics ? "&metrics=true" : ""),
+          )
+        : await api("POST", "/logs", {
+            job_name: job.id,
+            offset: state.logOffset,
+            limit: LOG_PAGE,
+            ...(metrics ? { metrics: true } : {}),
+          });
   } catch (error) {
     if (missing(error) && !/not found/i.test(error.message)) {
       state.logs = false;
@@ -290,6 +310,7 @@ async function tailLogs(job) {
     }
     throw error;
   }
+  if (run !== state.logRun) return;
   if (page.lines && page.lines.length) {
     const box = $("logs");
     const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
@@ -427,6 +448,7 @@ document.addEventListener("DOMContentLoaded", () => {
     poll().then(() => state.jobs.has(`v15:${id}`) && select(`v15:${id}`));
   });
   $("stop-button").addEventListener("click", stopJob);
+  $("log-metrics").addEventListener("change", restartLogs); // the next refresh reads from line 0
   $("restore-button").addEventListener("click", restoreJob);
   const key = sessionStorage.getItem(KEY);
   if (key) signIn(key);
