@@ -56,7 +56,10 @@ METRICS_FIELD = {
 
 
 def _checkpoint_summary(metric: str) -> dict[str, Any]:
-    return obj({"epoch": INTEGER, "avg_loss": NUMBER, metric: NUMBER, "is_best": FLAG, "is_available": FLAG})
+    return obj(
+        {"epoch": INTEGER, "avg_loss": NUMBER, metric: NUMBER, "is_best": FLAG, "is_available": FLAG},
+        {"bytes": {"type": "integer", "description": "Bytes the checkpoint holds (added to the spec)."}},
+    )
 
 
 def components() -> dict[str, Any]:
@@ -108,6 +111,11 @@ def components() -> dict[str, Any]:
                 exception=ref("V15Exception"),
             )["properties"],
             {  # added to the spec's fields
+                "phase": {
+                    "enum": [statuses.TRAINING, statuses.EVALUATING, None],
+                    "description": "While running: `training`, or `evaluating` during the validation pass "
+                    "(eta_hr is then -1, unknown); null otherwise.",
+                },
                 "billable_seconds": {
                     "type": ["integer", "null"],
                     "description": "Instance seconds billed so far (SageMaker's BillableTimeInSeconds); "
@@ -139,11 +147,24 @@ def components() -> dict[str, Any]:
         "V15Devices": ok(devices={"type": "array", "items": {"type": "object"}}),
         "V15HyperParameters": ok(**{"hyper-parameters": {"type": "object"}}),
         "V15Losses": ok(losses=NUMBERS),
-        "V15Checkpoints": ok(
-            checkpoints={
-                "type": "array",
-                "items": {"anyOf": [_checkpoint_summary("accuracy"), _checkpoint_summary("mean_ap")]},
-            }
+        "V15Checkpoints": obj(
+            ok(
+                checkpoints={
+                    "type": "array",
+                    "items": {"anyOf": [_checkpoint_summary("accuracy"), _checkpoint_summary("mean_ap")]},
+                }
+            )["properties"],
+            {  # added to the spec's fields
+                "disk_bytes": {
+                    "type": "integer",
+                    "description": "Bytes the job holds in the artifact store (checkpoints, logs, plots, model).",
+                },
+            },
+        ),
+        "V15Reclaimed": ok(
+            freed_bytes=INTEGER,
+            disk_bytes=INTEGER,
+            removed={"type": "array", "items": STRING},
         ),
         "V15Checkpoint": ok(
             checkpoint=obj(
@@ -453,6 +474,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", V15 + "/train/{}"): {"summary": "Stop a training job", "ok": ref("V15Ok")},
     ("PUT", V15 + "/train/{}"): {"summary": "Restore (resume) a stopped job", "ok": ref("V15Ok")},
     ("DELETE", V15 + "/train/{}"): {"summary": "Clear a stopped or finished job", "ok": ref("V15Ok")},
+    ("POST", V15 + "/train/{}/reclaim"): {
+        "summary": "Free a finished job's space: weights of all but the best and deployed checkpoints, "
+        "and the optimizer state (a later restore resumes with a fresh optimizer)",
+        "ok": ref("V15Reclaimed"),
+    },
     ("GET", V15 + "/train/{}"): {"summary": "Monitor a training job", "ok": ref("V15Monitor")},
     ("GET", V15 + "/train/{}/hyper-parameters"): {
         "summary": "The job's resolved hyper-parameters",

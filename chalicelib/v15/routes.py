@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib.v15 import answer_size, deployments, plots, service, tools
+from chalicelib.v15 import answer_size, deployments, disk_space, plots, service, tools
 from chalicelib.web.envelopes import v15_errors
 from chalicelib.web.request_body import CONTENT_TYPES, MAX_IMAGE_BODY, read_fields
 from chalicelib.wiring import services
@@ -59,6 +59,12 @@ def restore(job_id):
 @v15_errors
 def clear(job_id):
     return service.clear(services(), job_id)
+
+
+@bp.route(TRAIN_JOB + "/reclaim", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
+@v15_errors
+def reclaim(job_id):
+    return disk_space.reclaim(services(), job_id)
 
 
 @bp.route(TRAIN_JOB, methods=["GET"], api_key_required=True)

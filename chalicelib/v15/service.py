@@ -18,7 +18,7 @@ from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, 
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
-from chalicelib.v15 import class_pages, deployments, plots
+from chalicelib.v15 import class_pages, deployments, disk_space, plots
 from contracts import layout, statuses
 from contracts import metrics as metric_names
 from contracts import v15_arguments as params
@@ -376,8 +376,11 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
 
 
 def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
+    """Added to the spec's fields: each checkpoint's `bytes` and the job's `disk_bytes` (all it
+    holds in the artifact store), chalicelib.v15.disk_space."""
     job = jobs.get(svc, job_id, API)
     metric_name = "accuracy" if job["task"] == "classification" else "mean_ap"
+    space = disk_space.footprint(disk_space.sizes(svc, job["job_id"]))
     return {
         "result": "OK",
         "checkpoints": [
@@ -387,9 +390,11 @@ def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
                 metric_name: c["score"],
                 "is_best": c["is_best"],
                 "is_available": c["is_available"],
+                "bytes": space["checkpoint_bytes"].get(c["epoch"], 0),
             }
             for c in _scan_checkpoints(svc, job)
         ],
+        "disk_bytes": space["disk_bytes"],
     }
 
 

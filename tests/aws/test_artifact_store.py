@@ -115,3 +115,16 @@ def test_every_request_validates_against_the_service_model(s3):
         "ListObjectsV2",
         "DeleteObjects",
     }
+
+
+def test_sizes_and_single_deletes(store):
+    store.put_bytes("jobs/j1/checkpoints/epoch-1/model.safetensors", b"w" * 300)
+    store.put_bytes("jobs/j1/checkpoints/epoch-1/train_state.pt", b"s" * 200)
+    store.put_bytes("jobs/j10/progress.json", b"{}")  # another job's folder: not counted
+    assert dict(store.list_sizes("jobs/j1")) == {
+        "jobs/j1/checkpoints/epoch-1/model.safetensors": 300,
+        "jobs/j1/checkpoints/epoch-1/train_state.pt": 200,
+    }
+    store.delete("jobs/j1/checkpoints/epoch-1/train_state.pt")
+    store.delete("jobs/j1/nothing-here")  # a missing object is no error
+    assert list(store.list_keys("jobs/j1")) == ["jobs/j1/checkpoints/epoch-1/model.safetensors"]

@@ -120,6 +120,17 @@ class S3ArtifactStore:
             for entry in page.get("Contents", []):
                 yield self._relative(entry["Key"])
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._folder(prefix)}
+        if self.page_size:
+            kwargs["PaginationConfig"] = {"PageSize": self.page_size}
+        for page in self._s3.get_paginator("list_objects_v2").paginate(**kwargs):
+            for entry in page.get("Contents", []):
+                yield self._relative(entry["Key"]), int(entry["Size"])
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self._key(key))
+
     def delete_prefix(self, prefix: str) -> None:
         if not prefix.strip("/"):
             raise ValueError("Refusing to delete the whole artifact root; give a job prefix.")

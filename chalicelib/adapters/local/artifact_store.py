@@ -79,8 +79,18 @@ class DirectoryArtifactStore:
                 if not name.startswith("."):
                     yield str((Path(dirpath) / name).relative_to(self.root))
 
+    def list_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        for key in self.list_keys(prefix):
+            try:
+                yield key, self._path(key).stat().st_size
+            except FileNotFoundError:  # removed meanwhile
+                continue
+
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def download_url(self, key: str) -> str | None:
         return None
