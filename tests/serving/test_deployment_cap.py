@@ -195,3 +195,18 @@ def test_deploy_list_shows_the_memory_a_live_local_deployment_holds(http, svc):
     assert listed["instance_type"] is None
     assert isinstance(listed["memory_bytes"], int) and listed["memory_bytes"] > 1024 * 1024
     assert listed["memory"].endswith(" MiB") and float(listed["memory"].split()[0]) > 1
+
+
+def test_a_deploy_on_a_full_disk_is_a_507_with_no_server_left_running(http, svc, tmp_path, monkeypatch):
+    """The server starts, then its state cannot be written: it is stopped and its folder removed."""
+    import errno
+
+    def full(name, state):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(svc.hosting, "_write_state", full)
+    status, body = http("POST", f"/deploy/{JOB}", form(1))
+    assert status == 507 and body["result"] == "Error" and "disk is full" in body["message"], body
+    assert not (tmp_path / "home" / "hosting" / name(1)).exists()
+    assert http("GET", "/deploy/list")[1]["deployments"] == []
+    assert servers_of(tmp_path) == []

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import INFERENCE_CODE, REPO_ROOT, TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import pid_alive, process_start_time
@@ -245,10 +246,15 @@ class LocalHostingPlatform:
             except FileExistsError:
                 raise Conflict(f"Deployment {deployment.name} already exists.") from None
             deployment = dataclasses.replace(deployment, status=CREATING, failure_reason="")
-            try:
-                self._save(deployment)
-                self._write_state(deployment.name, self._spawn(deployment))
+            state = None
+            try:  # a full disk is a 507 that leaves neither a directory nor a running server
+                with storage_full_as_domain_error(self.root):
+                    self._save(deployment)
+                    state = self._spawn(deployment)
+                    self._write_state(deployment.name, state)
             except BaseException:
+                if state is not None:
+                    self._kill(state)
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
 
