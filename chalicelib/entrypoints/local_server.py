@@ -793,7 +793,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, shutdown)
     config = settings.current()
     config.home.mkdir(parents=True, exist_ok=True)
-    (config.home / "url").write_text(config.public_url + "\n")  # where the CLI finds this server
+    try:
+        (config.home / "url").write_text(config.public_url + "\n")  # where the CLI finds this server
+    except OSError as exc:  # a full disk: the API still serves reads (the CLI takes --url)
+        log.warning("%s/url not written (%s); point the CLI at %s with --url", config.home, exc, config.public_url)
     print(f"AI Factory API (stage local) on {config.public_url}", flush=True)
     # A key the user set is theirs already and stays out of the console; a generated one is shown once here.
     shown = "from AIFACTORY_API_KEY" if config.api_key_env else config.api_key
