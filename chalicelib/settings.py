@@ -437,6 +437,14 @@ TABLE = (
         7.0,
         "how long a callback's model link works without the API key",
     ),
+    Setting(
+        "disk_budget_gb",
+        "AIFACTORY_DISK_BUDGET_GB",
+        float,
+        0.0,
+        "local: while v1.5 jobs hold more, the sweep reclaims finished jobs' space oldest first "
+        "(as `POST .../train/<id>/reclaim`); 0 never",
+    ),
 )
 
 

@@ -664,12 +664,16 @@ def create_server(
     return server
 
 
+DISK_BUDGET_INTERVAL_S = 60.0  # AIFACTORY_DISK_BUDGET_GB is checked this often
+
+
 def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> None:
     """Launches queued jobs, settles dead ones and hands due callbacks to the outbox's
     workers: the sweep never waits on a callback receiver."""
     from chalicelib.wiring import services
 
     sweep_log = logging.getLogger("aifactory.sweep")
+    next_budget_check = 0.0
     while not stop.wait(interval):
         try:
             services().platform.recover()
@@ -694,6 +698,17 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
             narrator.poll(services())
         except Exception:  # noqa: BLE001 - telling is never worth stopping the sweep
             sweep_log.exception("job event log failed")
+        if time.monotonic() >= next_budget_check:  # sizing every job's files: once a minute at most
+            next_budget_check = time.monotonic() + DISK_BUDGET_INTERVAL_S
+            try:
+                from chalicelib import settings
+                from chalicelib.v15 import disk_space
+
+                budget = settings.current().disk_budget_gb
+                if budget > 0:
+                    disk_space.enforce_budget(services(), int(budget * 1e9))
+            except Exception:  # noqa: BLE001 - nor a job whose files cannot be read
+                sweep_log.exception("disk budget sweep failed")
 
 
 def main(argv: list[str] | None = None) -> int:
