@@ -26,6 +26,7 @@ MAX_LIMIT = 5000
 DEFAULT_LIMIT = 1000
 METRIC_PREFIX = "#metric "  # contracts.metrics.format_line
 MAX_READS = 8  # platform reads a page without metrics may take to fill `limit` shown lines
+RAW_PAGE = 500  # lines per such read at least: a log is mostly metric lines between human ones
 
 
 def _bounded(field: str, raw: Any, default: int, low: int, high: int | None = None) -> int:
@@ -54,7 +55,7 @@ def _page(svc: Services, name: str, start: int, count: int, metrics: bool) -> tu
     shown: list[str] = []
     position = start
     for _ in range(MAX_READS):
-        asked = count - len(shown)
+        asked = min(MAX_LIMIT, max(count - len(shown), RAW_PAGE))
         lines, more = svc.platform.logs(name, position, asked)
         for line in lines:
             position += 1

@@ -111,3 +111,13 @@ def test_a_bad_metrics_value_is_named(raw):
     with pytest.raises(ValidationError) as caught:
         logs.read(service(), JOB, 0, 10, metrics=raw)
     assert caught.value.message.startswith("Invalid 'metrics': must be true or false; got ")
+
+
+def test_a_small_page_reads_past_a_long_run_of_metric_lines():
+    lines = (
+        ["started", "input ready"] + [metrics.format_line(metrics.TRAIN_LOSS, 0.1)] * 1000 + ["epoch 1 done"]
+    )
+    svc = service(lines)
+    body = logs.read(svc, JOB, 0, 3)
+    assert body["lines"] == ["started", "input ready", "epoch 1 done"]
+    assert body["next_offset"] == len(lines) and svc.platform.reads <= 3
