@@ -267,7 +267,8 @@ def cmd_checkpoints(client: Client, args: argparse.Namespace) -> int:
         shown = {k: v for k, v in item.items() if k != "base64_metric_plot"}
         emit(args, item, json.dumps(shown, indent=2))
         return 0
-    items = client.checkpoints(args.job)
+    listing = client.checkpoint_listing(args.job)
+    items = listing["checkpoints"]
     metric = next((k for k in ("accuracy", "mean_ap") if items and k in items[0]), "score")
     rows = [
         [
@@ -276,15 +277,32 @@ def cmd_checkpoints(client: Client, args: argparse.Namespace) -> int:
             f"{c.get(metric, -1):.4f}",
             "*" if c["is_best"] else "",
             "yes" if c["is_available"] else "no",
+            megabytes(c.get("bytes")),
         ]
         for c in items
     ]
+    text = (
+        table(rows, ["EPOCH", "AVG_LOSS", metric.upper(), "BEST", "AVAILABLE", "SIZE"])
+        if rows
+        else "no checkpoints yet"
+    )
+    if listing.get("disk_bytes") is not None:
+        text += f"\njob holds {megabytes(listing['disk_bytes'])} (free a finished job's space: aifactory reclaim JOB)"
+    emit(args, items, text)
+    return 0
+
+
+def megabytes(value) -> str:
+    return "?" if value is None else f"{value / 1e6:.1f} MB"
+
+
+def cmd_reclaim(client: Client, args: argparse.Namespace) -> int:
+    needs_v15("reclaim", args.job)
+    body = client.reclaim(args.job)
     emit(
         args,
-        items,
-        table(rows, ["EPOCH", "AVG_LOSS", metric.upper(), "BEST", "AVAILABLE"])
-        if rows
-        else "no checkpoints yet",
+        body,
+        f"freed {megabytes(body['freed_bytes'])}; job {args.job} holds {megabytes(body['disk_bytes'])}",
     )
     return 0
 
@@ -678,7 +696,13 @@ def build_parser() -> Parser:
         follow_flag=True,
     )
     command("clear", cmd_clear, "delete a stopped or ended v1.5 job and its artifacts", job=True)
-    p = command("checkpoints", cmd_checkpoints, "a v1.5 job's checkpoints and their metrics", job=True)
+    command(
+        "reclaim",
+        cmd_reclaim,
+        "free a finished v1.5 job's space: weights of all but its best and deployed checkpoints, optimizer state",
+        job=True,
+    )
+    p = command("checkpoints", cmd_checkpoints, "a v1.5 job's checkpoints, their metrics and sizes", job=True)
     p.add_argument("--epoch", type=int, default=None, help="one checkpoint in full")
     p = command(
         "download",

@@ -197,7 +197,15 @@ class Client:
         return self.call("GET", _job(job_id) + "/losses")["losses"]
 
     def checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        return self.call("GET", _job(job_id) + "/checkpoints")["checkpoints"]
+        return self.checkpoint_listing(job_id)["checkpoints"]
+
+    def checkpoint_listing(self, job_id: str) -> dict[str, Any]:
+        """`{"checkpoints": [...], "disk_bytes": <bytes the job holds>}`."""
+        return self.call("GET", _job(job_id) + "/checkpoints")
+
+    def reclaim(self, job_id: str) -> dict[str, Any]:
+        """Frees a finished job's space: `{"freed_bytes", "disk_bytes", "removed"}`."""
+        return self.call("POST", _job(job_id) + "/reclaim")
 
     def checkpoint(self, job_id: str, epoch: int) -> dict[str, Any]:
         return self.call("GET", _job(job_id) + f"/checkpoints/epoch/{int(epoch)}")["checkpoint"]
