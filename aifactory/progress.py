@@ -22,7 +22,10 @@ def eta_text(eta_hr: Any) -> str:
 
 def monitor_line(body: dict[str, Any]) -> str:
     """A v1.5 heartbeat as one line: `running epoch 2/4 batch 3/8 loss 0.5234 lr 0.01 12.3 samples/s ETA 0:00:40`."""
-    parts = [str(body.get("status", "?")), f"epoch {body.get('epoch', 0)}/{body.get('total_epoch', '?')}"]
+    status = str(body.get("status", "?"))
+    if body.get("phase") == "evaluating":  # the validation pass: every batch is done, ETA unknown
+        status += " (evaluating)"
+    parts = [status, f"epoch {body.get('epoch', 0)}/{body.get('total_epoch', '?')}"]
     if body.get("total_batch"):
         parts.append(f"batch {body.get('batch', 0)}/{body['total_batch']}")
     return " ".join(parts + metric_parts(body))
