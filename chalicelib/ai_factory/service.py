@@ -128,11 +128,12 @@ def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> A
 
 def training_status(svc: Services, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
-    result = {"status": job["status"], "secondary_status": job.get("secondary_status") or ""}
+    result = {"status": job["status"]}
     if job.get("failure_reason"):
         result["message"] = job["failure_reason"].split("\n\n", 1)[0]
-    elif job.get("status_message"):  # e.g. WaitingForCapacity: the platform's reason
-        result["message"] = job["status_message"]
+    if job.get("secondary_status") == jobs.WAITING_FOR_CAPACITY:  # beyond the spec: why it waits
+        result["secondary_status"] = jobs.WAITING_FOR_CAPACITY
+        result["message"] = job.get("status_message") or ""
     progress = _progress(svc, job)
     if progress:
         result["progress"] = progress

@@ -432,7 +432,6 @@ def restore(
         *job["attempts"],
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
-    request = training_request(job, image, hyperparameters, data_uri, name)
     try:  # the conditional write decides a race between two restores: the loser gets a 409
         job = svc.jobs.update(
             job["job_id"],
@@ -443,7 +442,6 @@ def restore(
                 "failure_reason": "",
                 "ended_at": None,
                 "settled": False,
-                "launched_request": dataclasses.asdict(request),
                 "capacity_since": None,
                 "capacity_tries": 0,
             },
@@ -452,10 +450,12 @@ def restore(
     except ConflictError:
         raise Conflict("Job is not stopped.") from None
     key = layout.job_key(job["job_id"], layout.JOB_FILE)
+    request = training_request(job, image, hyperparameters, data_uri, name)
     try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
         config = svc.artifacts.get_json(key)
         config["attempt"] = number
         svc.artifacts.put_json(key, config)
+        job = svc.jobs.update(job["job_id"], {"launched_request": dataclasses.asdict(request)})
         svc.platform.start(request)
     except CapacityError as exc:
         return enqueue(svc, job, request, str(exc))
