@@ -289,6 +289,47 @@ def test_infer_reads_images_only_under_the_data_roots(api, trained, data, home, 
         ok(api, "DELETE", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
 
 
+def test_image_limits_hold_through_the_stack(api, trained, home):
+    """Issue 17: the image reaches the model server as its bytes, so a 5.5 MB JPEG by path
+    infers (base64 in JSON, it failed at InvokeEndpoint's 6 MB); a base64_image over the API's
+    4.4 MB gets the API's reason while the body still fits Lambda's event, and API Gateway's
+    413 past it."""
+    from tests.serving.test_invoke_limits import jpeg_of
+
+    job = trained["classification"]
+    base = {"task": "classification", "epoch": "2"}
+    ok(api, "POST", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
+    wait_in_service(api, job, 2)
+    uploads = home / "uploads"
+    uploads.mkdir(exist_ok=True)
+    try:
+        (uploads / "large.jpg").write_bytes(jpeg_of(5_500_000))
+        assert (
+            ok(api, "POST", f"{V}/infer/{job}", {**base, "path_to_image": str(uploads / "large.jpg")})[
+                "classification"
+            ]["prob"]
+            > 0
+        )
+        status, body = api.call(
+            "POST",
+            f"{V}/infer/{job}",
+            body={**base, "base64_image": base64.b64encode(jpeg_of(4_600_000)).decode()},
+        )
+        assert status == 400 and "a base64_image travels in the request body" in body["message"], (
+            status,
+            body,
+        )
+        status, body = api.call(
+            "POST",
+            f"{V}/infer/{job}",
+            body={**base, "base64_image": base64.b64encode(jpeg_of(4_800_000)).decode()},
+        )
+        assert (status, body) == (413, {"message": "Request Too Long"})
+    finally:
+        (uploads / "large.jpg").unlink(missing_ok=True)
+        ok(api, "DELETE", f"{V}/deploy/{job}", {**base, "target_device_id": "-1"})
+
+
 # --- upgrade -------------------------------------------------------------------------------------
 def test_upgrade_migrates_an_older_layout(api, trained, home):
     job = trained["detection"]
