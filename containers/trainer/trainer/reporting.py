@@ -94,9 +94,10 @@ class Reporter:
     def set_losses(self, losses: list[float]) -> None:
         """Truncates the history on resume so a restored job never shows a loss twice."""
         self.losses = [float(v) for v in losses]
-        self.loss_steps = self.loss_steps[: len(self.losses)]
+        had_steps, self.loss_steps = bool(self.loss_steps), self.loss_steps[: len(self.losses)]
         if self.enabled:
-            self.writer.put_json(layout.LOSS_STEPS, self.loss_steps)
+            if had_steps:  # trainers that record no steps (text) leave no file
+                self.writer.put_json(layout.LOSS_STEPS, self.loss_steps)
             self.writer.put_json(layout.LOSSES, self.losses)
 
     def put_result(self, result: dict[str, Any]) -> None:
