@@ -3,6 +3,9 @@ job's footprint, and reclaiming a finished job's space."""
 
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
+
 import pytest
 
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
@@ -98,3 +101,11 @@ def test_the_disk_budget_reclaims_the_oldest_finished_job_first(svc):
     assert disk_space.enforce_budget(svc, 10**9) == []  # under the budget: nothing
     assert disk_space.enforce_budget(svc, 1) == [JOB_ID]
     assert [c["epoch"] for c in v15.checkpoints(svc, JOB_ID)["checkpoints"] if c["is_available"]] == [4]
+
+
+def test_reclaim_keeps_a_deployed_checkpoints_weights(svc):
+    write_pruned_job(svc.artifacts)
+    deployed = SimpleNamespace(job_id=JOB_ID, epoch=12)
+    svc = dataclasses.replace(svc, hosting=SimpleNamespace(list=lambda: [deployed]))
+    disk_space.reclaim(svc, JOB_ID)
+    assert [c["epoch"] for c in v15.checkpoints(svc, JOB_ID)["checkpoints"] if c["is_available"]] == [4, 12]
