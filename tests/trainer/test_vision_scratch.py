@@ -152,5 +152,5 @@ def test_the_from_scratch_warning_is_one_sentence(caplog):
             "classification", {"algorithm": "resnet18", "pretrained": False, "num_frozen_levels": 2}
         )
     assert [r.getMessage() for r in caplog.records] == [
-        "pretrained is false, so training from scratch trains every level: num_frozen_levels from 2 to 0."
+        "pretrained is false, so the model trains from scratch with nothing frozen: num_frozen_levels from 2 to 0."
     ]

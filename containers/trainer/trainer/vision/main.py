@@ -83,7 +83,7 @@ def scratch_message(task: str, overridden: dict, changes: dict) -> str:
     told = ", ".join(
         f"{k} from {'unset' if overridden[k] is None else overridden[k]} to {changes[k]}" for k in overridden
     )
-    return f"{flag} is false, so training from scratch trains every level: {told}."
+    return f"{flag} is false, so the model trains from scratch with nothing frozen: {told}."
 
 
 # --- distribution and devices -----------------------------------------------------------------
