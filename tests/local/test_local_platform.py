@@ -175,3 +175,19 @@ def test_foreign_image_runs_through_docker_and_is_killed_after_the_grace_period(
     assert wait_terminal(platform, "foreign", timeout=30).status == "Stopped"
     assert time.time() - started < 20  # SIGKILL after the 1 s grace, not a hang
     assert killed.read_text().split() == ["kill", "foreign"]  # and the container itself is killed
+
+
+def test_packing_the_model_leaves_no_second_copy_in_opt_ml(tmp_path):
+    import tarfile
+
+    from chalicelib.adapters.local.runner import pack_model
+    from contracts import layout
+
+    opt_ml = tmp_path / "opt_ml"
+    (opt_ml / "model").mkdir(parents=True)
+    (opt_ml / "model" / "model.safetensors").write_bytes(b"w" * 100)
+    request = {"training_job_name": "tj-1", "artifact_uri": str(tmp_path / "artifacts")}
+    pack_model(opt_ml, request)
+    with tarfile.open(tmp_path / "artifacts" / layout.model_output("tj-1")) as tar:
+        assert tar.getnames() == ["model.safetensors"]
+    assert list((opt_ml / "model").iterdir()) == []  # the mount point stays for a restore
