@@ -8,6 +8,7 @@ context, which the tenant store maps to a tenant. Managing keys is for the stage
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from chalicelib import settings, tenancy
@@ -21,12 +22,16 @@ NAME_MAX = 64
 
 def tenant_of(svc: Services, headers: dict[str, str] | None, context: dict[str, Any] | None) -> Tenant | None:
     """The request's tenant; None when its key is no tenant's (a 403)."""
-    if svc.tenants is None:
-        return tenancy.DEFAULT_TENANT
-    if settings.current().check_api_key:
-        return svc.tenants.authenticate(key=(headers or {}).get("x-api-key", ""))
+    config = settings.current()
+    if config.check_api_key:
+        key = (headers or {}).get("x-api-key", "")
+        if svc.tenants is not None:
+            return svc.tenants.authenticate(key=key)
+        # no tenant store composed: the stage's key alone, checked as before tenants
+        matches = bool(key) and hmac.compare_digest(key.encode(), config.api_key.encode())
+        return tenancy.DEFAULT_TENANT if matches else None
     key_id = ((context or {}).get("identity") or {}).get("apiKeyId")
-    if not key_id:  # not through API Gateway (a test client, a direct invoke): the stage's key
+    if not key_id or svc.tenants is None:  # not through API Gateway (a test client): the stage's key
         return tenancy.DEFAULT_TENANT
     return svc.tenants.authenticate(key_id=key_id)
 

@@ -112,9 +112,18 @@ def test_checkpoints_table_marks_the_best(cli, followed):
     job_id = followed[1].splitlines()[0]
     result = cli("checkpoints", job_id)
     lines = result.out.splitlines()
-    assert result.code == 0 and lines[0].split() == ["EPOCH", "AVG_LOSS", "ACCURACY", "BEST", "AVAILABLE"]
-    assert [line.split()[0] for line in lines[1:]] == ["1", "2"]
-    assert sum("*" in line for line in lines[1:]) == 1
+    assert result.code == 0 and lines[0].split() == [
+        "EPOCH",
+        "AVG_LOSS",
+        "ACCURACY",
+        "BEST",
+        "AVAILABLE",
+        "SIZE",
+    ]
+    rows, total = lines[1:-1], lines[-1]
+    assert [line.split()[0] for line in rows] == ["1", "2"]
+    assert sum("*" in line for line in rows) == 1
+    assert total.startswith("job holds ") and "aifactory reclaim JOB" in total
 
 
 def test_download_writes_the_checkpoint_metrics_and_plot(cli, followed, tmp_path):
