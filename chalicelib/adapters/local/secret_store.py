@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
+from contracts import atomic
 
 
 class FileSecretStore:
@@ -25,14 +25,7 @@ class FileSecretStore:
         path = self.root / f"{job_id}.json"
         data = json.dumps(secret).encode()
         with storage_full_as_domain_error(self.root):
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.")  # mkstemp: 0600
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic.write_bytes(path, data)  # a temporary name (mkstemp: 0600), renamed into place
         return {"kind": "file", "ref": str(path)}
 
     def get(self, ref: dict[str, str]) -> dict[str, Any]:
