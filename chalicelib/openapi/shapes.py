@@ -194,7 +194,8 @@ def components() -> dict[str, Any]:
             jobs={
                 "type": "array",
                 "items": obj({"job_id": STRING, "task": STRING, "status": STRING, "created_at": STRING}),
-            }
+            },
+            next_token={"type": ["string", "null"], "description": "the next page's token; null on the last"},
         ),
         "LogPage": log_page,
         "V15Deployments": ok(
@@ -470,7 +471,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         # ignored_arguments: the arguments of another task the form carried (accepted, unused).
         "ok": ok(job_id=STRING, ignored_arguments={"type": "array", "items": STRING}),
     },
-    ("GET", V15 + "/train"): {"summary": "List v1.5 training jobs", "ok": ref("V15Jobs")},
+    ("GET", V15 + "/train"): {
+        "summary": "List v1.5 training jobs, newest first, a page at a time",
+        "parameters": [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 100},
+            },
+            {"name": "next_token", "in": "query", "schema": {"type": "string"}},
+        ],
+        "ok": ref("V15Jobs"),
+    },
     ("PATCH", V15 + "/train/{}"): {"summary": "Stop a training job", "ok": ref("V15Ok")},
     ("PUT", V15 + "/train/{}"): {"summary": "Restore (resume) a stopped job", "ok": ref("V15Ok")},
     ("DELETE", V15 + "/train/{}"): {"summary": "Clear a stopped or finished job", "ok": ref("V15Ok")},

@@ -153,7 +153,13 @@ def limit_exceeded(stub: Stubber, params: dict) -> None:
     )
 
 
-def test_resource_limit_exceeded_queues_the_job_and_the_schedule_launches_it(svc, offline_client):
+def test_resource_limit_exceeded_queues_the_job_and_the_schedule_launches_it(
+    svc, offline_client, monkeypatch
+):
+    from chalicelib import settings
+
+    monkeypatch.setenv("AIFACTORY_CAPACITY_BACKOFF_SECONDS", "0")  # each sweep may try again
+    settings.reset()
     with Stubber(offline_client) as stub:
         limit_exceeded(stub, None)
         record, params = submit(svc)

@@ -318,6 +318,8 @@ def test_finetune_loads_weights_and_prunes(tmp_path, monkeypatch):
         {**CLASSIFICATION, "num_epochs_to_finish": 1},
         data=source.data,
     )
+    # epoch 1 is kept when it is the best (newest 2 and the best): its weights are gone either way here
+    (source.checkpoints / "epoch-1" / "model.safetensors").unlink(missing_ok=True)
     missing.configure(finetune={"checkpoint_uri": str(source.artifacts), "epoch": 1})
     assert missing.run(monkeypatch) == 1
     assert missing.failure.startswith("E04 FileNotFoundError")
