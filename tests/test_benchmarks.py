@@ -16,10 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 NO_WAIT = ["--quiet-load", "100", "--max-wait", "0"]  # the small-job bench waits for a quiet machine
 
 RUNS = {
-    "small_job": (
-        ["bench_small_job.py", "--images", "60", "--epochs", "1", *NO_WAIT],
-        "direct / plain per round",
-    ),
+    # --api --with-direct runs all three ways (API, python -m trainer, plain loop) in one round:
+    # the direct-only mode is the same code without the API, so one run covers the script.
     "small_job_api": (
         ["bench_small_job.py", "--api", "--with-direct", "--images", "60", "--epochs", "1", *NO_WAIT],
         "api / plain per round",
