@@ -125,6 +125,23 @@ def _json_value(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+# The train route's capacity fields beside the argument table (chalicelib.v15.service.capacity).
+CAPACITY_SCHEMA = {
+    "instance_count": {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "description": "hosts of the job: 1 to the stage's AIFACTORY_MAX_INSTANCE_COUNT (4 local, 8 aws by default)",
+    },
+    "use_spot": {
+        "type": "boolean",
+        "description": "managed spot training (default: the stage's AIFACTORY_SPOT)",
+    },
+    "max_wait_seconds": {"type": "integer", "minimum": 0, "maximum": 28 * 24 * 3600},
+    "keep_alive_seconds": {"type": "integer", "minimum": 0, "maximum": 21600},
+}
+
+
 def train_schema(task: str, *, json_body: bool) -> dict[str, Any]:
     """The `/train` arguments of one task, defaults resolved per task (and per algorithm where
     the spec's default depends on it, in `x-default-by-algorithm`)."""
@@ -146,6 +163,7 @@ def train_schema(task: str, *, json_body: bool) -> dict[str, Any]:
         else:
             required.append(arg.name)
         properties[arg.name] = schema
+    properties.update(CAPACITY_SCHEMA)
     return {
         "type": "object",
         "title": f"v1.5 train arguments ({task})",

@@ -23,7 +23,7 @@ from contracts import layout, statuses
 from contracts import metrics as metric_names
 from contracts import v15_arguments as params
 from contracts.plots import METRIC as METRIC_PLOT
-from contracts.v15_literals import parse_int_in
+from contracts.v15_literals import parse_int, parse_int_in
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _source_job(svc: Services, field: str, job_id: str, epoch: int) -> dict[str,
 
 
 # Fields the train route reads beside the argument table: the spot and warm pool options (`capacity`).
-CAPACITY_FIELDS = ("use_spot", "max_wait_seconds", "keep_alive_seconds")
+CAPACITY_FIELDS = ("use_spot", "max_wait_seconds", "keep_alive_seconds", "instance_count")
 
 
 def start_training(svc: Services, form: dict[str, str]) -> dict[str, Any]:
@@ -117,8 +117,18 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, Any]:
 
 def capacity(form: dict[str, str]) -> dict[str, Any]:
     """`use_spot` (true/false; the stage's AIFACTORY_SPOT when absent), `max_wait_seconds` and
-    `keep_alive_seconds`: the AI Factory resource's spot and warm pool options in v1.5's style."""
+    `keep_alive_seconds`: the AI Factory resource's spot and warm pool options in v1.5's style;
+    `instance_count`: hosts of one job (1 to the stage's AIFACTORY_MAX_INSTANCE_COUNT)."""
     found: dict[str, Any] = {}
+    count = form.get("instance_count")
+    if count not in (None, ""):
+        expected = (
+            f"an integer in [1, {settings.current().max_instance_count}] (AIFACTORY_MAX_INSTANCE_COUNT)"
+        )
+        number = parse_int("instance_count", count, expected)
+        if not 1 <= number <= settings.current().max_instance_count:
+            raise ValidationError("instance_count", f"must be {expected}; got {number}")
+        found["InstanceCount"] = number
     spot = form.get("use_spot")
     if spot not in (None, ""):
         if str(spot).strip().lower() not in ("true", "false"):

@@ -165,3 +165,40 @@ def test_a_queued_job_gives_up_after_the_stages_wait(local_stage, tmp_path, monk
     assert job["status"] == "Failed" and job["queued_request"] is None
     assert job["failure_reason"].startswith("No capacity for 1 x ml.g5.xlarge after 0.0 h of tries")
     assert v15.monitor(svc, job_id)["status"] == "exception"
+
+
+@pytest.mark.parametrize(
+    ("count", "message"),
+    [
+        ("0", "Invalid 'instance_count': must be an integer in [1, 4] (AIFACTORY_MAX_INSTANCE_COUNT); got 0"),
+        ("5", "Invalid 'instance_count': must be an integer in [1, 4] (AIFACTORY_MAX_INSTANCE_COUNT); got 5"),
+        (
+            "two",
+            "Invalid 'instance_count': must be an integer in [1, 4] (AIFACTORY_MAX_INSTANCE_COUNT); got 'two'",
+        ),
+        (
+            "inf",
+            "Invalid 'instance_count': must be an integer in [1, 4] (AIFACTORY_MAX_INSTANCE_COUNT); got 'inf'",
+        ),
+    ],
+)
+def test_a_v15_instance_count_outside_the_stages_range_is_named(local_stage, tmp_path, count, message):
+    with pytest.raises(ValidationError) as refused:
+        v15.capacity({"instance_count": count})
+    assert refused.value.message == message
+
+
+def test_a_v15_job_asks_for_several_hosts(local_stage, tmp_path):
+    data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
+    platform = LocalTrainingPlatform(local_stage, max_concurrent=0)  # queued: nothing trains
+    svc = Services(
+        jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
+        artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
+        platform=platform,
+        secrets=None,
+    )
+    form = {"task": "classification", "data_dir": str(data), "algorithm": "resnet18", "instance_count": "2"}
+    job_id = v15.start_training(svc, form)["job_id"]
+    job = svc.jobs.get(job_id)
+    assert job["resource"]["InstanceCount"] == 2
+    assert json.loads((platform.job_dir(job["job_name"]) / "request.json").read_text())["instance_count"] == 2
