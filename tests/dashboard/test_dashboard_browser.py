@@ -193,11 +193,16 @@ def test_a_checkpoint_opens_with_its_metrics_and_plot(driver, tmp_path_factory):
     screenshot(driver, "dashboard-job.png", tmp_path_factory)
 
 
-def test_the_log_leaves_out_metric_lines_until_asked(driver):
+def test_the_log_leaves_out_metric_lines_until_asked(api, driver, job_id):
     def log_text():
         return by_id(driver, "logs").text
 
+    def metric_lines_written():  # the trainer writes them after an evaluation, not at once
+        body = api.call("GET", f"{V}/train/{job_id}/logs?metrics=true&limit=5000")[1]
+        return any("#metric" in line for line in body.get("lines", []))
+
     wait(lambda: log_text().strip(), 120, "log lines")
+    wait(metric_lines_written, 240, "the trainer's first #metric line")
     assert "#metric" not in log_text()
     first = log_text().splitlines()[0]
     assert not by_id(driver, "log-metrics").is_selected()
