@@ -50,6 +50,7 @@ from chalicelib.aws_limits import (
     REQUEST_TOO_LONG_BODY,
     TIMED_OUT_BODY,
 )
+from chalicelib.web import envelopes
 
 # The transport's cap on a request body is API Gateway's (10 MB); the app keeps its own,
 # stricter one (`chalicelib.web.request_body.MAX_BODY`) and answers it itself, as on AWS.
@@ -62,10 +63,8 @@ log = logging.getLogger("aifactory.server")
 
 
 def error_body(path: str, status: int, message: str) -> bytes:
-    """The API's own envelope: v1.5 paths answer `{"result": "Error"}`, the rest AI Factory's."""
-    if path.startswith("/api/"):
-        return json.dumps({"result": "Error", "message": message}).encode()
-    return json.dumps({"status": "error", "message": message}).encode()
+    """The API's own envelope (`chalicelib.web.envelopes.error_body`), as the bytes the server sends."""
+    return json.dumps(envelopes.error_body(path, message)).encode()
 
 
 def _status_line(code: int) -> str:
@@ -811,7 +810,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (config.home / "url").write_text(config.public_url + "\n")  # where the CLI finds this server
     except OSError as exc:  # a full disk: the API still serves reads (the CLI takes --url)
-        log.warning("%s/url not written (%s); point the CLI at %s with --url", config.home, exc, config.public_url)
+        log.warning(
+            "%s/url not written (%s); point the CLI at %s with --url", config.home, exc, config.public_url
+        )
     print(f"AI Factory API (stage local) on {config.public_url}", flush=True)
     # A key the user set is theirs already and stays out of the console; a generated one is shown once here.
     shown = "from AIFACTORY_API_KEY" if config.api_key_env else config.api_key
