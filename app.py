@@ -64,6 +64,6 @@ def retry_callbacks(event):
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
-def launch_queued_jobs(event):  # noqa: ARG001
+def launch_queued_jobs(event):
     """Jobs SageMaker had no capacity for (ResourceLimitExceeded) are launched once it has."""
     events.launch_queued(services())

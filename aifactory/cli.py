@@ -462,7 +462,7 @@ def _write_images(output: str, images: list[str]) -> list[Path]:
     return paths
 
 
-class _deploy_hint:  # noqa: N801 - a context manager used as `with _deploy_hint(args):`
+class _deploy_hint:
     """The API's "deploy it first with POST /api/v1.5.0/deploy/..." as this CLI's own command."""
 
     def __init__(self, args: argparse.Namespace):

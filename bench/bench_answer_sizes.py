@@ -120,10 +120,10 @@ def stand_in(argv: list[str]) -> None:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self._send(200, json.dumps({"result": "OK", "task": model["task"]}).encode())
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
             key = hashlib.sha256(body + (attributes or "").encode()).hexdigest()

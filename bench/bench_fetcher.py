@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset_fetcher import fetch_all  # noqa: E402
-from tests.dataset_fetcher.loopback import DatasetServer  # noqa: E402
+from dataset_fetcher import fetch_all
+from tests.dataset_fetcher.loopback import DatasetServer
 
 
 def main() -> None:

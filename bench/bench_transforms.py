@@ -34,8 +34,8 @@ import torch
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "containers" / "trainer"))
-from trainer.vision import augment, device_input, engine, synthetic  # noqa: E402
-from trainer.vision.data import VisionDataset, classification_collate  # noqa: E402
+from trainer.vision import augment, device_input, engine, synthetic
+from trainer.vision.data import VisionDataset, classification_collate
 
 CPU = torch.device("cpu")
 

@@ -105,7 +105,7 @@ def _send(
         return DeliveryResult(False, exc.attempts, None, scrub(exc.cause), retryable=True)
     except (TypeError, ValueError) as exc:  # the payload is not JSON
         return DeliveryResult(False, 0, None, scrub(f"callback body cannot be sent: {exc}"))
-    except Exception as exc:  # noqa: BLE001 - delivery reports, never raises into the sweep
+    except Exception as exc:
         log.exception("callback %s: unexpected error", idempotency_key)
         return DeliveryResult(False, allowed, None, scrub(f"{type(exc).__name__}: {exc}"), retryable=True)
     status_line = f"HTTP {reply.status} {reply.reason}".strip()

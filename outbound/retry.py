@@ -66,7 +66,7 @@ class Backoff(Retry):
             return None
         try:
             delay = self.get_retry_after(response)
-        except Exception:  # noqa: BLE001 - an unreadable Retry-After falls back to the backoff
+        except Exception:
             return None
         return None if delay is None else max(0.0, float(delay))
 

@@ -53,7 +53,7 @@ def dataset_handler(data: list[dict]):
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802 - http.server's name
+        def do_POST(self):
             if self.headers.get("x-api-key") != DATASET_KEY:
                 self.send_error(403)
                 return
@@ -74,7 +74,7 @@ def callback_handler(received: queue.Queue):
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             received.put(
                 {"headers": {k: v for k, v in self.headers.items() if k.lower() != "x-api-key"}, "body": body}

@@ -90,7 +90,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         server: CallbackServer = self.server.owner
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length))
@@ -145,7 +145,7 @@ class ApiServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ApiServer:
-        log = open(self.home.parent / f"api-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.home.parent / f"api-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
             [
                 *self.prefix,

@@ -176,7 +176,7 @@ def tls_server(tmp_path):
         def log_message(self, *args):
             pass
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(204)
             self.send_header("X-Host", self.headers.get("Host", ""))

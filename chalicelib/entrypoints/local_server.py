@@ -187,7 +187,7 @@ class ApiGatewayAdapter:
         def lambda_call():
             try:
                 outcome["response"] = self.app(event, context)
-            except BaseException as exc:  # noqa: BLE001 - handed to the request's thread
+            except BaseException as exc:
                 outcome["error"] = exc
             with lock:
                 done.set()
@@ -277,7 +277,7 @@ class ApiGatewayAdapter:
                 return self._gateway_answer(start_response, 413, REQUEST_TOO_LONG_BODY, "BadRequestException")
         try:
             response = self._call(event, context, label)
-        except Exception:  # noqa: BLE001 - a bug answers 500 in the envelope, never a traceback
+        except Exception:
             log.exception("unhandled error for %s %s", environ["REQUEST_METHOD"], path)
             return error(500, "Internal error; the server log has the details.")
         if response is None:
@@ -676,26 +676,26 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
     while not stop.wait(interval):
         try:
             services().platform.recover()
-        except Exception:  # noqa: BLE001 - the sweep must outlive a bad job directory
+        except Exception:
             sweep_log.exception("platform sweep failed")
         try:
             from chalicelib.services import events
 
             events.launch_queued(services())  # jobs that waited for capacity
-        except Exception:  # noqa: BLE001 - nor a job that cannot start
+        except Exception:
             sweep_log.exception("capacity queue sweep failed")
         try:
             if services().hosting is not None:
                 services().hosting.recover()  # restarts model servers that died
-        except Exception:  # noqa: BLE001 - nor a bad deployment directory
+        except Exception:
             sweep_log.exception("hosting sweep failed")
         try:
             outbox.submit_due()
-        except Exception:  # noqa: BLE001 - nor a bad job record
+        except Exception:
             sweep_log.exception("callback sweep failed")
         try:
             narrator.poll(services())
-        except Exception:  # noqa: BLE001 - telling is never worth stopping the sweep
+        except Exception:
             sweep_log.exception("job event log failed")
         if time.monotonic() >= next_budget_check:  # sizing every job's files: once a minute at most
             next_budget_check = time.monotonic() + DISK_BUDGET_INTERVAL_S
@@ -706,7 +706,7 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
                 budget = settings.current().disk_budget_gb
                 if budget > 0:
                     disk_space.enforce_budget(services(), int(budget * 1e9))
-            except Exception:  # noqa: BLE001 - nor a job whose files cannot be read
+            except Exception:
                 sweep_log.exception("disk budget sweep failed")
 
 
@@ -799,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         target=sweep_forever, args=(stop, args.sweep_interval, outbox, narrator), daemon=True
     ).start()
 
-    def shutdown(signum, frame):  # noqa: ARG001
+    def shutdown(signum, frame):
         stop.set()
         raise KeyboardInterrupt
 

@@ -147,7 +147,7 @@ def _undo(what: str, remove, *args: Any) -> None:
     is the one the caller gets."""
     try:
         remove(*args)
-    except Exception:  # noqa: BLE001 - the next steps still run
+    except Exception:
         log.exception("could not remove the %s of a failed launch", what)
 
 
@@ -301,7 +301,7 @@ def launch_queued(svc: Services) -> int:
             continue
         except Conflict:
             log.info("%s was already started", request.training_job_name)  # a sweep died after start
-        except Exception as exc:  # noqa: BLE001 - a job that can never start fails, and is reported
+        except Exception as exc:
             log.exception("queued job %s cannot start", job["job_id"])
             svc.jobs.update(
                 job["job_id"],

@@ -173,7 +173,7 @@ def attempt(svc: Services, job: dict[str, Any], token: str, timeout: float | Non
             timeout=timeout or config.callback_timeout_seconds,
             allow_private=config.allow_private_urls,
         )
-    except Exception as exc:  # noqa: BLE001 - a bad record must not stop the other callbacks
+    except Exception as exc:
         log.exception("callback of %s could not be attempted", job["job_name"])
         outcome = delivery.DeliveryResult(False, 1, None, f"{type(exc).__name__}: {exc}", retryable=True)
     return record(svc, job, token, outcome)
@@ -232,7 +232,7 @@ def pending_jobs(svc: Services, now: float | None = None) -> list[dict[str, Any]
                 continue
             try:
                 job = enqueue(svc, jobs.refresh(svc, job))
-            except Exception:  # noqa: BLE001 - one unreadable job must not hide the others
+            except Exception:
                 log.exception("could not refresh %s", job.get("job_name"))
                 continue
         if job.get("callback_outbox"):

@@ -76,7 +76,7 @@ class ApiApp(Chalice):
         event = self._prepared(event)
         try:
             response = super().__call__(event, context)
-        except Exception:  # noqa: BLE001 - e.g. a body Chalice cannot serialize: a 500, never a Lambda error
+        except Exception:
             log.exception("unhandled error answering %s %s", event.get("httpMethod"), event.get("path"))
             response = {"statusCode": 500, "headers": {}, "multiValueHeaders": {}}
             return self._enveloped(event, response, {"Code": "InternalServerError", "Message": INTERNAL})

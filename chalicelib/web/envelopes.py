@@ -44,7 +44,7 @@ def _handler(envelope):
                 response = envelope(exc.status_code, exc.message)
                 response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After of a 503 "retry"
                 return response
-            except Exception:  # noqa: BLE001 - never leak a stack trace to the caller
+            except Exception:
                 log.exception("unhandled error in %s", view.__name__)
                 return envelope(500, "Internal error; the server log has the details.")
 

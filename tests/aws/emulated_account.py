@@ -432,7 +432,7 @@ class ApiGatewayStandIn:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 outer.seen.append(self.path)
                 ok = self.headers.get("x-api-key") in outer.keys and self.path == f"/{stage}/api/version"
                 body = json.dumps({"version": "1.5.0"} if ok else {"message": "Forbidden"}).encode()

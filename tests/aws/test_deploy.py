@@ -315,7 +315,7 @@ def api():
     seen = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             seen.append((self.path, self.headers.get("x-api-key")))
             ok = len(seen) > 2 and self.headers.get("x-api-key") == "k3y"
             body = json.dumps({"version": "1.5"} if ok else {"message": "Forbidden"}).encode()

@@ -70,7 +70,7 @@ class FakeCloudFormation:
         self.after = list(after)
         self.calls = []
 
-    def describe_stacks(self, StackName):  # noqa: N803 - boto3's names
+    def describe_stacks(self, StackName):
         if self.status is None:
             raise ClientError(
                 {
@@ -84,7 +84,7 @@ class FakeCloudFormation:
         stack = {"StackName": StackName, "StackStatus": self.status, "Parameters": self.parameters}
         return {"Stacks": [{**stack, "Outputs": [{"OutputKey": "ArtifactPrefix", "OutputValue": "dev"}]}]}
 
-    def delete_stack(self, StackName):  # noqa: N803
+    def delete_stack(self, StackName):
         self.calls.append(("delete_stack",))
         self.status = "DELETE_IN_PROGRESS"
         self.after = [None, *self.after]

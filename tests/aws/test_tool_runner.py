@@ -137,7 +137,7 @@ class FakeLambda(BaseHTTPRequestHandler):
     seen: list = []
     threads: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.seen.append((self.path, self.headers.get("X-Amz-Invocation-Type"), json.loads(body)))
 

@@ -83,7 +83,7 @@ class DatasetServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 query = json.loads(self.rfile.read(length) or b"{}")
                 offset, limit = int(query["offset"]), int(query["limit"])

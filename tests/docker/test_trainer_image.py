@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 V = "/api/v1.5.0"
 
 
-def DatasetServer(records, **options):  # noqa: N802 - reads like the class it configures
+def DatasetServer(records, **options):
     return LoopbackDataset(records, header=("x-api-key", DATASET_SECRET), reply="data", **options)
 
 

@@ -25,7 +25,7 @@ def api(tmp_path):
     server.kill_jobs()
 
 
-def DatasetServer(records, **options):  # noqa: N802 - reads like the class it configures
+def DatasetServer(records, **options):
     """The loopback dataset endpoint, requiring the payload builder's header, replying `{"data": [...]}`."""
     return LoopbackDataset(records, header=("x-api-key", DATASET_SECRET), reply="data", **options)
 

@@ -12,7 +12,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         owner: Receiver = self.server.owner
         body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
         with owner.cond:

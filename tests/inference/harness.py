@@ -69,7 +69,7 @@ class InferenceServer:
             command += ["--port", str(self.port), "--host", "127.0.0.1"]
         else:
             env = {"SAGEMAKER_BIND_TO_PORT": str(self.port), "AIFACTORY_HOST": "127.0.0.1", **env}
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             command, env=server_env(**env), stdout=self._log, stderr=subprocess.STDOUT
         )

@@ -237,19 +237,19 @@ class Supervisor:
         self.interruptions = 0
 
     # --- signals -------------------------------------------------------------------------------
-    def on_sigterm(self, signum, frame):  # noqa: ARG002
+    def on_sigterm(self, signum, frame):
         """Stop: SIGTERM reaches every host; each saves and exits within the grace period."""
         self.stop_event.set()
         self.wake.set()
         for host in self.hosts:
             host.signal(signal.SIGTERM)
 
-    def on_interrupt(self, signum, frame):  # noqa: ARG002
+    def on_interrupt(self, signum, frame):
         """The spot-interruption emulation (SIGUSR1, `LocalTrainingPlatform.interrupt`)."""
         self.interrupt_event.set()
         self.wake.set()
 
-    def on_child_exit(self, signum, frame):  # noqa: ARG002
+    def on_child_exit(self, signum, frame):
         """A trainer exited: the job's end is seen now, not on the next half-second tick."""
         self.wake.set()
 
@@ -280,7 +280,7 @@ class Supervisor:
                     stdin=subprocess.DEVNULL,
                     env=env,
                     cwd=str(host.opt_ml),
-                    preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                    preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,
                 )
             host.started, host.ended = time.monotonic(), None
         first = self.hosts[0]
@@ -403,7 +403,7 @@ def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callabl
     signal.signal(signal.SIGCHLD, supervisor.on_child_exit)
     try:
         status, secondary, reason = supervisor.run()
-    except Exception as exc:  # noqa: BLE001 - the runner must always settle the job
+    except Exception as exc:
         log.exception("runner failed")
         for host in supervisor.hosts:
             host.kill()

@@ -108,7 +108,7 @@ def supervise(argv: list[str] | None = None) -> int:
             answer = tools.failed(503, f"The tool answered {type(answer).__name__}, not an object.")
     except DomainError as exc:
         answer = tools.failed(exc.status_code, exc.message)
-    except Exception as exc:  # noqa: BLE001 - the API is told how it ended, never left waiting
+    except Exception as exc:
         answer = tools.failed(503, f"The tool failed: {type(exc).__name__}: {exc}")
     atomic.write_bytes(Path(args.result), json.dumps(answer).encode())
     return 0

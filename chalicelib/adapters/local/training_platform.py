@@ -349,7 +349,7 @@ class LocalTrainingPlatform:
 
     def _launch(self, name: str) -> None:
         job_dir = self.job_dir(name)
-        log = open(job_dir / "runner.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(job_dir / "runner.log", "ab")
         env = {k: v for k, v in os.environ.items() if k not in RUNNER_NEVER_SEES}
         env["PYTHONPATH"] = child_pythonpath()
         env["AIFACTORY_STOP_GRACE_SECONDS"] = str(self.stop_grace_seconds)

@@ -72,7 +72,7 @@ class InferenceApp:
                 status, body = 200, self.invocations(environ)
         except InferenceError as exc:
             status, body = exc.status, error_body(exc.message)
-        except Exception as exc:  # noqa: BLE001 - the client gets a JSON error, the log the traceback
+        except Exception as exc:
             log.exception("invocation failed")
             status, body = 500, error_body(f"Inference failed: {type(exc).__name__}: {exc}")
         payload = json.dumps(body).encode()

@@ -97,7 +97,7 @@ class DynamicBatcher:
                     raise RuntimeError(
                         f"batch function returned {len(results)} results for {len(items)} items"
                     )
-            except BaseException as exc:  # noqa: BLE001 - every waiting request gets the failure
+            except BaseException as exc:
                 log.exception("batch of %d failed", len(items))
                 for future in futures:
                     future.set_exception(exc)

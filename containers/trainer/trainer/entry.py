@@ -45,7 +45,7 @@ class RunContext:
 
 
 def _install_sigterm(stop_event: threading.Event) -> None:
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         log.warning("SIGTERM received: saving state and stopping")
         stop_event.set()
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         # a stopped job has nothing left it will do by itself: no ETA (-1), as a finished one has 0
         reporter.update(force=True, status=status, eta_hr=0 if status == "finished" else -1, phase=None)
         return 0
-    except BaseException as exc:  # noqa: BLE001 - the one place every failure is reported
+    except BaseException as exc:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
         log.exception("training failed")
@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         if reporter is not None:
             try:
                 reporter.update(force=True, status="exception", exception=describe(exc))
-            except Exception:  # noqa: BLE001 - the failure file is already written
+            except Exception:
                 log.exception("could not write the exception heartbeat")
         return 1
 
 
-def _fallback_failure_path():  # noqa: N802
+def _fallback_failure_path():
     import os
     from pathlib import Path
 

@@ -62,7 +62,7 @@ def _diagnosis() -> str:
         parts.append(
             f"torch {torch.__version__} " + (f"built for CUDA {cuda}" if cuda else "is a CPU-only build")
         )
-    except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the real failure
+    except Exception as exc:
         parts.append(f"torch does not import ({type(exc).__name__})")
     try:
         import pynvml
@@ -72,7 +72,7 @@ def _diagnosis() -> str:
             parts.append(f"NVIDIA driver {pynvml.nvmlSystemGetDriverVersion()}")
         finally:
             pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no driver library at all says the same thing
+    except Exception:
         parts.append("no NVIDIA driver visible to the container")
     return "; ".join(parts)
 

@@ -122,7 +122,7 @@ def aug_preview(request: dict, scratch: Path) -> dict:
     return tools.ok(base64_aug_image=jpeg_base64(image))
 
 
-def plot(request: dict, scratch: Path) -> dict:  # noqa: ARG001 - the numbers come in the request
+def plot(request: dict, scratch: Path) -> dict:
     from trainer.vision.plots import draw
 
     data = draw(request["plot"], request["data"])
@@ -148,7 +148,7 @@ def run(request: dict) -> dict:
     except (FileNotFoundError, ValueError) as exc:
         status = 404 if exception_code(exc) == "E04" else 400
         return tools.failed(status, str(exc))
-    except Exception as exc:  # noqa: BLE001 - the API gets a message, the log the trace
+    except Exception as exc:
         log.exception("tool %s failed", tool)
         return tools.failed(500, f"{type(exc).__name__}: {exc}")
 
@@ -184,7 +184,7 @@ def run_job(event: dict) -> dict:
     """An asynchronous run (contracts.tools.job): the answer goes to `result_uri`, failures too."""
     try:
         request = event["request"] if "request" in event else _read_json(event[tools.REQUEST_URI])
-    except Exception as exc:  # noqa: BLE001 - the API is told, not left waiting
+    except Exception as exc:
         log.exception("tool job request unreadable")
         answer = tools.failed(500, f"The tool's request could not be read: {type(exc).__name__}: {exc}")
     else:
@@ -193,7 +193,7 @@ def run_job(event: dict) -> dict:
     return answer
 
 
-def handler(event, context):  # noqa: ARG001 - the Lambda entry point
+def handler(event, context):
     """A plain request is answered (a synchronous invocation); a job (the API's asynchronous
     `InvocationType=Event` invocation) writes its answer to S3 for the API to read."""
     if tools.is_job(event):

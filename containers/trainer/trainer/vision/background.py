@@ -96,7 +96,7 @@ class BackgroundWork:
             else:  # the job already failed: finish the files, report only the first error
                 try:
                     self.drain()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("background work failed while the job was failing")
         finally:
             if self._pool is not None:

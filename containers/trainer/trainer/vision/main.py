@@ -123,7 +123,7 @@ class DeviceMonitor:
 
                 pynvml.nvmlInit()
                 self._nvml = pynvml
-            except Exception:  # noqa: BLE001 - monitoring must never stop training
+            except Exception:
                 log.warning("NVML unavailable: devices will be reported empty")
 
     def snapshot(self) -> list[dict]:
@@ -151,7 +151,7 @@ class DeviceMonitor:
                     "power_usage_in_watt": nv.nvmlDeviceGetPowerUsage(handle) / 1000,
                 }
             ]
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("NVML query failed", exc_info=True)
         return self._cache
 

@@ -159,7 +159,7 @@ def _torchvision_model(name: str, pretrained: bool, **kwargs) -> nn.Module:
     weights = get_model_weights(name).DEFAULT if pretrained else None
     try:
         return get_model(name, weights=weights, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - offline downloads fail in many ways
+    except Exception as exc:
         if pretrained:
             raise _load_failure(name, exc) from exc
         raise
@@ -168,7 +168,7 @@ def _torchvision_model(name: str, pretrained: bool, **kwargs) -> nn.Module:
 def _timm_model(name: str, timm_name: str, pretrained: bool, **kwargs) -> nn.Module:
     try:
         return _timm().create_model(timm_name, pretrained=pretrained, **kwargs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if pretrained:
             raise _load_failure(name, exc) from exc
         raise

@@ -14,9 +14,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
-from contracts import plots as kinds  # noqa: E402
+from contracts import plots as kinds
 
 # A 1,000-class job must not ask for a 600-inch figure or a million cell labels: figures stop
 # growing at MAX_INCHES, cells carry their counts and axes their class names only up to a size
