@@ -30,7 +30,7 @@ import time
 import uuid
 from typing import Any
 
-from chalicelib import settings, stage_names, tenancy, timeutil
+from chalicelib import settings, stage_names, tenancy
 from chalicelib.errors import Conflict, NotFound, QuotaExceeded, StorageFull
 from chalicelib.ports import (
     FAILED,
@@ -42,7 +42,7 @@ from chalicelib.ports import (
     Services,
     TrainingRequest,
 )
-from contracts import layout
+from contracts import layout, timeutil
 
 log = logging.getLogger("aifactory.jobs")
 _ATTEMPT_SUFFIX = re.compile(r"^(?P<name>.+)-r(?P<n>\d+)$")

@@ -35,7 +35,7 @@ from callbacks import delivery, payload
 from chalicelib import settings
 from chalicelib.ports import TERMINAL, ConflictError, Services
 from chalicelib.services import jobs, model_links
-from contracts import layout
+from contracts import layout, timeutil
 
 log = logging.getLogger("aifactory.outbox")
 API = "ai_factory"
@@ -80,14 +80,10 @@ def summary(job: dict[str, Any]) -> dict[str, Any] | None:
     if box.get("last_error"):
         shown["last_error"] = box["last_error"]
     if box["state"] == PENDING and box.get("next_attempt_at"):
-        shown["next_attempt_at"] = _stamp(box["next_attempt_at"])
+        shown["next_attempt_at"] = timeutil.from_epoch(box["next_attempt_at"])
     if box.get("delivered_at"):
-        shown["delivered_at"] = _stamp(box["delivered_at"])
+        shown["delivered_at"] = timeutil.from_epoch(box["delivered_at"])
     return shown
-
-
-def _stamp(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
 def enqueue(svc: Services, job: dict[str, Any], now: float | None = None) -> dict[str, Any]:

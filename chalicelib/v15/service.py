@@ -11,7 +11,7 @@ import itertools
 import logging
 from typing import Any
 
-from chalicelib import limits, settings, tenancy, timeutil
+from chalicelib import limits, settings, tenancy
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.job_index import newest_first_key
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
@@ -19,7 +19,7 @@ from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
 from chalicelib.v15 import class_pages, deployments, disk_space, plots
-from contracts import layout, statuses
+from contracts import layout, statuses, timeutil
 from contracts import metrics as metric_names
 from contracts import v15_arguments as params
 from contracts.plots import METRIC as METRIC_PLOT

@@ -58,7 +58,7 @@ def lane_of(record: dict[str, Any]) -> str:
 
 def lane_sort_key(record: dict[str, Any]) -> str:
     """`<api>#<created_at>#<job_id>`: ordered as (created_at, job_id) within an api, as long
-    as created_at keeps one width ("YYYY-mm-dd HH:MM:SS", `timeutil.now_str`)."""
+    as created_at keeps one width ("YYYY-mm-dd HH:MM:SS", `contracts.timeutil.now_str`)."""
     created_at, job_id = job_index.newest_first_key(record)
     return f"{record.get('api') or ''}#{created_at}#{job_id}"
 

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from chalicelib import stage_names
 from chalicelib.errors import Conflict, NotFound, Unavailable, ValidationError
 from chalicelib.ports import CapacityError, Hardware, TrainingDescription, TrainingRequest
-from contracts import layout, metrics
+from contracts import layout, metrics, timeutil
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 # SageMaker's ceiling for a warm pool's KeepAlivePeriodInSeconds (botocore's model: 0 to 21600).
@@ -78,9 +78,7 @@ def _format_time(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, _dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(_dt.UTC)
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return timeutil.fmt(value)
     return str(value)
 
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib import timeutil
 from chalicelib.adapters.local.source_tree import TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import (
     INTERRUPT_SIGNAL,
@@ -42,7 +41,7 @@ from chalicelib.adapters.local.training_platform import (
 )
 from chalicelib.images import is_builtin_trainer
 from chalicelib.ports import COMPLETED, FAILED, STOPPED
-from contracts import layout
+from contracts import layout, timeutil
 from contracts.statuses import FAILURE_REASON_LIMIT
 
 log = logging.getLogger("aifactory.runner")

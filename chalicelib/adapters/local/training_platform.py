@@ -31,7 +31,6 @@ from typing import Any
 
 import psutil
 
-from chalicelib import timeutil
 from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from chalicelib.adapters.local.file_lock import locked
 from chalicelib.adapters.local.source_tree import (
@@ -53,6 +52,7 @@ from chalicelib.ports import (
     TrainingDescription,
     TrainingRequest,
 )
+from contracts import timeutil
 
 log = logging.getLogger("aifactory.platform")
 RUNNER_MODULE = "chalicelib.entrypoints.job_runner"

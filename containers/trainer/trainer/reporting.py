@@ -8,18 +8,13 @@ SageMaker metric definitions that scrape them.
 
 from __future__ import annotations
 
-import datetime as _dt
 import sys
 import time
 from typing import Any
 
-from contracts import layout, metrics, statuses
+from contracts import layout, metrics, statuses, timeutil
 from contracts.statuses import INITIALIZING
 from trainer.artifacts import ArtifactWriter
-
-
-def now_str() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def emit_metric(name: str, value: float, stream=None) -> None:
@@ -44,7 +39,7 @@ class Reporter:
         self.losses: list[float] = []
         self.state: dict[str, Any] = {
             "status": INITIALIZING,
-            "datetime": now_str(),
+            "datetime": timeutil.now_str(),
             "epoch": 0,
             "total_epoch": total_epoch,
             "batch": 0,
@@ -69,7 +64,7 @@ class Reporter:
 
     def update(self, force: bool = False, **fields: Any) -> None:
         self.state.update(fields)
-        self.state["datetime"] = now_str()
+        self.state["datetime"] = timeutil.now_str()
         if not self.enabled:
             return
         now = self.clock()
