@@ -5,6 +5,7 @@ gets this package through `vendor/contracts`, the images copy it beside their co
 Standard library only, so the lean API Lambda can ship it.
 
 - `layout`: where every artifact of a job lives (`jobs/<job_id>/...`) and job.json's version.
+- `job_config`: `JobConfig`, job.json itself (the one writer and reader of the file).
 - `metrics`: metric names the trainers print and the SageMaker MetricDefinitions built from them.
 - `statuses`: platform (SageMaker) statuses, v1.5 monitor statuses, exception codes.
 - `text_hyperparameters`: the AI Factory text tasks' hyper-parameter table.
