@@ -35,12 +35,6 @@ def parse_image(image: str) -> ImageRef:
     return ImageRef(registry, repository, digest or tag)
 
 
-def image_repository(image: str) -> str:
-    """`123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger` -> `chappieai-sagemaker`."""
-    name = image.rsplit("/", 1)[-1]
-    return name.split("@", 1)[0].split(":", 1)[0]
-
-
 def is_builtin_trainer(image: str) -> bool:
     """Our trainer's repository, in whatever registry (the local platform runs it in-repo)."""
     return parse_image(image).repository in TRAINER_REPOSITORIES

@@ -27,10 +27,10 @@ RESULT = "result.json"
 ENVIRONMENT = "environment.json"
 CHECKPOINTS = "checkpoints"
 PLOTS = "plots"
-LOSS_PLOT = "plots/loss.jpg"  # drawn by the API's plot tool from LOSSES (contracts.plots)
-LOSS_PLOT_SOURCE = "plots/loss.source.json"  # which losses the stored LOSS_PLOT shows
-MODEL_GRAPH_PLOT = "plots/model-graph.jpg"  # drawn from MODEL_GRAPH_JSON
-MODEL_GRAPH_JSON = "plots/model-graph.json"  # written by the trainer once the model is built
+LOSS_PLOT = f"{PLOTS}/loss.jpg"  # drawn by the API's plot tool from LOSSES (contracts.plots)
+LOSS_PLOT_SOURCE = f"{PLOTS}/loss.source.json"  # which losses the stored LOSS_PLOT shows
+MODEL_GRAPH_PLOT = f"{PLOTS}/model-graph.jpg"  # drawn from MODEL_GRAPH_JSON
+MODEL_GRAPH_JSON = f"{PLOTS}/model-graph.json"  # written by the trainer once the model is built
 
 # Files of one vision checkpoint directory (`checkpoints/epoch-<N>/`): self-contained and
 # deployable as it is (SageMaker hosting loads an uncompressed prefix as model data).
@@ -89,9 +89,9 @@ def text_step_dir(step: int) -> str:
     return f"{CHECKPOINTS}/step-{int(step)}"
 
 
+OUTPUT_PREFIX = "output"  # the job's S3OutputPath is `<artifacts>/OUTPUT_PREFIX`
+
+
 def model_output(training_job_name: str) -> str:
     """Where SageMaker leaves model.tar.gz for S3OutputPath `<artifacts>/output`, relative to the job."""
-    return f"output/{training_job_name}/output/model.tar.gz"
-
-
-OUTPUT_PREFIX = "output"
+    return f"{OUTPUT_PREFIX}/{training_job_name}/output/model.tar.gz"

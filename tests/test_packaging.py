@@ -24,7 +24,7 @@ CHALICE = ROOT / ".venv" / "bin" / "chalice"
 TRAINER = ROOT / "containers" / "trainer"
 HEAVY = ("torch", "torchvision", "numpy", "matplotlib", "timm", "torchmetrics", "PIL", "safetensors")
 # Packages the trainer image copies beside `trainer` (see containers/trainer/Dockerfile).
-IMAGE_PACKAGES = {"trainer", "dataset_fetcher", "callbacks", "contracts", "outbound"}
+IMAGE_PACKAGES = {"trainer", "dataset_fetcher", "contracts", "outbound"}
 
 
 def _chalice_project_copy(tmp_path: Path) -> Path:
@@ -247,7 +247,6 @@ def test_trainer_requirements_cover_every_import():
         [
             TRAINER / "trainer",
             ROOT / "dataset_fetcher",
-            ROOT / "callbacks",
             ROOT / "contracts",
             ROOT / "outbound",
         ]

@@ -339,17 +339,6 @@ def _create_request() -> dict[str, Any]:
 # ------------------------------------------------------------------------ operations
 
 
-def _v15_body(task_schema: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {"schema": ref(task_schema + "Form")},
-            "multipart/form-data": {"schema": ref(task_schema + "Form")},
-            "application/json": {"schema": ref(task_schema + "Json")},
-        },
-    }
-
-
 def _train_body() -> dict[str, Any]:
     def one_of(suffix: str) -> dict[str, Any]:
         names = ["V15TrainClassification", "V15TrainDetection", "V15TrainInstanceSegmentation"]

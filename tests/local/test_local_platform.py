@@ -14,7 +14,6 @@ from chalicelib.adapters.local.training_platform import (
     docker_command,
 )
 from chalicelib.errors import Conflict, Unavailable
-from chalicelib.images import image_repository
 from chalicelib.ports import TrainingRequest
 
 
@@ -59,14 +58,6 @@ def wait_terminal(platform, name, timeout=60):
 @pytest.fixture
 def platform(local_stage):
     return LocalTrainingPlatform(local_stage, max_concurrent=1, stop_grace_seconds=5)
-
-
-def test_image_repository_ignores_registry_and_tag():
-    assert (
-        image_repository("123.dkr.ecr.us-east-1.amazonaws.com/chappieai-sagemaker:slot_tagger")
-        == "chappieai-sagemaker"
-    )
-    assert image_repository("aifactory-trainer@sha256:abc") == "aifactory-trainer"
 
 
 def test_docker_command_mounts_opt_ml_and_host_paths_where_they_are(tmp_path):

@@ -239,7 +239,7 @@ class SageMakerTrainingPlatform:
             "RoleArn": self.role_arn,
             "HyperParameters": dict(request.hyperparameters),
             "InputDataConfig": channels,
-            "OutputDataConfig": {"S3OutputPath": f"{artifacts}/output"},
+            "OutputDataConfig": {"S3OutputPath": f"{artifacts}/{layout.OUTPUT_PREFIX}"},
             "ResourceConfig": resources,
             "StoppingCondition": stopping,
             "CheckpointConfig": {"S3Uri": f"{artifacts}/checkpoints", "LocalPath": CHECKPOINT_LOCAL_PATH},

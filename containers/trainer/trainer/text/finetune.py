@@ -26,8 +26,6 @@ from trainer.text.data import SPECIALS
 
 log = logging.getLogger("trainer.text")
 
-# model.json's `model` entries that fix the shapes of the source's tensors.
-SHAPE_KEYS = ("architecture", "embedding_size", "hidden_gate", "hidden_tag", "add_start_end_words")
 EMBEDDING = "encoder.embedding.weight"
 
 

@@ -56,7 +56,6 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 STRATEGIES = ("all", "one", "some")
-FLIP_KEYS = ("hflip", "vflip", "rotate90")
 # name -> (allowed magnitude range, default range), in the order "all" applies them
 RANGE_KEYS: dict[str, tuple[float, float]] = {
     "crop": (0.0, 1.0),
