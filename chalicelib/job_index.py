@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from contracts.api_names import CALLBACK_API
 from contracts.statuses import TERMINAL
 
 ACTIVE = "active"
 CALLBACK = "callback"
 SWEEP_LANES = (ACTIVE, CALLBACK)
-CALLBACK_API = "ai_factory"  # the API whose jobs report their end to a callback_url (outbox.API)
 CALLBACK_PENDING = "pending"  # outbox.PENDING
 
 

@@ -11,6 +11,7 @@ Standard library only, so the lean API Lambda can ship it.
 - `text_hyperparameters`: the AI Factory text tasks' hyper-parameter table.
 - `v15_arguments`: the v1.5 `/train` argument table, defaults and resolution.
 - `errors`: `ArgumentError`, the one exception both sides raise for a bad value.
+- `api_names`: the two API surfaces' names, as a job record's `api` field holds them.
 - `timeutil`: the one time format ("YYYY-mm-dd HH:MM:SS", UTC) both sides stamp.
 
 docs/contracts.md describes the files; this package is their executable form.

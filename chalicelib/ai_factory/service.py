@@ -11,9 +11,9 @@ from chalicelib.ports import Services
 from chalicelib.services import jobs, outbox, paging
 from chalicelib.services import logs as job_logs
 from contracts import layout
+from contracts.api_names import AI_FACTORY as API
 from contracts.v15_literals import parse_int_in
 
-API = "ai_factory"
 FINETUNE_KEY = "model.finetuneFrom"
 _STEP_WEIGHTS = re.compile(r"/checkpoints/step-(\d+)/" + re.escape(layout.WEIGHTS) + "$")
 

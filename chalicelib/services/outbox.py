@@ -36,9 +36,9 @@ from chalicelib import settings
 from chalicelib.ports import TERMINAL, ConflictError, Services
 from chalicelib.services import jobs, model_links
 from contracts import layout, timeutil
+from contracts.api_names import CALLBACK_API
 
 log = logging.getLogger("aifactory.outbox")
-API = "ai_factory"
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 MIN_ATTEMPT_S = 1.0  # an attempt is not started with less time than this left in a budget
 
@@ -88,7 +88,7 @@ def summary(job: dict[str, Any]) -> dict[str, Any] | None:
 
 def enqueue(svc: Services, job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Marks a terminal AI Factory job's callback pending, once per job."""
-    if job["api"] != API or job["status"] not in TERMINAL or job.get("callback_outbox"):
+    if job["api"] != CALLBACK_API or job["status"] not in TERMINAL or job.get("callback_outbox"):
         return job
     if job.get("callback_claimed"):  # sent by the at-most-once sender of earlier versions
         return job
@@ -216,7 +216,7 @@ def pending_jobs(svc: Services, now: float | None = None) -> list[dict[str, Any]
     from the store's sweep index, so the cost follows active work, not the table's size."""
     now = time.time() if now is None else now
     found: dict[str, dict[str, Any]] = {}
-    candidates = [job for job in svc.jobs.list_active() if job["api"] == API]
+    candidates = [job for job in svc.jobs.list_active() if job["api"] == CALLBACK_API]
     for job in [*candidates, *svc.jobs.list_due_callbacks(now)]:
         if job["job_id"] in found:
             continue

@@ -24,10 +24,10 @@ from chalicelib.ports import COMPLETED, Services
 from chalicelib.services import jobs
 from contracts import layout
 from contracts import metrics as metric_names
+from contracts.api_names import V15 as API
 
 log = logging.getLogger(__name__)
 
-API = "v1.5"
 
 
 def sizes(svc: Services, job_id: str) -> dict[str, int]:

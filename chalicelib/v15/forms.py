@@ -9,9 +9,8 @@ from chalicelib.errors import ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs
 from contracts import layout
+from contracts.api_names import V15 as API
 from contracts.v15_literals import parse_int, quote
-
-API = "v1.5"
 
 
 def job(svc: Services, job_id: str, form: dict[str, str], task_required: bool = False) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from chalicelib.v15 import tool_jobs
 from chalicelib.v15.tools import run_tool
 from contracts import layout, plots, tools
 from contracts import v15_arguments as params
+from contracts.api_names import V15 as API
 
 log = logging.getLogger(__name__)
-API = "v1.5"
 CLASSIFICATION = "classification"
 DISPLAY = "num_batches_to_display"
 

@@ -22,13 +22,13 @@ from chalicelib.v15 import class_pages, deployments, disk_space, plots
 from contracts import layout, statuses, timeutil
 from contracts import metrics as metric_names
 from contracts import v15_arguments as params
+from contracts.api_names import AI_FACTORY
+from contracts.api_names import V15 as API
 from contracts.plots import METRIC as METRIC_PLOT
 from contracts.v15_literals import parse_int, parse_int_in
 
 log = logging.getLogger(__name__)
 
-API = "v1.5"
-AI_FACTORY_API = "ai_factory"  # the other API's jobs ran the same trainer image
 ENVIRONMENT_PAGE = 20
 ENVIRONMENT_LOOKBACK = 200  # jobs that never reached the trainer record nothing
 VERSION = "v1.5.0"
@@ -313,7 +313,7 @@ def _latest_recorded_software(svc: Services) -> dict[str, Any]:
     API's newest jobs (at most ENVIRONMENT_LOOKBACK) are walked a page at a time until one has
     a record; the newer of the two wins."""
     found = []
-    for api in (API, AI_FACTORY_API):
+    for api in (API, AI_FACTORY):  # the other API's jobs ran the same trainer image
         newest = paging.newest_first(svc, api, ENVIRONMENT_PAGE)
         for job in itertools.islice(newest, ENVIRONMENT_LOOKBACK):
             data = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.ENVIRONMENT), None)
