@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import pytest
 
@@ -128,11 +130,31 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
     assert [c["body"]["status"] for c in calls] == ["Stopped"]
 
 
-def test_event_for_an_unknown_job_is_ignored(client, queued_only):
-    event = client.events.generate_cw_event(
-        source="aws.sagemaker",
-        detail_type="SageMaker Training Job State Change",
-        resources=[],
-        detail={"TrainingJobName": "not-ours", "TrainingJobStatus": "Completed"},
-    )
-    client.lambda_.invoke("training_state_changed", event)
+def test_event_for_an_unknown_job_is_ignored(client, api_headers, queued_only, caplog):
+    """Ignored: no job is created or changed (not even ours, which ended unreported), no
+    callback is queued or sent, and the handler answers normally (EventBridge does not retry)."""
+    from chalicelib.wiring import services
+
+    with CallbackServer() as callback:
+        created = client.http.post(
+            "/create_training_job",
+            headers=api_headers,
+            body=json.dumps(create_payload(callback=callback.url)),
+        )
+        name = created.json_body["job_name"]
+        mark(name, "Completed")
+        before = services().jobs.list()
+        event = client.events.generate_cw_event(
+            source="aws.sagemaker",
+            detail_type="SageMaker Training Job State Change",
+            resources=[],
+            detail={"TrainingJobName": "not-ours", "TrainingJobStatus": "Completed"},
+        )
+        with caplog.at_level(logging.INFO, logger="aifactory.events"):
+            response = client.lambda_.invoke("training_state_changed", event)
+        assert response.payload is None
+        assert services().jobs.list() == before
+        assert services().jobs.get_by_name("not-ours") is None
+        assert services().jobs.list_due_callbacks(time.time() + 86400) == []
+        assert callback.calls == []
+    assert "unknown training job not-ours (Completed): ignored" in caplog.text
