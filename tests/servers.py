@@ -1,5 +1,6 @@
-"""Loopback servers the end-to-end tests start: a callback receiver and the API itself as a
-real process (`make run`'s server) on a free port. The dataset endpoint is
+"""Loopback servers the tests start: `LoopbackServer`, the one in-process HTTP server every
+fake endpoint builds on; a callback receiver; and the API itself as a real process (`make
+run`'s server) on a free port. The dataset endpoint is
 `tests.dataset_fetcher.loopback.DatasetServer`."""
 
 from __future__ import annotations
@@ -70,20 +71,36 @@ def topic_records(count: int, seed: int = 0) -> list[dict]:
     return records
 
 
-class _Server:
-    def __init__(self, handler_cls):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-        self.httpd.owner = self
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+class LoopbackServer:
+    """An in-process HTTP server on 127.0.0.1 (a free port unless `port` is given), served by a
+    daemon thread for the `with` block: every fake endpoint the tests talk to is one of these,
+    so binding, the shutdown poll and closing live in one place.
 
-    def __enter__(self):
+    `handler_cls` reaches the server's state through `self.server.owner`; `path` ends `url`.
+    The socket is bound at construction, so a test may wrap it (TLS) before `start`."""
+
+    def __init__(self, handler_cls: type[BaseHTTPRequestHandler], path: str = "", port: int = 0):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler_cls)
+        self.httpd.owner = self
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+        # A short poll interval: `shutdown` waits for the serving loop's next look.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
+
+    def start(self):
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.thread.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class _CallbackHandler(BaseHTTPRequestHandler):
@@ -103,7 +120,7 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"{}")
 
 
-class CallbackServer(_Server):
+class CallbackServer(LoopbackServer):
     def __init__(self):
         super().__init__(_CallbackHandler)
         self.calls: list[dict] = []

@@ -37,9 +37,8 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import threading
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
@@ -51,6 +50,8 @@ from moto.core.common_models import CloudFormationModel
 from moto.s3.models import FakeBucket
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import ThreadedMotoServer
+
+from tests.servers import LoopbackServer
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 RETAINED_TYPES = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::ECR::Repository")
@@ -444,10 +445,8 @@ class ApiGatewayStandIn:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/{stage}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler, path=f"/{stage}/").start()
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

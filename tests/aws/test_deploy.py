@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 import pytest
@@ -27,6 +26,7 @@ from tests.aws.stack_fixture import (
     rendered_config,
 )
 from tests.aws.stack_fixture import deploy_config as config
+from tests.servers import LoopbackServer
 
 ACCOUNT_REPO = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -327,12 +327,8 @@ def api():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/", seen
-    server.shutdown()
-    server.server_close()
+    with LoopbackServer(Handler, path="/api/") as server:
+        yield server.url, seen
 
 
 def test_smoke_test_calls_version_with_the_key_until_it_is_accepted(api):

@@ -8,7 +8,7 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 import pytest
@@ -24,6 +24,7 @@ from chalicelib.v15 import tool_jobs
 from contracts import tools
 from tests.aws import service_model
 from tests.aws.conftest import BUCKET, REGION
+from tests.servers import LoopbackServer
 
 FUNCTION = "aifactory-tools-dev"
 REQUEST = tools.request(
@@ -158,25 +159,20 @@ class FakeLambda(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def wire_client():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLambda)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     FakeLambda.seen, FakeLambda.threads = [], []
-    client = boto3.client(
-        "lambda",
-        region_name=REGION,
-        endpoint_url=f"http://127.0.0.1:{server.server_port}",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
-    service_model.record_requests(client)
-    try:
-        yield client
-    finally:
-        for running in FakeLambda.threads:
-            running.join(10)
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with LoopbackServer(FakeLambda) as server:
+        client = boto3.client(
+            "lambda",
+            region_name=REGION,
+            endpoint_url=server.url,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        service_model.record_requests(client)
+        try:
+            yield client
+        finally:
+            for running in FakeLambda.threads:
+                running.join(10)
 
 
 def test_over_the_wire_a_cold_start_past_the_budget_answers_retry_then_the_answer(

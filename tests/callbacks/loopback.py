@@ -11,7 +11,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.servers import LoopbackServer
 
 
 @dataclass
@@ -28,26 +30,12 @@ class Received:
     body: bytes
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     def __init__(self, script: list | None = None):
         self.script = [s if isinstance(s, Step) else Step(s) for s in script or []]
         self.calls: list[Received] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/training"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().__init__(self._handler(), path="/hooks/training")
 
     def _handler(self):
         receiver = self

@@ -5,11 +5,12 @@ cannot show on demand: the logs routes' paging shape (`lines`, `offset`, `next_o
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.servers import LoopbackServer
 
 # (method, path) -> handler(request) -> (status, body, headers)
 Handler = Callable[["Request"], tuple[int, Any, dict[str, str]]]
@@ -26,7 +27,7 @@ class Request:
         return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
 
 
-class FakeApi:
+class FakeApi(LoopbackServer):
     def __init__(self):
         self.routes: dict[tuple[str, str], Handler] = {}
         self.requests: list[Request] = []
@@ -64,23 +65,13 @@ class FakeApi:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(_Handler)
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
 
     def reply(self, method: str, path: str, status: int, body: Any, headers: dict | None = None) -> None:
         self.route(method, path, lambda request: (status, body, headers or {}))
-
-    def __enter__(self) -> FakeApi:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class LogBook:

@@ -9,12 +9,14 @@ import json
 import threading
 import time
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.servers import LoopbackServer
 
 DROP = "drop"  # close the connection without answering
 
 
-class DatasetServer:
+class DatasetServer(LoopbackServer):
     """Serves `records` as `POST {"offset", "limit"}` pages.
 
     `failures[offset]` is a list of what to answer, in turn, before the real page: an HTTP
@@ -48,19 +50,7 @@ class DatasetServer:
         self.active = 0
         self.max_active = 0
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/ml/datasets/fetch"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> DatasetServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        super().__init__(self._handler(), path="/v1/ml/datasets/fetch")
 
     def _handler(self):
         server = self

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.servers import LoopbackServer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -26,7 +28,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"{}")
 
 
-class Receiver:
+class Receiver(LoopbackServer):
     def __init__(self, port: int = 0, statuses: list[int] | None = None, hold: bool = False):
         self.calls: list[dict] = []
         self.statuses = list(statuses or [])
@@ -34,20 +36,11 @@ class Receiver:
         self.gate = threading.Event()
         if not hold:
             self.gate.set()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.owner = self
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(_Handler, path="/callback", port=port)
 
-    def __enter__(self) -> Receiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.gate.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def stop(self) -> None:
+        self.gate.set()  # a held request answers, so the server can stop
+        super().stop()
 
     def wait(self, count: int = 1, timeout: float = 60) -> list[dict]:
         with self.cond:

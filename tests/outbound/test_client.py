@@ -8,7 +8,6 @@ import datetime as dt
 import http.server
 import ipaddress
 import ssl
-import threading
 
 import pytest
 from cryptography import x509
@@ -19,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from outbound import AddressRefused, Client, Unreachable
 from outbound.addresses import embedded_ipv4
 from tests.callbacks.loopback import FakeDns, Receiver, Step, closed_port, guard_loopback
+from tests.servers import LoopbackServer
 
 PUBLIC = "93.184.216.34"
 
@@ -182,13 +182,10 @@ def tls_server(tmp_path):
             self.send_header("X-Host", self.headers.get("Host", ""))
             self.end_headers()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield httpd.server_address[1], cert, seen_sni
-    httpd.shutdown()
-    httpd.server_close()
+    server = LoopbackServer(Handler)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    with server:
+        yield server.port, cert, seen_sni
 
 
 def test_tls_keeps_the_name_for_sni_and_the_certificate(monkeypatch, connections, tls_server):
