@@ -1,4 +1,5 @@
-"""`GET /` (the page) and `GET /dashboard/<file>` (its script and style sheet)."""
+"""`GET /` (the page), `GET /dashboard/<file>` (its scripts, style sheet and icon) and the
+one route the APIs lack for it: a checkpoint's files, for the dashboard's download links."""
 
 from __future__ import annotations
 
@@ -6,21 +7,35 @@ from pathlib import Path
 
 from chalice import Blueprint, Response
 
+from chalicelib.dashboard import downloads
+from chalicelib.web.api_app import any_accept
+from chalicelib.web.envelopes import ai_factory_errors
+from chalicelib.wiring import services
+
 bp = Blueprint(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
+JS = "text/javascript; charset=utf-8"
 FILES = {
     "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
+    "app.js": JS,
+    "http.js": JS,
+    "charts.js": JS,
+    "dom.js": JS,
+    "job.js": JS,
+    "compare.js": JS,
+    "launch.js": JS,
     "app.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 # Route templates (Chalice's `request.path`) the app's key check lets through: static files only.
-PUBLIC_ROUTES = frozenset({"/", "/dashboard/{name}"})
-# Everything the page loads comes from this server; plots arrive as data: URLs.
+# Browsers ask for /favicon.ico whatever the page says; answering it keeps a 403 out of the console.
+PUBLIC_ROUTES = frozenset({"/", "/dashboard/{name}", "/favicon.ico"})
+# Everything the page loads comes from this server; plots arrive as data: URLs, downloads as blob: URLs.
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
 }
@@ -39,7 +54,33 @@ def dashboard_page():
     return _file("index.html")
 
 
+@bp.route("/favicon.ico", methods=["GET"], api_key_required=False)
+def favicon():
+    """The page's icon (SVG, which every current browser takes at this address too)."""
+    return _file("favicon.svg")
+
+
 @bp.route("/dashboard/{name}", methods=["GET"], api_key_required=False)
 def dashboard_file(name):
-    """The dashboard's script (app.js) and style sheet (app.css)."""
+    """The dashboard's scripts, style sheet and icon."""
     return _file(name if name != "index.html" else "")
+
+
+@bp.route(
+    "/dashboard/api/v15/{job_id}/checkpoints/{epoch}/{name}", methods=["GET"], api_key_required=True
+)
+@any_accept
+@ai_factory_errors
+def checkpoint_file(job_id, epoch, name):
+    """A checkpoint's weights or JSON: the bytes (local stage) or `{"url": presigned}` (AWS)."""
+    found = downloads.checkpoint_file(services(), job_id, epoch, name)
+    if "url" in found:
+        return {"url": found["url"]}
+    return Response(
+        body=found["data"],
+        status_code=200,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="epoch-{int(epoch)}-{name}"',
+        },
+    )

@@ -1,0 +1,49 @@
+"""The files of one v1.5 checkpoint, for the dashboard's download links.
+
+The v1.5 spec has no route that hands out a checkpoint's files, yet a user comparing runs
+wants the weights of the one they picked. Only the files a checkpoint directory is made of
+and that are safe to hand out are offered (weights as safetensors, the model and metrics
+JSON); the trainer-only resume state is not. The job is looked up as the caller's tenant, so
+another tenant's job is the same 404 as a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import NotFound, ValidationError
+from chalicelib.ports import Services
+from chalicelib.services import jobs
+from contracts import layout
+
+API = "v1.5"
+FILES = {
+    layout.WEIGHTS: "application/octet-stream",
+    layout.MODEL_JSON: "application/json",
+    layout.METRICS_JSON: "application/json",
+    layout.SUMMARY_JSON: "application/json",
+}
+
+
+def checkpoint_file(svc: Services, job_id: str, epoch: str, name: str) -> dict[str, Any]:
+    """`{"url": ...}` where the store can presign one (S3: the bytes never pass through the
+    Lambda's 6 MB answer), else `{"data": bytes}` (the local stage's directory store)."""
+    if name not in FILES:
+        raise ValidationError("name", f"must be one of {', '.join(sorted(FILES))}; got '{name}'")
+    try:
+        number = int(epoch)
+    except ValueError:
+        raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
+    job = jobs.get(svc, job_id, API)
+    key = layout.job_key(job["job_id"], layout.epoch_file(number, name))
+    # A presigned URL does not say whether the object exists: look first, so a pruned
+    # checkpoint is a 404 here rather than the store's error behind a link.
+    if key not in set(svc.artifacts.list_keys(key.rsplit("/", 1)[0] + "/")):
+        raise NotFound(f"Epoch {number} of job {job_id} has no {name} (pruned, or not written yet).")
+    url = svc.artifacts.download_url(key)
+    if url:
+        return {"url": url}
+    data = svc.artifacts.get_bytes(key)
+    if data is None:
+        raise NotFound(f"Epoch {number} of job {job_id} has no {name}.")
+    return {"data": data}
