@@ -30,10 +30,17 @@ def aws():
         yield
 
 
+def create_jobs_table(client, name: str = TABLE) -> str:
+    """The one jobs table the tests build: the adapter's own definition, which test_infra
+    holds equal to the table infra/cloudformation.yaml declares (keys, lane index, GSIs)."""
+    client.create_table(**table_definition(name))
+    return name
+
+
 @pytest.fixture
 def dynamodb(aws):
     client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(**table_definition(TABLE))  # the table infra/cloudformation.yaml declares
+    create_jobs_table(client)
     yield client
 
 

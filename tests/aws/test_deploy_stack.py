@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.aws.conftest import REGION
+from tests.aws.conftest import REGION, TABLE
 from tests.aws.stack_fixture import cli
 from tests.aws.stack_fixture import stack as stack_module
 
@@ -215,23 +215,16 @@ def _kept(kind, name):
     return {"LogicalResourceId": "X", "ResourceType": kind, "PhysicalResourceId": name}
 
 
-def test_empty_resources_a_failed_create_kept_are_removed(aws):
+def test_empty_resources_a_failed_create_kept_are_removed(dynamodb):
     session = boto3.session.Session(region_name=REGION)
     session.client("s3").create_bucket(Bucket="aifactory-dev-artifactbucket-x")
     session.client("ecr").create_repository(repositoryName="aifactory-dev-trainer")
-    dynamodb = session.client("dynamodb")
-    dynamodb.create_table(
-        TableName="aifactory-jobs-dev",
-        AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     cli.clear_retained(
         session,
         [
             _kept("AWS::S3::Bucket", "aifactory-dev-artifactbucket-x"),
             _kept("AWS::ECR::Repository", "aifactory-dev-trainer"),
-            _kept("AWS::DynamoDB::Table", "aifactory-jobs-dev"),
+            _kept("AWS::DynamoDB::Table", TABLE),
         ],
     )
     assert session.client("s3").list_buckets()["Buckets"] == []

@@ -9,18 +9,18 @@ import pytest
 from moto import mock_aws
 
 from callbacks.delivery import DeliveryResult
-from chalicelib.adapters.aws.job_store import DynamoJobStore, table_definition
+from chalicelib.adapters.aws.job_store import DynamoJobStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.ports import Services
 from chalicelib.services import outbox
+from tests.aws.conftest import REGION, create_jobs_table
 
 NOW = 1_900_000_000.0
 
 
 def dynamo_store():
-    client = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(**table_definition("jobs"))
-    return DynamoJobStore(client, "jobs")
+    client = boto3.client("dynamodb", region_name=REGION)
+    return DynamoJobStore(client, create_jobs_table(client))
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -30,7 +30,7 @@ def svc(request, tmp_path, monkeypatch):
         return
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         yield Services(dynamo_store(), None, None, None)
 
