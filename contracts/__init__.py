@@ -12,6 +12,7 @@ Standard library only, so the lean API Lambda can ship it.
 - `v15_arguments`: the v1.5 `/train` argument table, defaults and resolution.
 - `errors`: `ArgumentError`, the one exception both sides raise for a bad value.
 - `api_names`: the two API surfaces' names, as a job record's `api` field holds them.
+- `heartbeat`: progress.json's fields and defaults (the trainer writes, both APIs read).
 - `timeutil`: the one time format ("YYYY-mm-dd HH:MM:SS", UTC) both sides stamp.
 
 docs/contracts.md describes the files; this package is their executable form.

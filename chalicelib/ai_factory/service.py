@@ -10,6 +10,7 @@ from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs, outbox, paging
 from chalicelib.services import logs as job_logs
+from contracts import heartbeat as heartbeats
 from contracts import layout
 from contracts.api_names import AI_FACTORY as API
 from contracts.v15_literals import parse_int_in
@@ -146,17 +147,20 @@ def training_status(svc: Services, payload: Any) -> dict[str, str]:
 def _progress(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer's heartbeat in the text tasks' terms: steps, not epochs (one epoch of `steps`)."""
     heartbeat = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), None) or {}
-    if not heartbeat or heartbeat.get("attempt", 1) != jobs.current_attempt(job)["attempt"]:
+    if not heartbeat or not heartbeats.is_current(heartbeat, jobs.current_attempt(job)["attempt"]):
         return None
-    return {
-        "step": heartbeat.get("batch", 0),
-        "total_steps": heartbeat.get("total_batch", 0),
-        "loss": heartbeat.get("avg_loss", -1),
-        "learning_rate": heartbeat.get("learning_rate", -1),
-        "samples_per_sec": heartbeat.get("samples_per_sec", -1),
-        "eta_hr": heartbeat.get("eta_hr", -1),
-        "updated_at": heartbeat.get("datetime"),
-    }
+    return {**heartbeats.readings(heartbeat, _STEP_NAMES), "updated_at": heartbeat.get("datetime")}
+
+
+# The heartbeat's fields the text tasks show, in their names (steps, not batches).
+_STEP_NAMES = {
+    "batch": "step",
+    "total_batch": "total_steps",
+    "avg_loss": "loss",
+    "learning_rate": "learning_rate",
+    "samples_per_sec": "samples_per_sec",
+    "eta_hr": "eta_hr",
+}
 
 
 def stop_training_job(svc: Services, payload: Any) -> dict[str, str]:

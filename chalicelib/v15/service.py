@@ -19,6 +19,7 @@ from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
 from chalicelib.v15 import class_pages, deployments, disk_space, plots
+from contracts import heartbeat as heartbeats
 from contracts import layout, statuses, timeutil
 from contracts import metrics as metric_names
 from contracts import v15_arguments as params
@@ -245,24 +246,14 @@ def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     """The monitor body of a record already refreshed from the platform."""
     job_id = job["job_id"]
     progress = svc.artifacts.get_json(layout.job_key(job_id, layout.PROGRESS), {}) or {}
-    attempt = jobs.current_attempt(job)["attempt"]
-    if progress.get("attempt", 1) != attempt:
-        progress = {
-            k: v for k, v in progress.items() if k in ("epoch", "total_epoch", "batch", "total_batch")
-        }
+    progress = heartbeats.of_attempt(progress, jobs.current_attempt(job)["attempt"])
     total_epoch = job["hyperparameters"].get("num_epochs_to_finish", 0)
     body = {
         "result": "OK",
         "status": "initializing",
         "datetime": progress.get("datetime") or timeutil.now_str(),
-        "epoch": progress.get("epoch", 0),
+        **heartbeats.readings(progress),
         "total_epoch": progress.get("total_epoch") or total_epoch,
-        "batch": progress.get("batch", 0),
-        "total_batch": progress.get("total_batch", 0),
-        "avg_loss": progress.get("avg_loss", -1),
-        "learning_rate": progress.get("learning_rate", -1),
-        "samples_per_sec": progress.get("samples_per_sec", -1),
-        "eta_hr": progress.get("eta_hr", -1),
         # Added: `training` or `evaluating` (the validation pass) while running, else null.
         statuses.PHASE: None,
         "exception": None,

@@ -12,8 +12,7 @@ import sys
 import time
 from typing import Any
 
-from contracts import layout, metrics, statuses, timeutil
-from contracts.statuses import INITIALIZING
+from contracts import heartbeat, layout, metrics, timeutil
 from trainer.artifacts import ArtifactWriter
 
 
@@ -37,22 +36,7 @@ class Reporter:
         self.min_interval = min_interval
         self._last = -1e9
         self.losses: list[float] = []
-        self.state: dict[str, Any] = {
-            "status": INITIALIZING,
-            "datetime": timeutil.now_str(),
-            "epoch": 0,
-            "total_epoch": total_epoch,
-            "batch": 0,
-            "total_batch": 0,
-            "avg_loss": -1,
-            "learning_rate": -1,
-            "samples_per_sec": -1,
-            "eta_hr": -1,
-            statuses.PHASE: None,
-            "exception": None,
-            "attempt": attempt,
-            "devices": [],
-        }
+        self.state: dict[str, Any] = heartbeat.initial(total_epoch, attempt)
         self.loss_steps: list[int] = []  # the batch each loss point ends at (contracts.plots.loss_step)
         if writer is not None:
             self.losses = list(writer.get_json(layout.LOSSES, []) or [])
