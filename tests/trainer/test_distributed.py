@@ -56,3 +56,62 @@ def test_two_workers_train_one_job_and_only_rank_zero_writes(tmp_path, monkeypat
     # 16 training images split over 2 ranks with batch 2: 4 batches per rank per epoch (8 alone)
     assert progress["total_batch"] == 4
     assert len(json.loads((job.artifacts / "losses.json").read_text())) == 4  # every 2 batches, rank 0 only
+
+
+# --- trainer.distributed: agreement between two real gloo ranks on loopback -----------------
+
+
+def _rank_main(rank: int, port: int, results, peer_done) -> None:
+    """One rank of the agreement test (a spawned process): reports what it saw, step by step."""
+    from types import SimpleNamespace
+
+    from trainer import distributed
+
+    from contracts.statuses import exception_code
+
+    hosts = ["algo-1", "algo-2"]
+    environ = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), distributed.TIMEOUT_ENV: "3"}
+    env = SimpleNamespace(environ=environ, hosts=hosts, node_rank=rank, current_host=hosts[rank])
+    group = distributed.setup(env)
+    seen = {"writer": group.is_writer, "world": group.world}
+    seen["stop"] = group.agree_stop(rank == 1)  # rank 1 alone was asked: both stop at this step
+    seen["go_on"] = group.agree_stop(False)
+    seen["chosen"] = group.broadcast({"epoch": 3} if rank == 0 else None)
+    try:
+        group.agree_stop(False, ValueError("bad image 7.jpg") if rank == 1 else None, "epoch 2")
+    except Exception as exc:  # what each rank raised is the result
+        seen["failure"] = (type(exc).__name__, exception_code(exc), str(exc))
+    if rank == 0:
+        try:
+            group.barrier("rank 0's checkpoint")  # rank 1 never comes
+        except RuntimeError as exc:
+            seen["barrier"] = str(exc)
+        peer_done.set()
+    else:
+        peer_done.wait(60)
+    results.put((rank, seen))
+
+
+def test_two_ranks_agree_on_stop_failure_and_a_missing_peer():
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results, peer_done = context.Queue(), context.Event()
+    port = free_port()
+    procs = [context.Process(target=_rank_main, args=(r, port, results, peer_done)) for r in (0, 1)]
+    for proc in procs:
+        proc.start()
+    seen = dict(results.get(timeout=240) for _ in procs)
+    for proc in procs:
+        proc.join(30)
+    assert [seen[r]["writer"] for r in (0, 1)] == [True, False] and seen[0]["world"] == 2
+    assert seen[0]["stop"] is seen[1]["stop"] is True  # a stop seen by one rank stops both
+    assert seen[0]["go_on"] is seen[1]["go_on"] is False
+    assert seen[1]["chosen"] == {"epoch": 3}  # rank 0's choice, e.g. the checkpoint to resume
+    assert seen[1]["failure"] == ("ValueError", "E03", "bad image 7.jpg")  # its own error
+    # the other rank fails at the same point, with the cause's code, naming the host
+    assert seen[0]["failure"] == ("ValueError", "E03", "algo-2 (rank 1) failed: bad image 7.jpg")
+    message = seen[0]["barrier"]
+    assert message.startswith("algo-1 (rank 0 of 2) lost the other hosts at rank 0's checkpoint")
+    assert "did not answer within 3 s" in message and "AIFACTORY_COLLECTIVE_TIMEOUT_S" in message
+    assert "restore the job" in message

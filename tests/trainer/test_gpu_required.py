@@ -24,17 +24,9 @@ def gpu_host(instance_type: str = "ml.g5.xlarge") -> dict:
 
 
 @pytest.fixture
-def opt_ml(tmp_path, monkeypatch):
-    """An /opt/ml/input/config for the trainer to read, and no CUDA device whatever the machine."""
-    config = tmp_path / "input" / "config"
-    config.mkdir(parents=True)
-    monkeypatch.setenv("AIFACTORY_OPT_ML", str(tmp_path))
+def no_gpu(monkeypatch):
+    """No CUDA device, whatever the machine."""
     monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
-
-    def write(resource_config: dict) -> None:
-        (config / "resourceconfig.json").write_text(json.dumps(resource_config))
-
-    return write
 
 
 @pytest.mark.parametrize("name", ["ml.g4dn.xlarge", "ml.g5.2xlarge", "ml.g6e.xlarge", "ml.p4d.24xlarge"])
@@ -90,24 +82,20 @@ def test_the_diagnosis_names_torch_and_the_driver():
 
 
 @pytest.mark.parametrize("visible_devices", [None, [0]])
-def test_v15_select_device_refuses_the_cpu_on_a_gpu_instance(opt_ml, visible_devices):
-    opt_ml(gpu_host())
+def test_v15_select_device_refuses_the_cpu_on_a_gpu_instance(no_gpu, visible_devices):
     with pytest.raises(RuntimeError, match="asked for the GPU and runs on ml.g5.xlarge"):
-        engine.select_device(visible_devices)
+        engine.select_device(visible_devices, gpu_host())
 
 
-def test_v15_select_device_keeps_the_cpu_when_asked_for_it_or_local(opt_ml):
-    opt_ml(gpu_host())
-    assert engine.select_device([]) == torch.device("cpu")
-    opt_ml({"current_host": "algo-1", "hosts": ["algo-1"]})
-    assert engine.select_device(None) == torch.device("cpu")
+def test_v15_select_device_keeps_the_cpu_when_asked_for_it_or_local(no_gpu):
+    assert engine.select_device([], gpu_host()) == torch.device("cpu")
+    assert engine.select_device(None, {"current_host": "algo-1", "hosts": ["algo-1"]}) == torch.device("cpu")
 
 
-def test_text_pick_device_refuses_the_cpu_on_a_gpu_instance(opt_ml):
-    opt_ml(gpu_host("ml.g4dn.xlarge"))
+def test_text_pick_device_refuses_the_cpu_on_a_gpu_instance(no_gpu):
     with pytest.raises(RuntimeError, match="runs on ml.g4dn.xlarge"):
-        pick_device(True)
-    assert pick_device(False) == torch.device("cpu")
+        pick_device(True, gpu_host("ml.g4dn.xlarge"))
+    assert pick_device(False, gpu_host("ml.g4dn.xlarge")) == torch.device("cpu")
 
 
 def test_a_v15_job_on_a_gpu_instance_without_cuda_fails_with_e01(tmp_path, monkeypatch):
@@ -122,13 +110,15 @@ def test_a_v15_job_on_a_gpu_instance_without_cuda_fails_with_e01(tmp_path, monke
     assert job.read("progress.json")["exception"]["code"] == "E01"
 
 
-def test_the_cpu_fallback_is_logged_once(opt_ml, caplog):
+def test_the_cpu_fallback_is_logged_once(no_gpu, caplog):
     from trainer.text.config import TextConfig
     from trainer.text.main import pick_devices
 
-    opt_ml({"current_host": "algo-1", "hosts": ["algo-1"]})
+    local = {"current_host": "algo-1", "hosts": ["algo-1"]}
     with caplog.at_level("INFO", logger="trainer.text"):
-        assert pick_devices(TextConfig(using_gpu=True, eval_using_gpu=True)) == (torch.device("cpu"),) * 2
+        assert (
+            pick_devices(TextConfig(using_gpu=True, eval_using_gpu=True), local) == (torch.device("cpu"),) * 2
+        )
     assert [r.getMessage() for r in caplog.records] == [
         "using_gpu (and eval_using_gpu) is true but this machine has no CUDA device, so it runs on the CPU."
     ]

@@ -4,17 +4,15 @@ Training on the CPU of a p4d for hours, billed as a GPU instance, is worse than 
 the first minute: the usual cause is an image whose torch needs a newer NVIDIA driver than
 the host has (PyPI's torch wheels are CUDA 13 builds), or a CPU-only torch. SageMaker
 names the instance type in `/opt/ml/input/config/resourceconfig.json`
-(`current_instance_type`); where there is none (the local platform, a laptop) nothing is
-checked and a job trains on the CPU as before.
+(`current_instance_type`), which the trainer reads once (`TrainingEnvironment.resource_config`)
+and passes here; where there is none (the local platform, a laptop) nothing is checked and a
+job trains on the CPU as before.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 # SageMaker's GPU families: ml.p3/p4d/p5..., ml.g4dn/g5/g6/g6e... (trn/inf are not CUDA).
@@ -25,16 +23,6 @@ DRIVER_ADVICE = (
     "requirement (>= 525.60.13) SageMaker's GPU hosts meet, or choose a CPU instance type with "
     "using_gpu=False / visible_devices []."
 )
-
-
-def resource_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    environ = os.environ if environ is None else environ
-    base = Path(environ.get("AIFACTORY_OPT_ML") or "/opt/ml")
-    path = base / "input" / "config" / "resourceconfig.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def instance_type(config: dict[str, Any]) -> str:
@@ -80,13 +68,14 @@ def _diagnosis() -> str:
 def check(
     asked: bool,
     cuda_available: Callable[[], bool],
-    config: dict[str, Any] | None = None,
+    config: dict[str, Any],
     diagnosis: Callable[[], str] = _diagnosis,
 ) -> None:
-    """Raises RuntimeError (the spec's E01) when `asked` on a GPU instance and `cuda_available()` is false."""
+    """Raises RuntimeError (the spec's E01) when `asked` on a GPU instance (`config`: the
+    environment's resource config) and `cuda_available()` is false."""
     if not asked:
         return
-    name = instance_type(resource_config() if config is None else config)
+    name = instance_type(config)
     if not is_gpu_instance(name) or cuda_available():
         return
     raise RuntimeError(

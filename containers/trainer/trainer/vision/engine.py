@@ -73,12 +73,15 @@ class Evaluation:
     targets: torch.Tensor | None = None  # classification only: (N,) labels
 
 
-def select_device(visible_devices) -> torch.device:
-    """visible_devices None: first GPU if any, else CPU; []: CPU; [ids]: the first listed GPU."""
+def select_device(visible_devices, resource_config: dict, local_rank: int = 0) -> torch.device:
+    """visible_devices None: a GPU if any, else CPU; []: CPU; [ids]: a listed GPU. Several
+    processes on one host (torchrun) take the listed GPUs in turn by `local_rank`.
+    `resource_config` (the environment's) names the instance type: no CPU run on a GPU instance."""
     if visible_devices is not None and len(visible_devices) == 0:
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        gpu_required.check(True, torch.cuda.is_available)  # E01 on a GPU instance: never a silent CPU run
+        # E01 on a GPU instance: never a silent CPU run
+        gpu_required.check(True, torch.cuda.is_available, resource_config)
         if visible_devices:
             raise ValueError(
                 f"visible_devices {list(visible_devices)} asks for GPUs but no CUDA device is available; "
@@ -90,7 +93,7 @@ def select_device(visible_devices) -> torch.device:
     bad = [i for i in ids if not 0 <= i < count]
     if bad:
         raise ValueError(f"Invalid visible_devices {bad}. Choose ids in [0, {count})")
-    return torch.device("cuda", ids[0])
+    return torch.device("cuda", ids[local_rank % len(ids)])
 
 
 def amp_setup(device: torch.device):
@@ -149,6 +152,13 @@ def clip_gradients(model: nn.Module, clip) -> None:
         raise ValueError(f"Invalid clip_grad_base_and_max base {base!r}. Choose one of: value, norm")
 
 
+def _alone(stop: bool, failure: BaseException | None) -> bool:
+    """The agreement of a single process: its own stop request and its own failure."""
+    if failure is not None:
+        raise failure
+    return stop
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -162,20 +172,41 @@ def train_one_epoch(
     clip_grad_base_and_max=None,
     on_batch: Callable[[int, float, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    agree: Callable[[bool, BaseException | None], bool] | None = None,
     warmup_iterations: int = 0,
 ) -> EpochResult:
     """Trains one epoch; `on_batch(batch_index_1_based, loss, batch_size)` after every batch
     (`loss` is a 0-dim tensor on the device; `finite_loss` reads it). With
     `warmup_iterations` the learning rate rises linearly to its value over that many steps.
 
-    Returns early (stopped=True) when `should_stop()` turns true; the partial epoch is
-    then discarded by the caller, which resumes from the last completed checkpoint.
+    Before every step, with its batch loaded, `agree(should_stop(), failure)` decides whether
+    to go on (trainer.distributed.Group.agree_stop: every rank calls it at the same step, so
+    a stop or a failure of any rank, in loading a batch or reporting the last one, stops all
+    of them there); a last call after the last step carries a failure of its report. Returns
+    early (stopped=True) on an agreed stop; the partial epoch is then discarded by the caller,
+    which resumes from the last completed checkpoint.
     """
+    agree = agree or _alone
     model.train()
     total_loss, batches, samples = torch.zeros((), device=device), 0, 0
     warmup = _warmup(optimizer, warmup_iterations)
     start = time.monotonic()
-    for images, targets in data_loader:
+    iterator, failure = iter(data_loader), None
+    while True:
+        try:
+            images, targets = next(iterator)
+        except StopIteration:
+            break
+        except Exception as exc:  # agreed on below, then raised on every rank
+            failure = exc
+        if agree(bool(should_stop is not None and should_stop()), failure):
+            return EpochResult(
+                finite_loss(total_loss, epoch, batches) / max(1, batches),
+                batches,
+                samples,
+                time.monotonic() - start,
+                True,
+            )
         images, targets = _to_device(images, targets, device, task)
         autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         with autocast:
@@ -201,15 +232,11 @@ def train_one_epoch(
         batches += 1
         samples += batch_size
         if on_batch is not None:
-            on_batch(batches, value, batch_size)
-        if should_stop is not None and should_stop():
-            return EpochResult(
-                finite_loss(total_loss, epoch, batches) / batches,
-                batches,
-                samples,
-                time.monotonic() - start,
-                True,
-            )
+            try:
+                on_batch(batches, value, batch_size)
+            except Exception as exc:  # agreed on at the next step or the epoch end
+                failure = exc
+    agree(False, failure)  # the epoch's end: a stop now is the caller's (after its checkpoint)
     avg = finite_loss(total_loss, epoch, batches) / batches if batches else float("nan")
     return EpochResult(avg, batches, samples, time.monotonic() - start, False)
 
