@@ -34,6 +34,7 @@ from pathlib import Path
 
 from chalicelib.adapters.local.source_tree import TRAINER_CODE, container_env
 from chalicelib.adapters.local.training_platform import (
+    INTERRUPT_NOTICE,
     INTERRUPT_SIGNAL,
     LocalTrainingPlatform,
     docker_command,
@@ -332,8 +333,7 @@ class Supervisor:
             self.wake.wait(0.5)
             self.wake.clear()
             if self.interrupt_event.is_set() and not self.stop_event.is_set():
-                for host in self.hosts:
-                    host.kill()  # the instance is gone: no grace, no checkpoint of the epoch in flight
+                self.interrupt()
                 return "interrupted", None
             if self.stop_event.is_set():
                 self._end_all(None)  # SIGTERM was passed on by the handler
@@ -351,6 +351,22 @@ class Supervisor:
         if failed is None:
             failed = next((h for h in self.hosts if h.proc.returncode != 0), None)
         return ("failed", failed) if failed else ("completed", None)
+
+    def interrupt(self) -> None:
+        """Ends every host for a spot interruption: at once (the instance is gone: no grace, no
+        checkpoint of the epoch in flight), or after a notice (SIGTERM) to the hosts the
+        platform named, within the stop grace period, as SageMaker's two-minute warning."""
+        state = self.platform.read_state(self.name)
+        notice = state.pop(INTERRUPT_NOTICE, None) or []
+        self.platform.write_state(self.name, state)
+        if notice:
+            log.warning("spot interruption notice to %s", ", ".join(notice))
+            for host in self.hosts:
+                if host.name in notice:
+                    host.signal(signal.SIGTERM)
+            self._end_all(None)
+        for host in self.hosts:
+            host.kill()
 
     def account(self) -> None:
         """Billable seconds: every host's wall time, each run (restarts after interruptions too)."""

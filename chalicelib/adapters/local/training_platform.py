@@ -7,8 +7,9 @@ restart, enforces the stop grace period, packs `model.tar.gz` and reports the st
 change. Jobs beyond `max_concurrent` wait as `InProgress`/`Starting`, like SageMaker
 waiting for capacity. A job of `instance_count` N runs N trainer processes (or containers),
 each with its own `opt_ml/` (`hosts/algo-N/opt_ml` beside the first host's). A spot job can be
-interrupted on purpose (`interrupt`): the runner kills its trainers and starts them again,
-and they resume from the last checkpoint, as SageMaker's managed spot training does.
+interrupted on purpose (`interrupt`): the runner kills its trainers (after an interruption
+notice, SIGTERM, to the hosts named, when asked for one) and starts them again, and they
+resume from the last checkpoint, as SageMaker's managed spot training does.
 
 On a full disk `start` raises `StorageFull` (507) and removes the job directory it began;
 `state.json` is replaced atomically, so a failed write never leaves a half-written state.
@@ -58,8 +59,10 @@ log = logging.getLogger("aifactory.platform")
 RUNNER_MODULE = "chalicelib.entrypoints.job_runner"
 QUEUED = "Starting"
 # The runner's spot-interruption emulation: on this signal it kills every trainer of the job
-# (no grace, like a reclaimed instance) and starts them again from the last checkpoint.
+# (no grace, like a reclaimed instance, unless the state names hosts that get a notice first:
+# `INTERRUPT_NOTICE`) and starts them again from the last checkpoint.
 INTERRUPT_SIGNAL = signal.SIGUSR1
+INTERRUPT_NOTICE = "interrupt_notice"
 
 
 # What SageMaker mounts under /opt/ml: its subdirectories, never /opt/ml itself, which would
@@ -279,17 +282,29 @@ class LocalTrainingPlatform:
         running = (time.time() - started) * int(state.get("instance_count") or 1) if started else 0.0
         return int((ended or 0) + running)
 
-    def interrupt(self, name: str) -> None:
+    def interrupt(self, name: str, notice: list[str] | None = None) -> None:
         """Emulates a spot interruption of a running spot job: its trainers are killed mid-step
-        and started again, resuming from the last checkpoint (SageMaker's `Interrupted`)."""
+        and started again, resuming from the last checkpoint (SageMaker's `Interrupted`).
+
+        `notice`: hosts (`algo-N`) that get the interruption notice first, a SIGTERM, as a
+        reclaimed spot instance's container does; the runner then waits the stop grace period
+        for every host to exit before it kills the rest. The hosts that got no notice learn of
+        it from the others (the trainers agree on a stop step)."""
         request = json.loads((self.job_dir(name) / "request.json").read_text())
-        state = self.read_state(name)
         if not request.get("use_spot"):
             raise Conflict(f"Training job {name} does not use spot capacity: it cannot be interrupted.")
-        if state["status"] != IN_PROGRESS or not state.get("trainers"):
-            raise Conflict(
-                f"Training job {name} has no running trainer to interrupt (status {state['status']})."
-            )
+        hosts = [f"algo-{i + 1}" for i in range(max(1, int(request.get("instance_count", 1))))]
+        unknown = sorted(set(notice or ()) - set(hosts))
+        if unknown:
+            raise Conflict(f"Invalid notice {unknown}: training job {name} runs on {', '.join(hosts)}.")
+        with self._lock():
+            state = self.read_state(name)
+            if state["status"] != IN_PROGRESS or not state.get("trainers"):
+                raise Conflict(
+                    f"Training job {name} has no running trainer to interrupt (status {state['status']})."
+                )
+            state[INTERRUPT_NOTICE] = list(notice or [])
+            self.write_state(name, state)
         os.kill(state["runner_pid"], INTERRUPT_SIGNAL)
 
     def stop(self, name: str) -> None:
