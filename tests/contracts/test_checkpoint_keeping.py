@@ -31,3 +31,25 @@ def test_headline_ranks_accuracy_or_mean_ap():
     assert metrics.headline("classification", {"overall": {"accuracy": 0.5}}) == 0.5
     assert metrics.headline("detection", {"specific": {"aps": [0.3, 0.1]}}) == 0.3
     assert metrics.headline("detection", {}) == -1
+
+
+def test_the_trainer_exports_the_checkpoint_the_api_stars(tmp_path):
+    """The trainer's model.tar.gz and the API's `is_best` come from the one ranking: among
+    checkpoints that still hold weights, the highest headline, the earliest on ties."""
+    import json
+
+    from trainer.vision import checkpoint as ckpt
+    from trainer.vision.main import best_checkpoint
+
+    accuracies = {1: 0.7, 2: 0.9, 3: 0.9, 4: 0.95}  # epoch 4's weights were pruned
+    for epoch, accuracy in accuracies.items():
+        directory = ckpt.epoch_dir(tmp_path, epoch)
+        directory.mkdir(parents=True)
+        (directory / ckpt.METRICS).write_text(json.dumps({"metrics": {"overall": {"accuracy": accuracy}}}))
+        if epoch != 4:
+            (directory / ckpt.WEIGHTS).write_bytes(b"weights")
+    epoch, path, record = best_checkpoint(tmp_path, "classification")
+    available = {e: a for e, a in accuracies.items() if e != 4}
+    assert epoch == metrics.best_epoch(available) == 2
+    assert path == ckpt.epoch_dir(tmp_path, 2) and record["metrics"]["overall"]["accuracy"] == 0.9
+    assert best_checkpoint(tmp_path / "none", "classification") is None

@@ -29,12 +29,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from contracts import layout, metrics, plots, statuses, v15_arguments
 from contracts.errors import ArgumentError
+from contracts.metrics import headline
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
 from trainer.vision import background, device_input, engine
 from trainer.vision import checkpoint as ckpt
 from trainer.vision import data as vision_data
-from trainer.vision.metrics import headline, warm_imports
+from trainer.vision.metrics import warm_imports
 from trainer.vision.models import build_model, describe_model, input_size, module_tree
 
 log = logging.getLogger(__name__)
@@ -318,16 +319,14 @@ def _checkpoint_files(model_json, record, summary, evaluation, task, class_names
 
 
 def best_checkpoint(root: Path, task: str) -> tuple[int, Path, dict] | None:
-    """The available checkpoint with the highest accuracy / mean AP (the earliest on ties)."""
-    best = None
-    for epoch, path in ckpt.list_checkpoints(root):
-        if not (path / ckpt.WEIGHTS).is_file():
-            continue
-        record = json.loads((path / ckpt.METRICS).read_text())
-        score = headline(task, record["metrics"])
-        if best is None or score > best[0]:
-            best = (score, epoch, path, record)
-    return None if best is None else best[1:]
+    """The available checkpoint that contracts.metrics ranks best (the one the API stars)."""
+    found = {
+        epoch: (path, json.loads((path / ckpt.METRICS).read_text()))
+        for epoch, path in ckpt.list_checkpoints(root)
+        if (path / ckpt.WEIGHTS).is_file()
+    }
+    best = metrics.best_epoch({epoch: headline(task, record["metrics"]) for epoch, (_, record) in found.items()})
+    return None if best is None else (best, *found[best])
 
 
 def export_best(ctx, task: str) -> None:

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING
 import torch
 from torchvision.ops import box_iou
 
-from contracts import metrics as contract_metrics
-
 if TYPE_CHECKING:
     from torchmetrics.detection import MeanAveragePrecision
 
@@ -229,8 +227,3 @@ def _bool_masks(masks: torch.Tensor) -> torch.Tensor:
 
 def _to_cpu(items: list[dict]) -> list[dict]:
     return [{k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in item.items()} for item in items]
-
-
-def headline(task: str, metrics: dict) -> float:
-    """The number `is_best` ranks by (contracts.metrics.headline, which the API stars by)."""
-    return contract_metrics.headline(task, metrics)
