@@ -48,6 +48,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_fetcher.py
 
+# Every CUDA path in one table (scripts/gpu_check.py, docs/benchmarks.md) with a plain python3
+# that holds torch, no venv (the GPU machine's own); without CUDA it runs them on the CPU at a
+# tiny size. GPU_CHECK_ARGS: e.g. "--json out.json --strict", "--only inference".
+.PHONY: gpu-check
+gpu-check:
+	PYTHONPATH=containers/trainer:containers/inference:.$(if $(PYTHONPATH),:$(PYTHONPATH)) $(PYTHON) scripts/gpu_check.py $(GPU_CHECK_ARGS)
+
 examples: $(STAMP)
 	for task in classification detection instance_segmentation; do \
 	  PYTHONPATH=containers/trainer $(BIN)/python -m trainer.vision.synthetic --task $$task \
