@@ -5,12 +5,18 @@ wants the weights of the one they picked. Only the files a checkpoint directory 
 and that are safe to hand out are offered (weights as safetensors, the model and metrics
 JSON); the trainer-only resume state is not. The job is looked up as the caller's tenant, so
 another tenant's job is the same 404 as a missing one.
+
+Weights outgrow Lambda's 6 MB answer (resnet18's are 45 MB). On AWS the route answers a
+presigned S3 link; where the store has none (the local stage, which keeps Lambda's limits)
+it answers the file a part at a time (`offset`, `Content-Range`), each part small enough to
+travel base64-encoded, and the page joins the parts.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws_limits import LAMBDA_MAX_RESPONSE_BYTES
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Services
 from chalicelib.services import jobs
@@ -23,17 +29,28 @@ FILES = {
     layout.METRICS_JSON: "application/json",
     layout.SUMMARY_JSON: "application/json",
 }
+# A part, base64-encoded as Lambda's proxy output carries bytes, stays well under its 6 MB.
+PART_BYTES = (LAMBDA_MAX_RESPONSE_BYTES // 2 // 1024 // 1024) * 1024 * 1024 or 1024 * 1024
 
 
-def checkpoint_file(svc: Services, job_id: str, epoch: str, name: str) -> dict[str, Any]:
+def checkpoint_file(
+    svc: Services, job_id: str, epoch: str, name: str, offset: str | None = None
+) -> dict[str, Any]:
     """`{"url": ...}` where the store can presign one (S3: the bytes never pass through the
-    Lambda's 6 MB answer), else `{"data": bytes}` (the local stage's directory store)."""
+    Lambda's 6 MB answer), else `{"data", "start", "end", "total"}`: the part of the file
+    from byte `offset` (the local stage's directory store)."""
     if name not in FILES:
         raise ValidationError("name", f"must be one of {', '.join(sorted(FILES))}; got '{name}'")
     try:
         number = int(epoch)
     except ValueError:
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
+    try:
+        start = int(offset or 0)
+    except ValueError:
+        raise ValidationError("offset", f"must be a byte offset (an integer); got '{offset}'") from None
+    if start < 0:
+        raise ValidationError("offset", f"must be 0 or more; got '{offset}'")
     job = jobs.get(svc, job_id, API)
     key = layout.job_key(job["job_id"], layout.epoch_file(number, name))
     # A presigned URL does not say whether the object exists: look first, so a pruned
@@ -46,4 +63,7 @@ def checkpoint_file(svc: Services, job_id: str, epoch: str, name: str) -> dict[s
     data = svc.artifacts.get_bytes(key)
     if data is None:
         raise NotFound(f"Epoch {number} of job {job_id} has no {name}.")
-    return {"data": data}
+    if start and start >= len(data):
+        raise ValidationError("offset", f"must be below the file's {len(data)} bytes; got '{offset}'")
+    part = data[start : start + PART_BYTES]
+    return {"data": part, "start": start, "end": start + len(part) - 1, "total": len(data)}

@@ -66,14 +66,14 @@ def dashboard_file(name):
     return _file(name if name != "index.html" else "")
 
 
-@bp.route(
-    "/dashboard/api/v15/{job_id}/checkpoints/{epoch}/{name}", methods=["GET"], api_key_required=True
-)
+@bp.route("/dashboard/api/v15/{job_id}/checkpoints/{epoch}/{name}", methods=["GET"], api_key_required=True)
 @any_accept
 @ai_factory_errors
 def checkpoint_file(job_id, epoch, name):
-    """A checkpoint's weights or JSON: the bytes (local stage) or `{"url": presigned}` (AWS)."""
-    found = downloads.checkpoint_file(services(), job_id, epoch, name)
+    """A checkpoint's weights or JSON: `{"url": presigned}` (AWS) or, locally, the part of the
+    file from `?offset=` (Content-Range says which, and the file's size)."""
+    query = bp.current_request.query_params or {}
+    found = downloads.checkpoint_file(services(), job_id, epoch, name, query.get("offset"))
     if "url" in found:
         return {"url": found["url"]}
     return Response(
@@ -82,5 +82,6 @@ def checkpoint_file(job_id, epoch, name):
         headers={
             "Content-Type": "application/octet-stream",
             "Content-Disposition": f'attachment; filename="epoch-{int(epoch)}-{name}"',
+            "Content-Range": f"bytes {found['start']}-{found['end']}/{found['total']}",
         },
     )

@@ -83,23 +83,34 @@ export async function apiForm(method, path, fields) {
   return parsed(await send(method, path, init, 0));
 }
 
-/** Saves what a key-protected route answers: bytes become a file; on AWS the route answers a
- * presigned link instead, which the browser opens itself (S3 needs no key). */
-export async function download(path, filename) {
-  const response = await send("GET", path, { headers: headers({ Accept: "*/*" }) }, 0);
-  if (!response.ok) return parsed(response);
-  if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
-    const body = await response.json();
-    if (body.url) window.location.assign(body.url);
-    return body;
+/** Saves a key-protected file. On AWS the route answers a presigned link, which the browser
+ * opens itself (S3 needs no key); locally it answers the file a part at a time (each under
+ * Lambda's 6 MB answer), `Content-Range` saying where the next part starts. */
+export async function download(path, filename, onProgress = () => {}) {
+  const parts = [];
+  for (let offset = 0; ; ) {
+    const response = await send("GET", `${path}?offset=${offset}`, { headers: headers({ Accept: "*/*" }) }, 0);
+    if (!response.ok) return parsed(response);
+    if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      const body = await response.json();
+      if (body.url) window.location.assign(body.url);
+      return body;
+    }
+    parts.push(await response.blob());
+    const range = /bytes (\d+)-(-?\d+)\/(\d+)/.exec(response.headers.get("Content-Range") || "");
+    if (!range) break;
+    const [end, total] = [Number(range[2]), Number(range[3])];
+    onProgress(end + 1, total);
+    if (end + 1 >= total) break;
+    offset = end + 1;
   }
-  const url = URL.createObjectURL(await response.blob());
+  const url = URL.createObjectURL(new Blob(parts, { type: "application/octet-stream" }));
   const link = Object.assign(document.createElement("a"), { href: url, download: filename });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
-  return { saved: filename };
+  return { saved: filename, bytes: parts.reduce((sum, part) => sum + part.size, 0) };
 }
 
 // A route this server does not have: 403 "Missing Authentication Token", 404, 405.

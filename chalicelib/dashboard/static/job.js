@@ -154,8 +154,12 @@ async function refreshCheckpoints(job) {
 async function saveFile(job, epoch, name) {
   $("checkpoint-message").textContent = `Downloading ${name} of epoch ${epoch}…`;
   try {
-    await download(`/dashboard/api/v15/${encodeURIComponent(job.id)}/checkpoints/${epoch}/${name}`, `${job.id}-epoch-${epoch}-${name}`);
-    $("checkpoint-message").textContent = `Saved ${name} of epoch ${epoch}.`;
+    const saved = await download(
+      `/dashboard/api/v15/${encodeURIComponent(job.id)}/checkpoints/${epoch}/${name}`,
+      `${job.id}-epoch-${epoch}-${name}`,
+      (done, total) => ($("checkpoint-message").textContent = `Downloading ${name} of epoch ${epoch}: ${bytes(done)} of ${bytes(total)}…`),
+    );
+    $("checkpoint-message").textContent = saved.url ? `Opening the link to ${name}.` : `Saved ${name} of epoch ${epoch} (${bytes(saved.bytes)}).`;
   } catch (error) {
     $("checkpoint-message").textContent = error.message;
   }
