@@ -14,6 +14,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.json_artifacts import JsonArtifacts
+
 DELETE_BATCH = 1000  # the most keys one DeleteObjects call accepts
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
@@ -29,7 +31,7 @@ def make_s3_client(session=None, region_name: str | None = None):
     return session.client("s3", region_name=region_name, config=config)
 
 
-class S3ArtifactStore:
+class S3ArtifactStore(JsonArtifacts):
     """ports.ArtifactStore on `s3://<bucket>/<prefix>/`.
 
     `page_size` bounds each ListObjectsV2 page (paging stays inside `list_keys`);
@@ -75,15 +77,6 @@ class S3ArtifactStore:
                 return None
             raise
         return response["Body"].read()
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        data = self.get_bytes(key)
-        if data is None:
-            return default
-        try:
-            return json.loads(data)
-        except json.JSONDecodeError:
-            return default  # a half-written heartbeat reads as "nothing yet", as on disk
 
     def put_bytes(self, key: str, data: bytes) -> None:
         content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"

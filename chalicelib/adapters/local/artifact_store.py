@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chalicelib.adapters.json_artifacts import JsonArtifacts
 from chalicelib.adapters.local.disk_full import storage_full_as_domain_error
 from contracts import atomic
 
 
-class DirectoryArtifactStore:
+class DirectoryArtifactStore(JsonArtifacts):
     def __init__(self, root: Path):
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -38,15 +39,6 @@ class DirectoryArtifactStore:
     def get_bytes(self, key: str) -> bytes | None:
         path = self._path(key)
         return path.read_bytes() if path.is_file() else None
-
-    def get_json(self, key: str, default: Any = None) -> Any:
-        data = self.get_bytes(key)
-        if data is None:
-            return default
-        try:
-            return json.loads(data)
-        except json.JSONDecodeError:
-            return default
 
     def put_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
