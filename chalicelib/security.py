@@ -62,15 +62,22 @@ def check_local_place(field: str, location: str, path: Path, roots: tuple[str, .
         )
 
 
-def check_data_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
-    """Local stage: a readable directory (under AIFACTORY_DATA_ROOTS if set); aws: an allowed s3:// prefix."""
+def check_data_location(
+    field: str, location: str, *, local: bool, roots: tuple[str, ...], images: bool = False
+) -> str:
+    """Where the service may read data from: aws stages, an `s3://` location under an allowed
+    prefix; the local stage, a path outside the service's own state (under the data roots
+    when set) that is a readable directory, or with `images` the path of an image or a
+    pattern of images (checked by its fixed part, `a/*/x.jpg` by `a`)."""
     if not isinstance(location, str) or not location.strip():
         raise ValidationError(field, "required")
     location = location.strip()
     if location.startswith("s3://"):
         return check_s3_location(field, location, local=local, roots=roots)
     if not local:
-        raise ValidationError(field, "must be an s3:// prefix in this stage")
+        raise ValidationError(field, f"must be an s3:// {'location' if images else 'prefix'} in this stage")
+    if images:
+        return _check_image_place(field, location, roots)
     try:
         path = Path(location).expanduser().resolve()
         is_dir = path.is_dir()
@@ -82,3 +89,16 @@ def check_data_location(field: str, location: str, *, local: bool, roots: tuple[
         raise ValidationError(field, f"'{location}' is not readable")
     check_local_place(field, location, path, roots)
     return str(path)
+
+
+def _check_image_place(field: str, location: str, roots: tuple[str, ...]) -> str:
+    """A local image path or pattern: its fixed part must be an allowed place (the files
+    themselves are checked when read, after the walk)."""
+    path = Path(location).expanduser()
+    fixed = Path(*[part for part in path.parts if not any(c in part for c in "*?[")] or ["."])
+    try:
+        resolved = fixed.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
+        raise ValidationError(field, f"is not a usable path ({type(exc).__name__})") from None
+    check_local_place(field, location, resolved, roots)
+    return str(path.resolve()) if fixed == path else str(path)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
-from pathlib import Path
 
 from chalicelib.errors import ValidationError
-from chalicelib.security import check_local_place, check_s3_location
+from chalicelib.security import check_data_location
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff"
@@ -87,23 +86,6 @@ def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int, why: s
 
 
 def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
-    """An allowed place to read an image (or a pattern of images) from.
-
-    Local stage: a path outside the service's own state, under AIFACTORY_DATA_ROOTS when set.
-    AWS: an `s3://` location under an allowed prefix. Patterns are checked by their fixed part.
-    """
-    if not isinstance(location, str) or not location.strip():
-        raise ValidationError(field, "required")
-    location = location.strip()
-    if location.startswith("s3://"):
-        return check_s3_location(field, location, local=local, roots=roots)
-    if not local:
-        raise ValidationError(field, "must be an s3:// location in this stage")
-    path = Path(location).expanduser()
-    fixed = Path(*[part for part in path.parts if not any(c in part for c in "*?[")] or ["."])
-    try:
-        resolved = fixed.resolve()
-    except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
-        raise ValidationError(field, f"is not a usable path ({type(exc).__name__})") from None
-    check_local_place(field, location, resolved, roots)
-    return str(path.resolve()) if fixed == path else str(path)
+    """An allowed place to read an image (or a pattern of images) from: the data-location
+    rule (security.check_data_location) for images."""
+    return check_data_location(field, location, local=local, roots=roots, images=True)
