@@ -152,8 +152,12 @@ def test_a_failed_host_fails_the_job_with_its_failure_file(platform, tmp_path):
     description = wait_terminal(platform, "broken")
     assert description.status == "Failed"
     reason = host_file(platform, "broken", "algo-2", "output", "failure").read_text()
-    assert description.failure_reason == reason[:1024].strip()
-    assert description.failure_reason.startswith("E04 FileNotFoundError")
+    assert reason.startswith("E04 FileNotFoundError")
+    # algo-1 failed with it at the same point (agreed, not a hang), naming the host and the cause
+    peer = host_file(platform, "broken", "algo-1", "output", "failure").read_text()
+    cause = reason.split("\n", 1)[0].removeprefix("E04 FileNotFoundError: ")
+    assert peer.startswith(f"E04 FileNotFoundError: algo-2 (rank 1) failed: {cause}")
+    assert description.failure_reason in (reason[:1024].strip(), peer[:1024].strip())
 
 
 def test_stop_reaches_every_host(platform, tmp_path):
