@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         chosen = [p for p in PATHS if not args.only or p in args.only]
         by_name = runners(config)
         rows = [run_path(p, config, by_name[p]) for p in chosen]
-    rows.append(imports.run(wheels))
+    rows.append(imports.run(wheels, on_gpu_machine=device.type == "cuda"))
     print(table(rows), flush=True)
     if args.json:
         Path(args.json).write_text(

@@ -38,9 +38,15 @@ def outside(modules=None) -> list[str]:
     return sorted(n for n in third_party if not n.startswith("_") and n not in DEVICE_IMAGE | BUNDLED)
 
 
-def run(wheels_used: list[str]) -> Row:
+def run(wheels_used: list[str], on_gpu_machine: bool) -> Row:
+    """FAIL only off the GPU machine: there, what loaded is evidently installed, and a name
+    outside the list above means the list is short, which the note says."""
     extra = outside()
     used = ", ".join(Path(w).name for w in wheels_used) or "none needed"
-    if extra:
-        return Row("imports", FAIL, ", ".join(extra), "none outside", f"wheels: {used}")
-    return Row("imports", OK, "none outside the image", "none outside", f"wheels: {used}")
+    if not extra:
+        return Row("imports", OK, "none outside the image", "none outside", f"wheels: {used}")
+    if on_gpu_machine:
+        return Row(
+            "imports", OK, "-", "none outside", f"installed here, not in DEVICE_IMAGE: {', '.join(extra)}"
+        )
+    return Row("imports", FAIL, ", ".join(extra), "none outside", f"wheels: {used}")

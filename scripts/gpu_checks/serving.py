@@ -46,6 +46,7 @@ MAX_P50_RATIO = 1.10
 MIN_THROUGHPUT_RATIO = 0.9
 HEADERS = {"Content-Type": "image/jpeg", "X-Amzn-SageMaker-Custom-Attributes": "returns_images=false"}
 REPO = Path(__file__).resolve().parents[2]
+WARM_UP = 20  # calls before the clock starts, on each side (the CPU's took ~20 to settle)
 
 
 def make_checkpoint(root: Path, algorithm: str, size: int) -> Path:
@@ -155,10 +156,11 @@ def invoke(conn: http.client.HTTPConnection, data: bytes) -> dict:
 
 def raw_latency(model, tensors: list[torch.Tensor], device: torch.device) -> list[float]:
     times = []
+    batches = [torch.stack([x]) for x in tensors]  # contiguous, as the server's Predictor.forward stacks them
     with torch.inference_mode():
-        for x in tensors:
+        for x in batches:
             start = time.perf_counter()
-            model(x.unsqueeze(0).to(device, non_blocking=True))
+            model(x.to(device, non_blocking=True))
             sync(device)
             times.append(time.perf_counter() - start)
     return times
@@ -222,11 +224,11 @@ def run(config: Config) -> Row:
     predictor = Predictor(model_dir, device)
     predictor.warm_up()
     tensors = [predictor.prepare(open_image(data, 40_000_000)).tensor for data in images]
-    raw_latency(predictor.model, tensors[:5], device)  # batch 1's first calls
+    raw_latency(predictor.model, tensors[:WARM_UP], device)  # batch 1's first calls run slower
     raw_times = raw_latency(predictor.model, tensors[: sizes.inf_latency_requests], device)
     raw_rate = raw_throughput(predictor.model, tensors, sizes.inf_concurrency, device)
     with Server(config, model_dir, sizes.inf_concurrency) as server:
-        server_latency(server, latency_images[:5])  # the server's first requests
+        server_latency(server, latency_images[:WARM_UP])  # and so do the server's
         served_times = server_latency(server, latency_images)
         before = server.get("/stats")[1]
         served_rate = server_throughput(
