@@ -13,6 +13,7 @@ from chalicelib.services import logs as job_logs
 from contracts import heartbeat as heartbeats
 from contracts import layout
 from contracts.api_names import AI_FACTORY as API
+from contracts.job_config import FETCH, DataSource, JobConfig
 from contracts.v15_literals import parse_int_in
 
 FINETUNE_KEY = "model.finetuneFrom"
@@ -65,8 +66,7 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
         job_id,
         job_name,
         API,
-        req.task_def,
-        task_def=req.task_def,
+        req.task_def,  # the record's `task` (the callback names it task_def, callbacks.payload)
         creator=req.creator,
         image=req.image,
         hyperparameters=req.hyperparameters,
@@ -76,19 +76,18 @@ def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[st
         dataset={"url": req.dataset_url, "pagination": req.pagination},
         model_url=f"{public_url}/models/{job_name}" if public_url else None,
     )
-    job_config = {
-        "format_version": layout.FORMAT_VERSION,
-        "job_id": job_id,
-        "job_name": job_name,
-        "api": API,
-        "task": req.task_def,
-        "attempt": 1,
-        "hyperparameters": req.hyperparameters,
-        "data": {"type": "fetch", "url": req.dataset_url, "pagination": req.pagination},
-        "artifacts": {"uri": artifact_uri},
-        "finetune": finetune,
-    }
-    request = jobs.training_request(record, req.image, req.hyperparameters, None)
+    job_config = JobConfig(
+        job_id=job_id,
+        job_name=job_name,
+        api=API,
+        task=req.task_def,
+        artifact_uri=artifact_uri,
+        format_version=layout.FORMAT_VERSION,
+        hyperparameters=req.hyperparameters,
+        data=DataSource(type=FETCH, url=req.dataset_url, pagination=req.pagination),
+        finetune=finetune,
+    )
+    request = jobs.training_request(record, req.image, None)
     jobs.launch(svc, record, job_config, req.secret, request)
     return {"status": "success", "job_name": job_name}
 

@@ -43,6 +43,7 @@ from chalicelib.ports import (
     TrainingRequest,
 )
 from contracts import layout, timeutil
+from contracts.job_config import FETCH, JobConfig
 
 log = logging.getLogger("aifactory.jobs")
 _ATTEMPT_SUFFIX = re.compile(r"^(?P<name>.+)-r(?P<n>\d+)$")
@@ -80,10 +81,27 @@ def current_attempt(job: dict[str, Any]) -> dict[str, Any]:
     return job["attempts"][-1]
 
 
+def read_config(svc: Services, job_id: str) -> JobConfig | None:
+    """The job's job.json (None when it has none: a launch that never got that far)."""
+    raw = svc.artifacts.get_json(layout.job_key(job_id, layout.JOB_FILE))
+    return None if raw is None else JobConfig.from_dict(raw)
+
+
+def write_config(svc: Services, config: JobConfig) -> None:
+    svc.artifacts.put_json(layout.job_key(config.job_id, layout.JOB_FILE), config.to_dict())
+
+
+def _next_attempt_config(svc: Services, job_id: str, attempt: int) -> None:
+    """job.json names the attempt the trainer runs as: its heartbeats carry it."""
+    config = read_config(svc, job_id)
+    if config is not None:
+        write_config(svc, dataclasses.replace(config, attempt=attempt))
+
+
 def launch(
     svc: Services,
     record: dict[str, Any],
-    job_config: dict[str, Any],
+    job_config: JobConfig,
     secret: dict[str, Any] | None,
     request: TrainingRequest,
 ) -> dict[str, Any]:
@@ -96,9 +114,11 @@ def launch(
         if secret:
             secret_ref = svc.secrets.put(job_id, secret)
             record["secret_ref"] = secret_ref
-            if job_config.get("data", {}).get("type") == "fetch":
-                job_config["data"]["secret"] = secret_ref
-        svc.artifacts.put_json(layout.job_key(job_id, layout.JOB_FILE), job_config)
+            if job_config.data.type == FETCH:  # the trainer gets the reference, never the headers
+                job_config = dataclasses.replace(
+                    job_config, data=dataclasses.replace(job_config.data, secret=secret_ref)
+                )
+        write_config(svc, job_config)
         record["launched_request"] = dataclasses.asdict(request)  # a capacity failure re-sends it
         svc.jobs.create(record)
         created = True
@@ -239,10 +259,7 @@ def requeue_after_capacity_failure(svc: Services, job: dict[str, Any], reason: s
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
     log.warning("%s failed for capacity (%s): attempt %d queued", job["job_id"], reason, number)
-    key = layout.job_key(job["job_id"], layout.JOB_FILE)
-    config = svc.artifacts.get_json(key)
-    if config is not None:
-        svc.artifacts.put_json(key, {**config, "attempt": number})  # the trainer resumes as attempt N
+    _next_attempt_config(svc, job["job_id"], number)  # the trainer resumes as attempt N
     try:
         return svc.jobs.update(
             job["job_id"],
@@ -420,10 +437,9 @@ def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     return refresh(svc, job)
 
 
-def restore(
-    svc: Services, job: dict[str, Any], image: str, hyperparameters: dict[str, str], data_uri: str | None
-) -> dict[str, Any]:
-    """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints."""
+def restore(svc: Services, job: dict[str, Any], image: str, data_uri: str | None) -> dict[str, Any]:
+    """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints
+    (and reads the job's hyper-parameters from its job.json, as the first attempt did)."""
     if job["status"] != STOPPED:
         raise Conflict("Job is not stopped.")
     number = current_attempt(job)["attempt"] + 1
@@ -449,12 +465,9 @@ def restore(
         )
     except ConflictError:
         raise Conflict("Job is not stopped.") from None
-    key = layout.job_key(job["job_id"], layout.JOB_FILE)
-    request = training_request(job, image, hyperparameters, data_uri, name)
+    request = training_request(job, image, data_uri, name)
     try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
-        config = svc.artifacts.get_json(key)
-        config["attempt"] = number
-        svc.artifacts.put_json(key, config)
+        _next_attempt_config(svc, job["job_id"], number)
         job = svc.jobs.update(job["job_id"], {"launched_request": dataclasses.asdict(request)})
         svc.platform.start(request)
     except CapacityError as exc:
@@ -477,17 +490,19 @@ def clear(svc: Services, job: dict[str, Any]) -> None:
 def training_request(
     job: dict[str, Any],
     image: str,
-    hyperparameters: dict[str, str],
     data_uri: str | None,
     training_job_name: str | None = None,
 ) -> TrainingRequest:
+    """One attempt's platform request. No hyper-parameters: they travel once, in job.json
+    (contracts.job_config), which every attempt's trainer reads; SageMaker's 100 strings of
+    256 characters could not hold every job's anyway."""
     resource = job["resource"]
     spot = resource.get(SPOT_KEY)
     return TrainingRequest(
         job_id=job["job_id"],
         training_job_name=training_job_name or job["job_name"],
         image=image,
-        hyperparameters=hyperparameters,
+        hyperparameters={},
         instance_type=resource["InstanceType"],
         instance_count=resource["InstanceCount"],
         volume_size_gb=resource["VolumeSizeInGB"],

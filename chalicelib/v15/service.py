@@ -25,6 +25,7 @@ from contracts import metrics as metric_names
 from contracts import v15_arguments as params
 from contracts.api_names import AI_FACTORY
 from contracts.api_names import V15 as API
+from contracts.job_config import DATA_DIR, DataSource, JobConfig
 from contracts.plots import METRIC as METRIC_PLOT
 from contracts.v15_literals import parse_int, parse_int_in
 
@@ -90,21 +91,18 @@ def start_training(svc: Services, form: dict[str, str]) -> dict[str, Any]:
     finetune = None
     if resolved["finetune"]:
         finetune = {"checkpoint_uri": source_job["artifact_uri"], "epoch": resolved["finetune"]["epoch"]}
-    job_config = {
-        "format_version": layout.FORMAT_VERSION,
-        "job_id": job_id,
-        "job_name": job_name,
-        "api": API,
-        "task": task,
-        "attempt": 1,
-        "hyperparameters": hyperparameters,
-        "data": {"type": "data_dir", "channel": "training"},
-        "artifacts": {"uri": artifact_uri},
-        "finetune": finetune,
-    }
-    request = jobs.training_request(
-        record, record["image"], params.to_sagemaker_hyperparameters(hyperparameters), data_dir
+    job_config = JobConfig(
+        job_id=job_id,
+        job_name=job_name,
+        api=API,
+        task=task,
+        artifact_uri=artifact_uri,
+        format_version=layout.FORMAT_VERSION,
+        hyperparameters=hyperparameters,
+        data=DataSource(type=DATA_DIR, channel="training"),
+        finetune=finetune,
     )
+    request = jobs.training_request(record, record["image"], data_dir)
     try:
         if resolved["resume"]:
             _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], job_id)
@@ -183,9 +181,7 @@ def stop(svc: Services, job_id: str) -> dict[str, str]:
 
 def restore(svc: Services, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
-    jobs.restore(
-        svc, job, job["image"], params.to_sagemaker_hyperparameters(job["hyperparameters"]), job["data_dir"]
-    )
+    jobs.restore(svc, job, job["image"], job["data_dir"])
     return {"result": "OK"}
 
 

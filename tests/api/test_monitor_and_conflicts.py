@@ -12,6 +12,7 @@ from chalicelib.services import jobs
 from chalicelib.v15 import service as v15
 from chalicelib.web.envelopes import v15_errors
 from contracts import layout, statuses
+from contracts.job_config import JobConfig
 
 JOB_ID = "20261130000000-monitor"
 
@@ -34,7 +35,8 @@ def svc(tmp_path):
     artifacts = DirectoryArtifactStore(tmp_path / "artifacts")
     record = jobs.base_record(JOB_ID, "v15-monitor", "v1.5", "classification", hyperparameters={})
     store.create(record)
-    artifacts.put_json(layout.job_key(JOB_ID, layout.JOB_FILE), {"attempt": 1})
+    config = JobConfig(job_id=JOB_ID, task="classification", artifact_uri=artifacts.job_uri(JOB_ID))
+    artifacts.put_json(layout.job_key(JOB_ID, layout.JOB_FILE), config.to_dict())
     yield Services(jobs=store, artifacts=artifacts, platform=Platform(IN_PROGRESS), secrets=None)
 
 
@@ -77,7 +79,7 @@ def test_a_restore_that_loses_the_race_answers_409(svc):
 
     @v15_errors
     def view():
-        jobs.restore(svc, stale, "aifactory-trainer:latest", {}, None)
+        jobs.restore(svc, stale, "aifactory-trainer:latest", None)
 
     response = view()
     assert response.status_code == 409

@@ -24,6 +24,7 @@ from chalicelib.ports import (
 )
 from chalicelib.services import events, jobs, outbox
 from chalicelib.v15 import service as v15
+from contracts.job_config import JobConfig
 from tests.aws.conftest import BUCKET, TABLE
 from tests.aws.test_sweep_index import ReadMeter, delivered, job
 
@@ -91,8 +92,9 @@ def submit(svc: Services, api: str = "v1.5", n: int = 0) -> dict:
         artifact_uri=f"s3://{BUCKET}/dev/jobs/{job_id}",
         callback={"url": "http://127.0.0.1:9/callback"},
     )
-    request = jobs.training_request(record, "trainer:latest", {}, None)
-    return jobs.launch(svc, record, {"job_id": job_id}, None, request)
+    request = jobs.training_request(record, "trainer:latest", None)
+    config = JobConfig(job_id=job_id, task="classification", artifact_uri=record["artifact_uri"])
+    return jobs.launch(svc, record, config, None, request)
 
 
 def v15_job(n: int) -> dict:
@@ -156,7 +158,7 @@ def test_every_status_write_path_keeps_the_item_in_its_lane(svc, dynamodb, sent)
     jobs.stop(svc, running)  # the platform stops it; the refresh settles it
     assert store.get(running["job_id"])["status"] == "Stopped"
     assert_every_item_in_its_lane(dynamodb, store)
-    jobs.restore(svc, store.get(running["job_id"]), "trainer:latest", {}, None)  # active again
+    jobs.restore(svc, store.get(running["job_id"]), "trainer:latest", None)  # active again
     assert_every_item_in_its_lane(dynamodb, store)
     svc.platform.capacity = False
     waiting = submit(svc, "ai_factory", n=3)

@@ -15,6 +15,7 @@ from chalicelib.adapters.aws.training_platform import MAX_KEEP_ALIVE_S, SageMake
 from chalicelib.errors import Conflict, ValidationError
 from chalicelib.ports import IN_PROGRESS, STOPPED, Services
 from chalicelib.services import events, jobs
+from contracts.job_config import JobConfig
 from tests.aws.conftest import BUCKET, REGION, TABLE, aws, dynamodb, fake_credentials, s3  # noqa: F401
 from tests.aws.service_model import record_requests
 from tests.aws.test_training_platform import ROLE, make_request
@@ -133,8 +134,8 @@ def submit(svc: Services) -> tuple[dict, dict]:
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/aifactory-trainer:1.0",
         data_dir="s3://customer-data/voc/",
     )
-    request = jobs.training_request(record, record["image"], {"task": "classification"}, record["data_dir"])
-    config = {"job_id": job_id, "task": "classification", "artifacts": {"uri": record["artifact_uri"]}}
+    request = jobs.training_request(record, record["image"], record["data_dir"])
+    config = JobConfig(job_id=job_id, task="classification", artifact_uri=record["artifact_uri"])
     # The queued request comes back from DynamoDB, whose maps keep no order: the tags are
     # compared as a set (test_queued_request_keeps_every_tag), the rest exactly.
     return jobs.launch(svc, record, config, None, request), {

@@ -24,6 +24,7 @@ from chalicelib.services import jobs, model_links
 from chalicelib.v15 import plots
 from chalicelib.web.envelopes import ai_factory_errors, v15_errors
 from contracts import layout, tools
+from contracts.job_config import DataSource, JobConfig
 
 JOB_ID = "20261207000000-diskfull"
 
@@ -259,10 +260,14 @@ def local_services(tmp_path, platform):
     )
 
 
+def fetch_config() -> JobConfig:
+    return JobConfig(job_id=JOB_ID, task="ml_tagger", artifact_uri="/nowhere", data=DataSource(type="fetch"))
+
+
 def test_a_launch_that_meets_a_full_disk_leaves_nothing(tmp_path):
     svc = local_services(tmp_path, Platform(StorageFull(tmp_path)))
     with pytest.raises(StorageFull):
-        jobs.launch(svc, record(), {"data": {"type": "fetch"}}, {"k": "v"}, request())
+        jobs.launch(svc, record(), fetch_config(), {"k": "v"}, request())
     assert svc.jobs.list() == []
     assert [f for f in files(tmp_path) if not f.startswith("jobs.sqlite3")] == []
 
@@ -275,7 +280,7 @@ def test_a_launch_cleanup_that_fails_still_runs_every_step(tmp_path, monkeypatch
 
     monkeypatch.setattr(svc.jobs, "delete", delete)
     with pytest.raises(StorageFull):
-        jobs.launch(svc, record(), {"data": {"type": "fetch"}}, {"k": "v"}, request())
+        jobs.launch(svc, record(), fetch_config(), {"k": "v"}, request())
     assert [f for f in files(tmp_path) if not f.startswith("jobs.sqlite3")] == []
 
 

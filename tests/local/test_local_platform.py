@@ -177,7 +177,16 @@ def test_packing_the_model_leaves_no_second_copy_in_opt_ml(tmp_path):
     opt_ml = tmp_path / "opt_ml"
     (opt_ml / "model").mkdir(parents=True)
     (opt_ml / "model" / "model.safetensors").write_bytes(b"w" * 100)
-    request = {"training_job_name": "tj-1", "artifact_uri": str(tmp_path / "artifacts")}
+    request = TrainingRequest(
+        job_id="j-1",
+        training_job_name="tj-1",
+        image="aifactory-trainer:latest",
+        hyperparameters={},
+        instance_type="local",
+        instance_count=1,
+        volume_size_gb=1,
+        artifact_uri=str(tmp_path / "artifacts"),
+    )
     pack_model(opt_ml, request)
     with tarfile.open(tmp_path / "artifacts" / layout.model_output("tj-1")) as tar:
         assert tar.getnames() == ["model.safetensors"]

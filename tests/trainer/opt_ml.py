@@ -12,6 +12,9 @@ from pathlib import Path
 
 from trainer import entry
 
+from contracts import layout
+from contracts.job_config import JobConfig
+
 
 class OptMlJob:
     def __init__(self, root: Path, job: dict):
@@ -34,17 +37,17 @@ class OptMlJob:
             **job,
         }
 
-    def write(self, hyperparameters: dict | None = None, **job_fields) -> None:
-        """hyperparameters.json (strings, as SageMaker writes it) and the job.json channel."""
+    def write(self, hyperparameters: dict | None = None, **job_fields) -> JobConfig:
+        """The job.json channel, written as the API writes it (contracts.job_config): the
+        hyper-parameters travel there only, so no hyperparameters.json is needed."""
         if hyperparameters is not None:
             self.job["hyperparameters"] = dict(hyperparameters)
         self.job.update(job_fields)
-        (self.config / "hyperparameters.json").write_text(
-            json.dumps({k: str(v) for k, v in self.job["hyperparameters"].items()})
-        )
+        config = JobConfig.from_dict(self.job)
         channel = self.base / "input" / "data" / "config"
         channel.mkdir(parents=True, exist_ok=True)
-        (channel / "job.json").write_text(json.dumps(self.job))
+        (channel / layout.JOB_FILE).write_text(config.to_json())
+        return config
 
     def run(self, monkeypatch) -> int:
         monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))

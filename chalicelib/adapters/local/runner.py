@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import logging
 import math
@@ -41,8 +42,9 @@ from chalicelib.adapters.local.training_platform import (
     process_start_time,
 )
 from chalicelib.images import is_builtin_trainer
-from chalicelib.ports import COMPLETED, FAILED, STOPPED
+from chalicelib.ports import COMPLETED, FAILED, STOPPED, TrainingRequest
 from contracts import layout, timeutil
+from contracts.job_config import JobConfig
 from contracts.statuses import FAILURE_REASON_LIMIT
 
 log = logging.getLogger("aifactory.runner")
@@ -67,9 +69,17 @@ def die_with(parent_pid: int) -> Callable[[], None]:
     return tie
 
 
-def host_names(request: dict) -> list[str]:
+def load_request(job_dir: Path) -> TrainingRequest:
+    """The platform's `request.json` (`dataclasses.asdict` of the request) as the request
+    again; keys a newer API added and this one does not know are left out."""
+    raw = json.loads((job_dir / "request.json").read_text())
+    known = {f.name for f in dataclasses.fields(TrainingRequest)}
+    return TrainingRequest(**{k: v for k, v in raw.items() if k in known})
+
+
+def host_names(request: TrainingRequest) -> list[str]:
     """SageMaker's host names: `algo-1` .. `algo-N`, the first one the master."""
-    return [f"algo-{i + 1}" for i in range(max(1, int(request.get("instance_count", 1))))]
+    return [f"algo-{i + 1}" for i in range(max(1, int(request.instance_count or 1)))]
 
 
 def host_dir(job_dir: Path, host: str) -> Path:
@@ -77,21 +87,23 @@ def host_dir(job_dir: Path, host: str) -> Path:
     return job_dir if host == "algo-1" else job_dir / "hosts" / host
 
 
-def prepare_opt_ml(job_dir: Path, request: dict, host: str = "algo-1") -> Path:
+def prepare_opt_ml(job_dir: Path, request: TrainingRequest, host: str = "algo-1") -> Path:
     """One host's own `/opt/ml` (as on SageMaker, every instance has one): its resourceconfig
     names it and every host; checkpoints of all hosts link to the one artifact directory."""
     opt_ml = host_dir(job_dir, host) / "opt_ml"
     config = opt_ml / "input" / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(request["hyperparameters"], indent=1))
+    # What SageMaker writes from CreateTrainingJob's HyperParameters (our API sends none:
+    # the job's hyper-parameters are in job.json, contracts.job_config).
+    (config / "hyperparameters.json").write_text(json.dumps(request.hyperparameters, indent=1))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": host, "hosts": host_names(request), "network_interface_name": "lo"})
     )
-    artifacts = Path(request["artifact_uri"])
+    artifacts = Path(request.artifact_uri)
     channel = opt_ml / "input" / "data" / "config"
     channel.mkdir(parents=True, exist_ok=True)
     (channel / layout.JOB_FILE).write_bytes((artifacts / layout.JOB_FILE).read_bytes())
-    data_uri = request.get("data_uri")
+    data_uri = request.data_uri
     training = opt_ml / "input" / "data" / "training"
     if data_uri and not training.exists():
         training.symlink_to(Path(data_uri).resolve(), target_is_directory=True)
@@ -107,34 +119,34 @@ def prepare_opt_ml(job_dir: Path, request: dict, host: str = "algo-1") -> Path:
 
 def secret_file(opt_ml: Path) -> str | None:
     """The host file holding the job's dataset headers, when the local secret store made one."""
-    job = json.loads((opt_ml / "input" / "data" / "config" / layout.JOB_FILE).read_text())
-    secret = (job.get("data") or {}).get("secret")
+    job = JobConfig.from_json((opt_ml / "input" / "data" / "config" / layout.JOB_FILE).read_text())
+    secret = job.data.secret
     if isinstance(secret, dict) and secret.get("kind", "file") == "file" and secret.get("ref"):
         return str(Path(secret["ref"]).resolve())
     return None
 
 
-def container_name(request: dict, host: str) -> str:
+def container_name(request: TrainingRequest, host: str) -> str:
     """`docker run --name`: the job's name for the first host, `<name>-<host>` for the others."""
-    name = request["training_job_name"]
+    name = request.training_job_name
     return name if host == "algo-1" else f"{name}-{host}"
 
 
 def trainer_command(
-    request: dict,
+    request: TrainingRequest,
     opt_ml: Path,
     environ: dict[str, str] | None = None,
     host: str = "algo-1",
     extra_env: dict[str, str] | None = None,
 ) -> list[str]:
-    if is_builtin_trainer(request["image"]):
+    if is_builtin_trainer(request.image):
         return [sys.executable, "-m", "trainer"]
-    data_uri = request.get("data_uri")
+    data_uri = request.data_uri
     return docker_command(
-        request["image"],
+        request.image,
         container_name(request, host),
         opt_ml,
-        str(Path(request["artifact_uri"]).resolve()),
+        str(Path(request.artifact_uri).resolve()),
         str(Path(data_uri).resolve()) if data_uri else None,
         secret_file(opt_ml),
         environ,
@@ -145,7 +157,7 @@ def trainer_command(
 MODEL_GZIP_LEVEL = 0
 
 
-def pack_model(opt_ml: Path, request: dict) -> None:
+def pack_model(opt_ml: Path, request: TrainingRequest) -> None:
     """SageMaker uploads /opt/ml/model as `<output path>/<name>/output/model.tar.gz`.
 
     Stored gzip blocks (`MODEL_GZIP_LEVEL` 0, still a .tar.gz any reader opens): weights are
@@ -154,8 +166,8 @@ def pack_model(opt_ml: Path, request: dict) -> None:
 
     Then /opt/ml/model is emptied, as SageMaker's instance volume goes away: its files are a
     copy of the best checkpoint, now in model.tar.gz too (a resnet18 job kept 45 MB twice)."""
-    name = request["training_job_name"]
-    target = Path(request["artifact_uri"]) / layout.model_output(name)
+    name = request.training_job_name
+    target = Path(request.artifact_uri) / layout.model_output(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     items = sorted((opt_ml / "model").iterdir())
@@ -226,7 +238,7 @@ class Supervisor:
     """Runs every host of one job, restarts them all after a (emulated) spot interruption, and
     turns their exits into one outcome: SageMaker's view of a multi-instance job."""
 
-    def __init__(self, job_dir: Path, request: dict, platform: LocalTrainingPlatform):
+    def __init__(self, job_dir: Path, request: TrainingRequest, platform: LocalTrainingPlatform):
         self.job_dir, self.request, self.platform = job_dir, request, platform
         self.name = job_dir.name
         self.hosts: list[Host] = []
@@ -255,7 +267,7 @@ class Supervisor:
 
     # --- hosts ---------------------------------------------------------------------------------
     def prepare(self) -> None:
-        builtin = is_builtin_trainer(self.request["image"])
+        builtin = is_builtin_trainer(self.request.image)
         for name in host_names(self.request):
             opt_ml = prepare_opt_ml(self.job_dir, self.request, name)
             log_path = host_dir(self.job_dir, name) / "trainer.log"
@@ -412,7 +424,7 @@ class Supervisor:
 
 def run(job_dir: Path, platform: LocalTrainingPlatform, on_state_change: Callable[[str, str], None]) -> int:
     name = job_dir.name
-    supervisor = Supervisor(job_dir, json.loads((job_dir / "request.json").read_text()), platform)
+    supervisor = Supervisor(job_dir, load_request(job_dir), platform)
     signal.signal(signal.SIGTERM, supervisor.on_sigterm)
     signal.signal(INTERRUPT_SIGNAL, supervisor.on_interrupt)
     signal.signal(signal.SIGCHLD, supervisor.on_child_exit)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = TrainingEnvironment.load()
         writer = ArtifactWriter(env.artifact_uri) if env.is_master else None
-        reporter = Reporter(writer, attempt=int(env.job.get("attempt", 1)))
+        reporter = Reporter(writer, attempt=env.job.attempt)
         reporter.update(force=True, status="initializing")
         if writer is not None:
             from trainer.probe import probe

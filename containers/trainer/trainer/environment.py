@@ -3,6 +3,11 @@
 Shaped like sagemaker-training-toolkit's `environment.py`: everything the trainer
 learns from its surroundings comes from here, and the base directory is overridable
 (`AIFACTORY_OPT_ML`) so the local platform can run the same code under a job directory.
+
+The job itself is `job.json` in the `config` channel, read as a `contracts.job_config.JobConfig`;
+its `hyperparameters` are the job's only hyper-parameters (SageMaker's hyperparameters.json
+is not read: it holds at most 100 strings of 256 characters, and two sources were merged
+differently by the text and vision trainers).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import layout
+from contracts.job_config import JobConfig
 
 DEFAULT_BASE = "/opt/ml"
 CONFIG_CHANNEL = "config"
@@ -30,9 +36,8 @@ def _read_json(path: Path, default: Any) -> Any:
 @dataclass
 class TrainingEnvironment:
     base_dir: Path
-    hyperparameters: dict[str, str]
     resource_config: dict[str, Any]
-    job: dict[str, Any]
+    job: JobConfig
     environ: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -40,13 +45,11 @@ class TrainingEnvironment:
         environ = dict(os.environ if environ is None else environ)
         base = Path(base_dir or environ.get("AIFACTORY_OPT_ML") or DEFAULT_BASE)
         config = base / "input" / "config"
-        hps = _read_json(config / "hyperparameters.json", {})
         resources = _read_json(config / "resourceconfig.json", {})
         job_path = base / "input" / "data" / CONFIG_CHANNEL / JOB_FILE
-        job = _read_json(job_path, None)
-        if job is None:
+        if not job_path.exists():
             raise FileNotFoundError(f"Job configuration not found at {job_path}")
-        return cls(base, {str(k): str(v) for k, v in hps.items()}, resources, job, environ)
+        return cls(base, resources, JobConfig.from_json(job_path.read_text()), environ)
 
     # --- directories -------------------------------------------------------
     @property
@@ -106,8 +109,13 @@ class TrainingEnvironment:
     # --- job ---------------------------------------------------------------
     @property
     def task(self) -> str:
-        return self.job["task"]
+        return self.job.task
 
     @property
     def artifact_uri(self) -> str:
-        return self.job["artifacts"]["uri"]
+        return self.job.artifact_uri
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The job's hyper-parameters, one source for every task (job.json)."""
+        return self.job.hyperparameters

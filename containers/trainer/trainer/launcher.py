@@ -28,7 +28,7 @@ log = logging.getLogger("trainer")
 def _text_uses_gpu(env: TrainingEnvironment) -> bool:
     """`process.train.using_gpu`; an invalid value gets one process, which reports it (E03) once."""
     key = "process.train.using_gpu"
-    value = {**(env.job.get("hyperparameters") or {}), **env.hyperparameters}.get(key)
+    value = env.hyperparameters.get(key)
     try:
         return DEFAULTS["using_gpu"] if value is None else bool(parse(key, str(value)))
     except ValueError:
@@ -41,7 +41,7 @@ def processes_per_host(env: TrainingEnvironment) -> int:
         return max(1, int(override))
     if env.task in TEXT_TASKS and not _text_uses_gpu(env):
         return 1  # a CPU text job: one process per host (several hosts still train together)
-    visible = (env.job.get("hyperparameters") or {}).get("visible_devices")
+    visible = env.hyperparameters.get("visible_devices")
     if visible is not None:
         return max(1, len(visible))
     return max(1, env.num_gpus)

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from contracts.job_config import DataSource
+
 KINDS = ("file", "secretsmanager")
 
 
@@ -45,9 +47,9 @@ def _load(kind: str, ref: str, client: Any = None) -> dict:
     return value
 
 
-def read_dataset_headers(job: dict, client: Any = None) -> dict[str, str]:
-    """`job["data"]["secret"]` → the headers to send to the dataset endpoint ({} if none)."""
-    secret = (job.get("data") or {}).get("secret")
+def read_dataset_headers(data: DataSource, client: Any = None) -> dict[str, str]:
+    """job.json's `data.secret` → the headers to send to the dataset endpoint ({} if none)."""
+    secret = data.secret
     if not secret:
         return {}
     if not isinstance(secret, dict) or not secret.get("ref"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from contracts.job_config import FETCH, DataSource
 from dataset_fetcher import iter_records
 from trainer.text.config import TextConfig
 
@@ -25,20 +26,19 @@ IGNORE_INDEX = -100  # targets of padding and of the <s>/</s> tokens: no loss, n
 
 
 def load_records(
-    job: dict, task: str, headers: dict[str, str], should_stop: Callable[[], bool]
+    data: DataSource, task: str, headers: dict[str, str], should_stop: Callable[[], bool]
 ) -> list[dict]:
     """Streams the dataset endpoint's pages (fetched ahead, in order) into a list of records."""
-    data = job.get("data") or {}
-    if data.get("type") != "fetch":
+    if data.type != FETCH:
         raise ValueError(
-            f"{task} reads its records from a dataset endpoint (data.type 'fetch'); got {data.get('type')!r}"
+            f"{task} reads its records from a dataset endpoint (data.type 'fetch'); got {data.type!r}"
         )
-    pagination = data.get("pagination") or {}
+    pagination = data.pagination or {}
     begin = int(pagination.get("begin_offset", 0))
     page_size = int(pagination.get("page_size", 100))
     max_pages = int(pagination.get("max_pages", 0))
     records = []
-    for record in iter_records(data["url"], headers, begin, page_size, max_pages, task):
+    for record in iter_records(data.url, headers, begin, page_size, max_pages, task):
         records.append(record)
         if should_stop():
             log.warning("Stop requested while fetching the dataset (%d records so far)", len(records))

@@ -88,8 +88,8 @@ def fetch_inputs(ctx, config: TextConfig, group: Group, resuming: bool) -> tuple
     """Rank 0 fetches the records (and the fine-tuning source, unless resuming) for every rank."""
     inputs = None
     if group.rank == 0:
-        headers = read_dataset_headers(ctx.env.job)
-        records = load_records(ctx.env.job, ctx.env.task, headers, ctx.should_stop)
+        headers = read_dataset_headers(ctx.env.job.data)
+        records = load_records(ctx.env.job.data, ctx.env.task, headers, ctx.should_stop)
         if not ctx.should_stop():
             if not records:
                 raise ValueError(
@@ -97,8 +97,8 @@ def fetch_inputs(ctx, config: TextConfig, group: Group, resuming: bool) -> tuple
                 )
             source = None
             if not resuming:
-                if ctx.env.job.get("finetune"):
-                    source = finetune.load_source(ctx.env.job["finetune"], ctx.env.task)
+                if ctx.env.job.finetune:
+                    source = finetune.load_source(ctx.env.job.finetune, ctx.env.task)
                 elif config.finetune_from:
                     raise ValueError(
                         f"model.finetuneFrom={config.finetune_from} was not resolved into job.json's "
@@ -330,7 +330,7 @@ def build(task: str, config: TextConfig, data: TextData, resume, source) -> tupl
 def run(ctx) -> None:
     env = ctx.env
     task = env.task
-    config = parse_hyperparameters({**(env.job.get("hyperparameters") or {}), **env.hyperparameters})
+    config = parse_hyperparameters(env.hyperparameters)
     group = setup(env, config.using_gpu and torch.cuda.is_available())
     try:
         _run(ctx, task, config, group)
@@ -372,7 +372,7 @@ def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
         log.info("Resuming from checkpoint %s at step %d", resume.path, start_step)
     meta = model_meta(task, spec, data, config)
     if source is not None:
-        meta["finetuned_from"] = {**env.job["finetune"], "vocab_size": len(source.meta["vocab"])}
+        meta["finetuned_from"] = {**env.job.finetune, "vocab_size": len(source.meta["vocab"])}
     train_model = None
     if group.active:
         train_model = nn.parallel.DistributedDataParallel(

@@ -357,7 +357,7 @@ def run(ctx) -> None:
 def _run(ctx, stack: contextlib.ExitStack) -> None:
     env = ctx.env
     task = env.task
-    hp = resolve_hyperparameters(task, env.job.get("hyperparameters") or {})
+    hp = resolve_hyperparameters(task, env.hyperparameters)
     rank, world, local_rank = setup_distributed(env)
     device = engine.select_device(hp["visible_devices"])
     if world > 1 and device.type == "cuda":
@@ -409,8 +409,8 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
         start_epoch = done + 1
     else:
         ctx.reporter.set_losses([])
-        if env.job.get("finetune"):
-            load_finetune(model, env.job["finetune"], task, hp)
+        if env.job.finetune:
+            load_finetune(model, env.job.finetune, task, hp)
     for group in optimizer.param_groups:  # replay the schedule from the (possibly overridden) settings
         group["lr"] = float(hp["learning_rate"])
         group.pop("initial_lr", None)
