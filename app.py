@@ -14,7 +14,7 @@ from chalicelib.services import access, events
 from chalicelib.tenants.routes import bp as tenants_bp
 from chalicelib.v15.routes import bp as v15_bp
 from chalicelib.web.api_app import ApiApp
-from chalicelib.wiring import services
+from chalicelib.wiring import adapters
 
 app = ApiApp(app_name="ai-factory")  # Chalice, answering its own errors in each API's envelope
 app.log.setLevel(logging.INFO)
@@ -35,7 +35,7 @@ def as_the_keys_tenant(event, get_response):
     if event.path in KEYLESS_ROUTES:
         tenant = tenancy.ANONYMOUS  # a signed link acts for its one job once its signature holds
     else:
-        tenant = access.tenant_of(services(), event.headers, event.context)
+        tenant = access.tenant_of(adapters(), event.headers, event.context)
         if tenant is None:
             return Response({"message": "Forbidden"}, status_code=403)
     with tenancy.acting_as(tenant):
@@ -53,17 +53,17 @@ def _budget_s(event) -> float | None:
 @app.on_cw_event({"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]})
 def training_state_changed(event):
     events.on_training_state_change(
-        services(), event.detail["TrainingJobName"], event.detail["TrainingJobStatus"], _budget_s(event)
+        adapters(), event.detail["TrainingJobName"], event.detail["TrainingJobStatus"], _budget_s(event)
     )
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def retry_callbacks(event):
     """The outbox on AWS: callbacks whose attempt failed, or whose sender died, are sent when due."""
-    events.deliver_pending(services(), _budget_s(event) or events.SWEEP_BUDGET_S)
+    events.deliver_pending(adapters(), _budget_s(event) or events.SWEEP_BUDGET_S)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def launch_queued_jobs(event):
     """Jobs SageMaker had no capacity for (ResourceLimitExceeded) are launched once it has."""
-    events.launch_queued(services())
+    events.launch_queued(adapters())

@@ -177,11 +177,11 @@ class Api:
         from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
         from chalicelib.entrypoints import local_server
 
-        self.services = wiring.services()
+        self.services = wiring.adapters()
         self.services.hosting = LocalHostingPlatform(home, python=python)
         import chalicelib.v15.routes as v15_routes
 
-        v15_routes.services = lambda: self.services
+        v15_routes.adapters = lambda: self.services
         self.sizes: dict[int, int] = {}
         measure = local_server.ApiGatewayAdapter._output_size
 

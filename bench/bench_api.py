@@ -142,9 +142,9 @@ def local_services(home: Path):
     from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
     from chalicelib.adapters.local.job_store import SqliteJobStore
     from chalicelib.adapters.local.secret_store import FileSecretStore
-    from chalicelib.wiring import Services
+    from chalicelib.wiring import Adapters
 
-    return Services(
+    return Adapters(
         jobs=SqliteJobStore(home / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(home / "artifacts"),
         platform=StubPlatform(),
@@ -152,8 +152,8 @@ def local_services(home: Path):
     )
 
 
-class ServicesSwitch:
-    """Replaces `wiring.services` everywhere it was imported; `use()` picks which home answers."""
+class AdaptersSwitch:
+    """Replaces `wiring.adapters` everywhere it was imported; `use()` picks which home answers."""
 
     def __init__(self, services):
         self.current = services
@@ -168,7 +168,7 @@ class ServicesSwitch:
         from chalicelib.v15 import routes as v15_routes
 
         for module in (wiring, ai_factory_routes, v15_routes, app):
-            module.services = self
+            module.adapters = self
 
 
 def measure(
@@ -254,7 +254,7 @@ def route_latency(iterations: int, warmup: int, jobs_present: int, base: Path) -
     data_dir.mkdir(parents=True)
     os.environ.update(stage_env(read_home))
     read_svc, write_svc = local_services(read_home), local_services(write_home)
-    switch = ServicesSwitch(read_svc)
+    switch = AdaptersSwitch(read_svc)
     with Client(app, stage_name="local") as client:
         settings.reset()  # the Client applied the stage's environment variables
         wiring.reset()

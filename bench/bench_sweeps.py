@@ -44,7 +44,7 @@ from chalicelib.adapters.aws.artifact_store import S3ArtifactStore, make_s3_clie
 from chalicelib.adapters.aws.job_store import DynamoJobStore, table_definition  # noqa: E402
 from chalicelib.ai_factory import service as ai_factory  # noqa: E402
 from chalicelib.errors import NotFound  # noqa: E402
-from chalicelib.ports import COMPLETED, IN_PROGRESS, Services, TrainingDescription  # noqa: E402
+from chalicelib.ports import COMPLETED, IN_PROGRESS, Adapters, TrainingDescription  # noqa: E402
 from chalicelib.services import events, jobs  # noqa: E402
 from chalicelib.v15 import service as v15  # noqa: E402
 
@@ -149,7 +149,7 @@ class Meter:
         }
 
 
-def old_read(svc: Services) -> int:
+def old_read(svc: Adapters) -> int:
     """Before: what each sweep and each list route read first, every record of the table (a
     paginated Scan; `list("ai_factory")` filtered it, which reads the same items). The sweeps
     then kept the queued or unsettled ones, the routes sorted and sliced a page off."""
@@ -188,7 +188,7 @@ def main() -> int:
         started = time.perf_counter()
         running = seed(client, store, args.jobs, args.active)
         seeding = time.perf_counter() - started
-        svc = Services(store, S3ArtifactStore(s3, BUCKET, "prod"), Platform(running), None)
+        svc = Adapters(store, S3ArtifactStore(s3, BUCKET, "prod"), Platform(running), None)
         meter = Meter(client, s3)
 
         print(

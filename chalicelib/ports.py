@@ -2,7 +2,7 @@
 
 The Chalice stage picks the adapters (`chalicelib.wiring`): `local` uses SQLite, a
 directory, child processes and a file store; `dev`/`prod` use DynamoDB, S3, SageMaker
-and Secrets Manager. Services depend only on these protocols and on `Services`, the
+and Secrets Manager. Services depend only on these protocols and on `Adapters`, the
 bundle an entry point builds.
 """
 
@@ -297,7 +297,7 @@ class TenantStore(Protocol):
 
 
 @dataclass
-class Services:
+class Adapters:
     """The adapters of one stage, built by an entry point (`chalicelib.wiring`)."""
 
     jobs: JobStore

@@ -1,6 +1,6 @@
 """Builds the adapters the stage asks for: the composition every entry point shares.
 
-Entry points (the Chalice app, the local server, the job runner) call `services()`;
+Entry points (the Chalice app, the local server, the job runner) call `adapters()`;
 services and routes receive the result and never import an adapter themselves.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import functools
 
 from chalicelib import settings
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 
 
-def _local() -> Services:
+def _local() -> Adapters:
     from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
     from chalicelib.adapters.local.data_store import LocalDataStore
     from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
@@ -30,7 +30,7 @@ def _local() -> Services:
         docker_enabled=lambda: config.docker_enabled,
         stop_grace_seconds=config.stop_grace_seconds,
     )
-    return Services(
+    return Adapters(
         jobs=SqliteJobStore(config.home / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(config.home / "artifacts"),
         platform=platform,
@@ -46,7 +46,7 @@ def _local() -> Services:
     )
 
 
-def _aws() -> Services:
+def _aws() -> Adapters:
     import boto3
     from botocore.config import Config
 
@@ -60,7 +60,7 @@ def _aws() -> Services:
     from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 
     config = settings.current()
-    return Services(
+    return Adapters(
         jobs=DynamoJobStore(boto3.client("dynamodb"), config.table_name),
         artifacts=S3ArtifactStore(make_s3_client(), config.bucket, config.artifact_prefix),
         platform=SageMakerTrainingPlatform(
@@ -100,9 +100,9 @@ def _aws() -> Services:
 
 
 @functools.cache
-def services() -> Services:
+def adapters() -> Adapters:
     return _local() if settings.current().is_local else _aws()
 
 
 def reset() -> None:
-    services.cache_clear()
+    adapters.cache_clear()

@@ -10,7 +10,7 @@ from chalicelib.services import model_links
 from chalicelib.web.api_app import any_accept
 from chalicelib.web.envelopes import ai_factory_errors
 from chalicelib.web.request_body import CONTENT_TYPES, read_json
-from chalicelib.wiring import services
+from chalicelib.wiring import adapters
 
 bp = Blueprint(__name__)
 
@@ -27,7 +27,7 @@ def public_url(request) -> str:
 @ai_factory_errors
 def create_training_job():
     request = bp.current_request
-    return service.create_training_job(services(), read_json(request), public_url(request))
+    return service.create_training_job(adapters(), read_json(request), public_url(request))
 
 
 @bp.route("/check_trained_job", methods=["POST", "GET"], api_key_required=True, content_types=CONTENT_TYPES)
@@ -38,25 +38,25 @@ def check_trained_job():
     if request.method == "POST" and (request.raw_body or b"").strip():
         body = read_json(request)
         params.update(body if isinstance(body, dict) else {})
-    return service.list_training_jobs(services(), params)
+    return service.list_training_jobs(adapters(), params)
 
 
 @bp.route("/status", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @ai_factory_errors
 def training_status():
-    return service.training_status(services(), read_json(bp.current_request))
+    return service.training_status(adapters(), read_json(bp.current_request))
 
 
 @bp.route("/stop_training_job", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @ai_factory_errors
 def stop_training_job():
-    return service.stop_training_job(services(), read_json(bp.current_request))
+    return service.stop_training_job(adapters(), read_json(bp.current_request))
 
 
 @bp.route("/logs", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @ai_factory_errors
 def training_logs():
-    return service.training_logs(services(), read_json(bp.current_request))
+    return service.training_logs(adapters(), read_json(bp.current_request))
 
 
 SIGNED_MODEL_ROUTE = "/models/{job_name}/signed"
@@ -81,7 +81,7 @@ def download_model(job_name):
 
 
 def _model_response(job_name: str) -> Response:
-    key, data, url = service.model_artifact(services(), job_name)
+    key, data, url = service.model_artifact(adapters(), job_name)
     if url:
         return Response(body="", status_code=302, headers={"Location": url})
     return Response(

@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound, ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import jobs, outbox, paging
 from chalicelib.services import logs as job_logs
 from contracts import heartbeat as heartbeats
@@ -20,7 +20,7 @@ FINETUNE_KEY = "model.finetuneFrom"
 _STEP_WEIGHTS = re.compile(r"/checkpoints/step-(\d+)/" + re.escape(layout.WEIGHTS) + "$")
 
 
-def resolve_finetune(svc: Services, task: str, hyperparameters: dict[str, str]) -> dict[str, Any] | None:
+def resolve_finetune(svc: Adapters, task: str, hyperparameters: dict[str, str]) -> dict[str, Any] | None:
     """`model.finetuneFrom` (a job name) -> job.json's `finetune`, checked before anything launches.
 
     The source must be an AI Factory job of the same task with a saved model: its newest step
@@ -50,7 +50,7 @@ def resolve_finetune(svc: Services, task: str, hyperparameters: dict[str, str]) 
     raise ValidationError(field, f"job '{name}' has no saved model yet (status {source['status']})")
 
 
-def create_training_job(svc: Services, payload: Any, public_url: str) -> dict[str, str]:
+def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[str, str]:
     req = parse_create(payload)
     finetune = resolve_finetune(svc, req.task_def, req.hyperparameters)
     svc.platform.check_image(req.image)
@@ -108,7 +108,7 @@ def _job_item(job: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> Any:
+def list_training_jobs(svc: Adapters, params: dict[str, Any] | None = None) -> Any:
     """Newest first, with the statuses the state-change handler wrote: no platform call per job.
 
     With `limit` or `next_token` the answer is `{"jobs": [...], "next_token": <token or null>}`,
@@ -126,7 +126,7 @@ def list_training_jobs(svc: Services, params: dict[str, Any] | None = None) -> A
     return {"jobs": [_job_item(job) for job in records], "next_token": next_token}
 
 
-def training_status(svc: Services, payload: Any) -> dict[str, str]:
+def training_status(svc: Adapters, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
     result = {"status": job["status"]}
     if job.get("failure_reason"):
@@ -143,7 +143,7 @@ def training_status(svc: Services, payload: Any) -> dict[str, str]:
     return result
 
 
-def _progress(svc: Services, job: dict[str, Any]) -> dict[str, Any] | None:
+def _progress(svc: Adapters, job: dict[str, Any]) -> dict[str, Any] | None:
     """The trainer's heartbeat in the text tasks' terms: steps, not epochs (one epoch of `steps`)."""
     heartbeat = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), None) or {}
     if not heartbeat or not heartbeats.is_current(heartbeat, jobs.current_attempt(job)["attempt"]):
@@ -162,13 +162,13 @@ _STEP_NAMES = {
 }
 
 
-def stop_training_job(svc: Services, payload: Any) -> dict[str, str]:
+def stop_training_job(svc: Adapters, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
     job = jobs.stop(svc, job)
     return {"status": "success", "job_name": job["job_name"], "TrainingJobStatus": job["status"]}
 
 
-def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str | None]:
+def model_artifact(svc: Adapters, job_name: str) -> tuple[str, bytes | None, str | None]:
     """The model.tar.gz of a completed job: (key, bytes when local, presigned URL when on S3)."""
     job = jobs.get_by_name(svc, job_name, API)
     key = layout.job_key(job["job_id"], layout.model_output(jobs.current_attempt(job)["training_job_name"]))
@@ -185,7 +185,7 @@ def model_artifact(svc: Services, job_name: str) -> tuple[str, bytes | None, str
     return key, data, None
 
 
-def training_logs(svc: Services, payload: Any) -> dict[str, Any]:
+def training_logs(svc: Adapters, payload: Any) -> dict[str, Any]:
     body = payload if isinstance(payload, dict) else {}
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
     return {

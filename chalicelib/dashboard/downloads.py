@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.aws_limits import LAMBDA_MAX_RESPONSE_BYTES
 from chalicelib.errors import NotFound, ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts import layout
 
@@ -34,7 +34,7 @@ PART_BYTES = (LAMBDA_MAX_RESPONSE_BYTES // 2 // 1024 // 1024) * 1024 * 1024 or 1
 
 
 def checkpoint_file(
-    svc: Services, job_id: str, epoch: str, name: str, offset: str | None = None
+    svc: Adapters, job_id: str, epoch: str, name: str, offset: str | None = None
 ) -> dict[str, Any]:
     """`{"url": ...}` where the store can presign one (S3: the bytes never pass through the
     Lambda's 6 MB answer), else `{"data", "start", "end", "total"}`: the part of the file

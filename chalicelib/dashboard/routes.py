@@ -10,7 +10,7 @@ from chalice import Blueprint, Response
 from chalicelib.dashboard import downloads
 from chalicelib.web.api_app import any_accept
 from chalicelib.web.envelopes import ai_factory_errors
-from chalicelib.wiring import services
+from chalicelib.wiring import adapters
 
 bp = Blueprint(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -73,7 +73,7 @@ def checkpoint_file(job_id, epoch, name):
     """A checkpoint's weights or JSON: `{"url": presigned}` (AWS) or, locally, the part of the
     file from `?offset=` (Content-Range says which, and the file's size)."""
     query = bp.current_request.query_params or {}
-    found = downloads.checkpoint_file(services(), job_id, epoch, name, query.get("offset"))
+    found = downloads.checkpoint_file(adapters(), job_id, epoch, name, query.get("offset"))
     if "url" in found:
         return {"url": found["url"]}
     return Response(

@@ -15,7 +15,7 @@ from chalicelib import settings
 from chalicelib.adapters.local import runner
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.services import events
-from chalicelib.wiring import services
+from chalicelib.wiring import adapters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_grace_seconds=config.stop_grace_seconds,
     )
     return runner.run(
-        job_dir, platform, lambda name, status: events.on_training_state_change(services(), name, status)
+        job_dir, platform, lambda name, status: events.on_training_state_change(adapters(), name, status)
     )
 
 

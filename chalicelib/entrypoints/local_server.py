@@ -669,24 +669,24 @@ DISK_BUDGET_INTERVAL_S = 60.0  # AIFACTORY_DISK_BUDGET_GB is checked this often
 def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> None:
     """Launches queued jobs, settles dead ones and hands due callbacks to the outbox's
     workers: the sweep never waits on a callback receiver."""
-    from chalicelib.wiring import services
+    from chalicelib.wiring import adapters
 
     sweep_log = logging.getLogger("aifactory.sweep")
     next_budget_check = 0.0
     while not stop.wait(interval):
         try:
-            services().platform.recover()
+            adapters().platform.recover()
         except Exception:
             sweep_log.exception("platform sweep failed")
         try:
             from chalicelib.services import events
 
-            events.launch_queued(services())  # jobs that waited for capacity
+            events.launch_queued(adapters())  # jobs that waited for capacity
         except Exception:
             sweep_log.exception("capacity queue sweep failed")
         try:
-            if services().hosting is not None:
-                services().hosting.recover()  # restarts model servers that died
+            if adapters().hosting is not None:
+                adapters().hosting.recover()  # restarts model servers that died
         except Exception:
             sweep_log.exception("hosting sweep failed")
         try:
@@ -694,7 +694,7 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
         except Exception:
             sweep_log.exception("callback sweep failed")
         try:
-            narrator.poll(services())
+            narrator.poll(adapters())
         except Exception:
             sweep_log.exception("job event log failed")
         if time.monotonic() >= next_budget_check:  # sizing every job's files: once a minute at most
@@ -705,7 +705,7 @@ def sweep_forever(stop: threading.Event, interval: float, outbox, narrator) -> N
 
                 budget = settings.current().disk_budget_gb
                 if budget > 0:
-                    disk_space.enforce_budget(services(), int(budget * 1e9))
+                    disk_space.enforce_budget(adapters(), int(budget * 1e9))
             except Exception:
                 sweep_log.exception("disk budget sweep failed")
 
@@ -754,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.adapters.local.source_tree import REPO_ROOT
     from chalicelib.services.job_events import JobEventLog
     from chalicelib.services.outbox import Outbox
-    from chalicelib.wiring import services
+    from chalicelib.wiring import adapters
 
     sys.path.insert(0, str(REPO_ROOT))
     from app import app
@@ -790,11 +790,11 @@ def main(argv: list[str] | None = None) -> int:
     port = server.effective_port
     os.environ.setdefault("AIFACTORY_PUBLIC_URL", f"http://{args.host}:{port}")
     settings.reset()
-    services().platform.recover()
+    adapters().platform.recover()
     stop = threading.Event()
-    outbox = Outbox(services)
+    outbox = Outbox(adapters)
     narrator = JobEventLog(logging.getLogger("aifactory.jobs").info)  # one console line per job event
-    narrator.poll(services())  # what existed before this start is remembered, not replayed
+    narrator.poll(adapters())  # what existed before this start is remembered, not replayed
     threading.Thread(
         target=sweep_forever, args=(stop, args.sweep_interval, outbox, narrator), daemon=True
     ).start()

@@ -13,14 +13,14 @@ from typing import Any
 
 from chalicelib import settings, tenancy
 from chalicelib.errors import NotFound, Unavailable, ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.tenancy import Quotas, Tenant
 from contracts.v15_literals import parse_int_in
 
 NAME_MAX = 64
 
 
-def tenant_of(svc: Services, headers: dict[str, str] | None, context: dict[str, Any] | None) -> Tenant | None:
+def tenant_of(svc: Adapters, headers: dict[str, str] | None, context: dict[str, Any] | None) -> Tenant | None:
     """The request's tenant; None when its key is no tenant's (a 403)."""
     config = settings.current()
     if config.check_api_key:
@@ -36,7 +36,7 @@ def tenant_of(svc: Services, headers: dict[str, str] | None, context: dict[str, 
     return svc.tenants.authenticate(key_id=key_id)
 
 
-def _store(svc: Services):
+def _store(svc: Adapters):
     if svc.tenants is None:
         raise Unavailable("This stage has no tenant store.")
     me = tenancy.current()
@@ -72,7 +72,7 @@ def _quotas(body: dict[str, Any]) -> Quotas:
     )
 
 
-def create_key(svc: Services, body: Any) -> dict[str, Any]:
+def create_key(svc: Adapters, body: Any) -> dict[str, Any]:
     body = body if isinstance(body, dict) else {}
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -88,11 +88,11 @@ def create_key(svc: Services, body: Any) -> dict[str, Any]:
     return {"status": "success", "tenant": tenant, "api_key": key}
 
 
-def list_keys(svc: Services) -> dict[str, Any]:
+def list_keys(svc: Adapters) -> dict[str, Any]:
     return {"status": "success", "tenants": _store(svc).list()}
 
 
-def revoke_key(svc: Services, tenant_id: str) -> dict[str, Any]:
+def revoke_key(svc: Adapters, tenant_id: str) -> dict[str, Any]:
     revoked = _store(svc).revoke(tenant_id)
     if revoked is None:
         raise NotFound(f"Tenant {tenant_id} not found.")

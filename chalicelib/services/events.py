@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.ports import TERMINAL, Services
+from chalicelib.ports import TERMINAL, Adapters
 from chalicelib.services import jobs, outbox
 
 log = logging.getLogger("aifactory.events")
@@ -19,7 +19,7 @@ SWEEP_BUDGET_S = 600.0
 
 
 def on_training_state_change(
-    svc: Services, training_job_name: str, status: str, budget_s: float | None = None
+    svc: Adapters, training_job_name: str, status: str, budget_s: float | None = None
 ) -> None:
     """`budget_s`: the seconds the caller may spend (a Lambda's remaining time, less a margin);
     an attempt that would not fit is left to the scheduled sender."""
@@ -34,13 +34,13 @@ def on_training_state_change(
         outbox.send_now(svc, job, budget_s)
 
 
-def deliver_pending(svc: Services, budget_s: float = SWEEP_BUDGET_S) -> int:
+def deliver_pending(svc: Adapters, budget_s: float = SWEEP_BUDGET_S) -> int:
     """Enqueues callbacks nobody enqueued (the runner died, the API restarted) and sends
     every one that is due; returns the attempts made. The scheduled handler on AWS."""
     return outbox.run_due(svc, budget_s)
 
 
-def launch_queued(svc: Services) -> int:
+def launch_queued(svc: Adapters) -> int:
     """Starts the jobs that wait for capacity (`jobs.launch_queued`): the scheduled handler on
     AWS (`app.launch_queued_jobs`), the sweep on the local stage."""
     return jobs.launch_queued(svc)

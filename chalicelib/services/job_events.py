@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.ports import COMPLETED, FAILED, STOPPED, TERMINAL, Services
+from chalicelib.ports import COMPLETED, FAILED, STOPPED, TERMINAL, Adapters
 from chalicelib.services import jobs, outbox
 from contracts import layout
 
@@ -28,7 +28,7 @@ class Seen:
     callback: str | None
 
 
-def _snapshot(svc: Services, job: dict[str, Any]) -> tuple[dict[str, Any], Seen, dict[str, Any]]:
+def _snapshot(svc: Adapters, job: dict[str, Any]) -> tuple[dict[str, Any], Seen, dict[str, Any]]:
     if job["status"] not in TERMINAL:
         job = jobs.refresh(svc, job)
     progress = {}
@@ -50,7 +50,7 @@ class JobEventLog:
         self.emit = emit
         self.seen: dict[str, Seen] | None = None
 
-    def poll(self, svc: Services) -> list[str]:
+    def poll(self, svc: Adapters) -> list[str]:
         first = self.seen is None
         seen = self.seen or {}
         lines: list[str] = []

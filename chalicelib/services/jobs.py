@@ -37,9 +37,9 @@ from chalicelib.ports import (
     IN_PROGRESS,
     STOPPED,
     TERMINAL,
+    Adapters,
     CapacityError,
     ConflictError,
-    Services,
     TrainingRequest,
 )
 from contracts import layout, timeutil
@@ -81,17 +81,17 @@ def current_attempt(job: dict[str, Any]) -> dict[str, Any]:
     return job["attempts"][-1]
 
 
-def read_config(svc: Services, job_id: str) -> JobConfig | None:
+def read_config(svc: Adapters, job_id: str) -> JobConfig | None:
     """The job's job.json (None when it has none: a launch that never got that far)."""
     raw = svc.artifacts.get_json(layout.job_key(job_id, layout.JOB_FILE))
     return None if raw is None else JobConfig.from_dict(raw)
 
 
-def write_config(svc: Services, config: JobConfig) -> None:
+def write_config(svc: Adapters, config: JobConfig) -> None:
     svc.artifacts.put_json(layout.job_key(config.job_id, layout.JOB_FILE), config.to_dict())
 
 
-def _next_attempt_config(svc: Services, job_id: str, attempt: int) -> None:
+def _next_attempt_config(svc: Adapters, job_id: str, attempt: int) -> None:
     """job.json names the attempt the trainer runs as: its heartbeats carry it."""
     config = read_config(svc, job_id)
     if config is not None:
@@ -99,7 +99,7 @@ def _next_attempt_config(svc: Services, job_id: str, attempt: int) -> None:
 
 
 def launch(
-    svc: Services,
+    svc: Adapters,
     record: dict[str, Any],
     job_config: JobConfig,
     secret: dict[str, Any] | None,
@@ -140,7 +140,7 @@ def launch(
         raise
 
 
-def check_quotas(svc: Services, record: dict[str, Any]) -> None:
+def check_quotas(svc: Adapters, record: dict[str, Any]) -> None:
     """The request's tenant may start this job: its instance types and its concurrent jobs
     (queued ones count: they start on their own). Read from the active-jobs index: O(active)."""
     tenant = tenancy.current()
@@ -205,7 +205,7 @@ def _gave_up(queued: dict[str, Any], now: float) -> bool:
     return since is not None and now - since >= settings.current().capacity_max_wait_seconds
 
 
-def _give_up(svc: Services, job: dict[str, Any], reason: str, since_ts: float) -> dict[str, Any]:
+def _give_up(svc: Adapters, job: dict[str, Any], reason: str, since_ts: float) -> dict[str, Any]:
     waited = time.time() - since_ts
     resource = job.get("resource") or {}
     message = (
@@ -227,7 +227,7 @@ def _give_up(svc: Services, job: dict[str, Any], reason: str, since_ts: float) -
     )
 
 
-def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
+def enqueue(svc: Adapters, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
     """The platform cannot start `request` now: the job waits, InProgress, until it can."""
     log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
     since = job.get("capacity_since") or time.time()
@@ -242,7 +242,7 @@ def enqueue(svc: Services, job: dict[str, Any], request: TrainingRequest, reason
     )
 
 
-def requeue_after_capacity_failure(svc: Services, job: dict[str, Any], reason: str) -> dict[str, Any]:
+def requeue_after_capacity_failure(svc: Adapters, job: dict[str, Any], reason: str) -> dict[str, Any]:
     """SageMaker failed the current attempt for capacity: a new attempt of the same request
     waits in the queue (it resumes from the job's checkpoints), unless the job has waited long
     enough. Conditional on `capacity_tries`: two handlers seeing the failure queue one attempt."""
@@ -281,7 +281,7 @@ def requeue_after_capacity_failure(svc: Services, job: dict[str, Any], reason: s
         return svc.jobs.get(job["job_id"]) or job  # another handler queued it first
 
 
-def launch_queued(svc: Services) -> int:
+def launch_queued(svc: Adapters) -> int:
     """Starts every queued job the platform now takes; returns how many started. Each job is
     claimed with a conditional write first, so two sweeps never start one job twice. Reads the
     store's active jobs only (queued ones are among them), never the whole table."""
@@ -356,7 +356,7 @@ def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) 
     }
 
 
-def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+def refresh(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     """Brings the record's status up to date with the current attempt's platform status."""
     if job["status"] in TERMINAL and job.get("settled"):
         return job
@@ -396,21 +396,21 @@ def refresh(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
         return {**job, **changes}
 
 
-def get(svc: Services, job_id: str, api: str | None = None) -> dict[str, Any]:
+def get(svc: Adapters, job_id: str, api: str | None = None) -> dict[str, Any]:
     job = svc.jobs.get(job_id)
     if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
         raise NotFound("Job not found.")
     return refresh(svc, job)
 
 
-def get_by_name(svc: Services, job_name: str, api: str | None = None) -> dict[str, Any]:
+def get_by_name(svc: Adapters, job_name: str, api: str | None = None) -> dict[str, Any]:
     job = svc.jobs.get_by_name(job_name)
     if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
         raise NotFound(f"Job {job_name} not found.")
     return refresh(svc, job)
 
 
-def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+def stop(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     queued = job.get("queued_request")
     if queued and job["status"] == IN_PROGRESS:  # never started: nothing to ask the platform
         try:
@@ -437,7 +437,7 @@ def stop(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     return refresh(svc, job)
 
 
-def restore(svc: Services, job: dict[str, Any], image: str, data_uri: str | None) -> dict[str, Any]:
+def restore(svc: Adapters, job: dict[str, Any], image: str, data_uri: str | None) -> dict[str, Any]:
     """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints
     (and reads the job's hyper-parameters from its job.json, as the first attempt did)."""
     if job["status"] != STOPPED:
@@ -478,7 +478,7 @@ def restore(svc: Services, job: dict[str, Any], image: str, data_uri: str | None
     return job
 
 
-def clear(svc: Services, job: dict[str, Any]) -> None:
+def clear(svc: Adapters, job: dict[str, Any]) -> None:
     if job["status"] not in TERMINAL:
         raise Conflict("Job is not stopped.")
     svc.artifacts.delete_prefix(job["artifact_key"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import settings
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts.v15_literals import parse_bool, parse_int_in
 from outbound import Redactor
@@ -47,7 +47,7 @@ def wants_metrics(raw: Any) -> bool:
     return parse_bool("metrics", raw, "true or false")
 
 
-def _page(svc: Services, name: str, start: int, count: int, metrics: bool) -> tuple[list[str], int, bool]:
+def _page(svc: Adapters, name: str, start: int, count: int, metrics: bool) -> tuple[list[str], int, bool]:
     """Up to `count` shown lines from raw line `start`: (lines, next_offset, complete)."""
     if metrics:
         lines, more = svc.platform.logs(name, start, count)
@@ -71,7 +71,7 @@ def _page(svc: Services, name: str, start: int, count: int, metrics: bool) -> tu
 
 
 def read(
-    svc: Services, job: dict[str, Any], offset: Any, limit: Any, attempt: Any = None, metrics: Any = None
+    svc: Adapters, job: dict[str, Any], offset: Any, limit: Any, attempt: Any = None, metrics: Any = None
 ) -> dict[str, Any]:
     start = _bounded("offset", offset, 0, 0)
     count = _bounded("limit", limit, DEFAULT_LIMIT, 1, MAX_LIMIT)

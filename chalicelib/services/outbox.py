@@ -33,7 +33,7 @@ from typing import Any
 
 from callbacks import delivery, payload
 from chalicelib import settings
-from chalicelib.ports import TERMINAL, ConflictError, Services
+from chalicelib.ports import TERMINAL, Adapters, ConflictError
 from chalicelib.services import jobs, model_links
 from contracts import layout, timeutil
 from contracts.api_names import CALLBACK_API
@@ -86,7 +86,7 @@ def summary(job: dict[str, Any]) -> dict[str, Any] | None:
     return shown
 
 
-def enqueue(svc: Services, job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def enqueue(svc: Adapters, job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Marks a terminal AI Factory job's callback pending, once per job."""
     if job["api"] != CALLBACK_API or job["status"] not in TERMINAL or job.get("callback_outbox"):
         return job
@@ -116,7 +116,7 @@ def is_due(job: dict[str, Any], now: float) -> bool:
     return box["next_attempt_at"] <= now and (lease is None or lease <= now)
 
 
-def claim(svc: Services, job: dict[str, Any], now: float | None = None) -> tuple[dict, str] | None:
+def claim(svc: Adapters, job: dict[str, Any], now: float | None = None) -> tuple[dict, str] | None:
     """Takes the next attempt of a due callback with a lease; None when another sender holds
     it, it is not due, or it has just run out of attempts (then it is marked failed)."""
     now = time.time() if now is None else now
@@ -144,14 +144,14 @@ def claim(svc: Services, job: dict[str, Any], now: float | None = None) -> tuple
     return (job, token) if job is not None else None
 
 
-def _write(svc: Services, job: dict, box: dict, expect: dict) -> dict | None:
+def _write(svc: Adapters, job: dict, box: dict, expect: dict) -> dict | None:
     try:
         return svc.jobs.update(job["job_id"], {"callback_outbox": box}, expect=expect)
     except ConflictError:
         return None
 
 
-def attempt(svc: Services, job: dict[str, Any], token: str, timeout: float | None = None) -> dict | None:
+def attempt(svc: Adapters, job: dict[str, Any], token: str, timeout: float | None = None) -> dict | None:
     """One HTTP attempt of a claimed callback, and its outcome on the record. Never raises."""
     box = job["callback_outbox"]
     config = settings.current()
@@ -175,7 +175,7 @@ def attempt(svc: Services, job: dict[str, Any], token: str, timeout: float | Non
     return record(svc, job, token, outcome)
 
 
-def record(svc: Services, job: dict[str, Any], token: str, outcome, now: float | None = None) -> dict | None:
+def record(svc: Adapters, job: dict[str, Any], token: str, outcome, now: float | None = None) -> dict | None:
     now = time.time() if now is None else now
     box = dict(job["callback_outbox"])
     box.update(lease_until=None, lease_owner=None)
@@ -195,7 +195,7 @@ def record(svc: Services, job: dict[str, Any], token: str, outcome, now: float |
 
 
 # --- senders ------------------------------------------------------------------------------
-def send_now(svc: Services, job: dict[str, Any], budget_s: float | None = None) -> dict | None:
+def send_now(svc: Adapters, job: dict[str, Any], budget_s: float | None = None) -> dict | None:
     """Enqueue a job that just ended and try its callback once (the state-change handler)."""
     job = enqueue(svc, job)
     timeout = settings.current().callback_timeout_seconds
@@ -209,7 +209,7 @@ def send_now(svc: Services, job: dict[str, Any], budget_s: float | None = None) 
     return attempt(svc, *claimed, timeout=timeout)
 
 
-def pending_jobs(svc: Services, now: float | None = None) -> list[dict[str, Any]]:
+def pending_jobs(svc: Adapters, now: float | None = None) -> list[dict[str, Any]]:
     """AI Factory jobs whose callback is pending: the running ones are refreshed from the
     platform first (one that ended without a state-change event is enqueued here), and those
     that ended are the store's due callbacks (one never enqueued is enqueued here). Both come
@@ -236,7 +236,7 @@ def pending_jobs(svc: Services, now: float | None = None) -> list[dict[str, Any]
     return list(found.values())
 
 
-def run_due(svc: Services, budget_s: float, workers: int | None = None) -> int:
+def run_due(svc: Adapters, budget_s: float, workers: int | None = None) -> int:
     """Sends every due callback within `budget_s` seconds (the scheduled Lambda); returns how
     many attempts were made. Attempts run on a small pool; none starts without time to finish."""
     deadline = time.monotonic() + budget_s
@@ -264,7 +264,7 @@ class Outbox:
     hands them to a thread pool, so a slow receiver holds one worker, not the sweep or the
     other callbacks."""
 
-    def __init__(self, services: Callable[[], Services], workers: int | None = None):
+    def __init__(self, services: Callable[[], Adapters], workers: int | None = None):
         self._services = services
         self._pool = ThreadPoolExecutor(
             workers or settings.current().callback_workers, thread_name_prefix="callback"
@@ -293,7 +293,7 @@ class Outbox:
             submitted += 1
         return submitted
 
-    def _attempt(self, svc: Services, job: dict, token: str) -> None:
+    def _attempt(self, svc: Adapters, job: dict, token: str) -> None:
         try:
             attempt(svc, job, token)
         finally:

@@ -16,10 +16,10 @@ from typing import Any
 from chalicelib import tenancy
 from chalicelib.errors import ValidationError
 from chalicelib.job_index import newest_first_key
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 
 
-def visible_tenants(svc: Services) -> tuple[str, ...]:
+def visible_tenants(svc: Adapters) -> tuple[str, ...]:
     """Whose jobs the current tenant's lists hold: its own, or for an admin key (and the
     service itself) every tenant the tenant store knows, revoked ones included."""
     me = tenancy.current()
@@ -47,7 +47,7 @@ def after(value: Any) -> tuple[str, str]:
 
 
 def page(
-    svc: Services, api: str, limit: int, next_token: Any = None
+    svc: Adapters, api: str, limit: int, next_token: Any = None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of `api`'s jobs after `next_token` (if any) and the token of the next one."""
     cursor = after(next_token) if next_token else None
@@ -55,7 +55,7 @@ def page(
     return records, token(records[-1]) if more and records else None
 
 
-def newest_first(svc: Services, api: str, page_size: int) -> Iterator[dict[str, Any]]:
+def newest_first(svc: Adapters, api: str, page_size: int) -> Iterator[dict[str, Any]]:
     """Every job of `api`, newest first, read `page_size` at a time (bounded memory per page)."""
     cursor, tenants = None, visible_tenants(svc)
     while True:

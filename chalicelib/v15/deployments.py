@@ -23,7 +23,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationError,
 )
-from chalicelib.ports import IN_SERVICE, Deployment, DeploymentCapReached, Services
+from chalicelib.ports import IN_SERVICE, Adapters, Deployment, DeploymentCapReached
 from chalicelib.services import budget, data_roots
 from chalicelib.v15 import forms, image_input
 from contracts import layout
@@ -46,13 +46,13 @@ def deployment_name(job: dict[str, Any], epoch: int, device: int) -> str:
     return f"{job['job_name']}-e{epoch}-{'cpu' if device < 0 else f'gpu{device}'}"
 
 
-def _hosting(svc: Services):
+def _hosting(svc: Adapters):
     if svc.hosting is None:
         raise Unavailable("This stage has no hosting platform configured.")
     return svc.hosting
 
 
-def _device(svc: Services, form: dict[str, str]) -> int:
+def _device(svc: Adapters, form: dict[str, str]) -> int:
     if "target_device_id" not in form:
         raise ValidationError("target_device_id", "required")
     device = parse_int("target_device_id", form["target_device_id"])
@@ -63,7 +63,7 @@ def _device(svc: Services, form: dict[str, str]) -> int:
     return device
 
 
-def _available_checkpoint(svc: Services, job: dict[str, Any], epoch: int) -> None:
+def _available_checkpoint(svc: Adapters, job: dict[str, Any], epoch: int) -> None:
     if (
         svc.artifacts.get_bytes(layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.METRICS_JSON)))
         is None
@@ -99,7 +99,7 @@ def _cap_message(full: DeploymentCapReached) -> str:
     )
 
 
-def deploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
+def deploy(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, str]:
     """Starts a model server (a SageMaker endpoint on AWS) for the checkpoint. Each one holds a
     model in memory or a billed instance, so at most AIFACTORY_MAX_DEPLOYMENTS are live at once:
     past it the deploy is refused with 409 (a conflict with the current state that undeploying
@@ -135,7 +135,7 @@ def _memory_text(size: int | None) -> str | None:
     return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
 
 
-def undeploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]:
+def undeploy(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, str]:
     job = forms.job(svc, job_id, form)
     epoch, device = forms.epoch(form), parse_int("target_device_id", form.get("target_device_id", "None"))
     try:
@@ -145,7 +145,7 @@ def undeploy(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, str]
     return {"result": "OK"}
 
 
-def undeploy_all(svc: Services, job_id: str) -> None:
+def undeploy_all(svc: Adapters, job_id: str) -> None:
     """Clearing a job takes its deployments with it: nothing keeps serving a deleted model."""
     if svc.hosting is None:
         return
@@ -154,7 +154,7 @@ def undeploy_all(svc: Services, job_id: str) -> None:
             svc.hosting.undeploy(deployment.name)
 
 
-def list_deployments(svc: Services) -> dict[str, Any]:
+def list_deployments(svc: Adapters) -> dict[str, Any]:
     return {
         "result": "OK",
         "deployments": [
@@ -177,7 +177,7 @@ def list_deployments(svc: Services) -> dict[str, Any]:
 
 
 # --- infer -----------------------------------------------------------------------------------
-def _serving(svc: Services, job: dict[str, Any], epoch: int) -> Deployment:
+def _serving(svc: Adapters, job: dict[str, Any], epoch: int) -> Deployment:
     """A deployment of the job's epoch, InService ones first (any device will do)."""
     candidates = [d for d in _hosting(svc).list() if d.job_id == job["job_id"] and d.epoch == epoch]
     if not candidates:
@@ -206,7 +206,7 @@ def custom_attributes(low: float, high: float, images: bool) -> str:
 
 
 def _invoke(
-    svc: Services, deployment: Deployment, image: bytes, low: float, high: float, images: bool
+    svc: Adapters, deployment: Deployment, image: bytes, low: float, high: float, images: bool
 ) -> dict:
     """One image through the deployment. The image travels as it is (`ContentType` image/jpeg
     or image/png, the arguments in CustomAttributes), not base64 in JSON: a third smaller, so
@@ -265,7 +265,7 @@ def _image_source(form: dict[str, str]) -> tuple[str, str | bytes]:
     )
 
 
-def _image(svc: Services, field: str, source: str | bytes) -> bytes:
+def _image(svc: Adapters, field: str, source: str | bytes) -> bytes:
     if isinstance(source, bytes):
         return source  # checked with the form
     limit = image_limits()[0]
@@ -280,7 +280,7 @@ def _image(svc: Services, field: str, source: str | bytes) -> bytes:
     return data
 
 
-def infer(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+def infer(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     job = forms.job(svc, job_id, form)
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
@@ -308,7 +308,7 @@ def _patterns(form: dict[str, str]) -> list[str]:
     return list(parsed)
 
 
-def infer_multiple(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     """Each image one invocation, at most AIFACTORY_INFER_CONCURRENCY in flight, for at most
     the synchronous budget: past it, 503 "retry" (Retry-After) while each answered image is
     kept (`_answer_key`), so the retry asks only for the others."""
@@ -368,7 +368,7 @@ def _answer_key(job_id: str, deployment: Deployment, image: bytes, low: float, h
     return layout.job_key(job_id, f"{INFER_ANSWERS}/{ask}.json")
 
 
-def _keep(svc: Services, key: str, body: dict[str, Any]) -> None:
+def _keep(svc: Adapters, key: str, body: dict[str, Any]) -> None:
     try:
         svc.artifacts.put_json(key, body)
     except StorageFull as exc:  # answered all the same; only a retry would ask again

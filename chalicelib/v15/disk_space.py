@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from chalicelib.errors import Conflict
-from chalicelib.ports import COMPLETED, Services
+from chalicelib.ports import COMPLETED, Adapters
 from chalicelib.services import jobs
 from contracts import layout
 from contracts import metrics as metric_names
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 
-def sizes(svc: Services, job_id: str) -> dict[str, int]:
+def sizes(svc: Adapters, job_id: str) -> dict[str, int]:
     """Bytes of every object under the job's prefix, by key relative to the store's root."""
     return dict(svc.artifacts.list_sizes(layout.job_prefix(job_id)))
 
@@ -45,13 +45,13 @@ def footprint(found: dict[str, int]) -> dict[str, Any]:
     return {"disk_bytes": sum(found.values()), "checkpoint_bytes": by_epoch}
 
 
-def _deployed_epochs(svc: Services, job_id: str) -> set[int]:
+def _deployed_epochs(svc: Adapters, job_id: str) -> set[int]:
     if svc.hosting is None:
         return set()
     return {int(d.epoch) for d in svc.hosting.list() if d.job_id == job_id}
 
 
-def reclaimable(svc: Services, job: dict[str, Any], found: dict[str, int]) -> list[str]:
+def reclaimable(svc: Adapters, job: dict[str, Any], found: dict[str, int]) -> list[str]:
     """The keys `reclaim` removes: weights of all but the best and deployed checkpoints, every train state."""
     job_id = job["job_id"]
     scores = {}
@@ -71,7 +71,7 @@ def reclaimable(svc: Services, job: dict[str, Any], found: dict[str, int]) -> li
     return sorted(doomed)
 
 
-def reclaim(svc: Services, job_id: str) -> dict[str, Any]:
+def reclaim(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Removes what a finished job no longer needs (module doc); 409 for a job that is not finished."""
     job = jobs.get(svc, job_id, API)
     if job["status"] != COMPLETED:
@@ -79,7 +79,7 @@ def reclaim(svc: Services, job_id: str) -> dict[str, Any]:
     return _reclaim(svc, job)
 
 
-def _reclaim(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+def _reclaim(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     found = sizes(svc, job["job_id"])
     doomed = reclaimable(svc, job, found)
     for key in doomed:
@@ -96,7 +96,7 @@ def _reclaim(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def enforce_budget(svc: Services, budget_bytes: int) -> list[str]:
+def enforce_budget(svc: Adapters, budget_bytes: int) -> list[str]:
     """Reclaims finished v1.5 jobs, oldest first, while all v1.5 jobs together hold more than
     `budget_bytes`; returns the job ids it reclaimed. A budget of 0 or less does nothing."""
     if budget_bytes <= 0:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.errors import ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts import layout
 from contracts.api_names import V15 as API
 from contracts.v15_literals import parse_int, quote
 
 
-def job(svc: Services, job_id: str, form: dict[str, str], task_required: bool = False) -> dict[str, Any]:
+def job(svc: Adapters, job_id: str, form: dict[str, str], task_required: bool = False) -> dict[str, Any]:
     found = jobs.get(svc, job_id, API)
     task = form.get("task")
     if task is None and task_required:
@@ -32,6 +32,6 @@ def epoch(form: dict[str, str]) -> int:
     return number
 
 
-def checkpoint_uri(svc: Services, job_id: str, number: int) -> str:
+def checkpoint_uri(svc: Adapters, job_id: str, number: int) -> str:
     """The self-contained `checkpoints/epoch-<N>/` directory: a local path or an s3:// prefix."""
     return f"{svc.artifacts.job_uri(job_id).rstrip('/')}/{layout.epoch_dir(number)}"

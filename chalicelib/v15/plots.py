@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from chalicelib.errors import NotFound, StorageFull, ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import budget, jobs
 from chalicelib.v15 import tool_jobs
 from chalicelib.v15.tools import run_tool
@@ -30,7 +30,7 @@ DISPLAY = "num_batches_to_display"
 
 
 def _draw(
-    svc: Services, job_id: str, key: str, kind: str, numbers: dict[str, Any], until: float | None = None
+    svc: Adapters, job_id: str, key: str, kind: str, numbers: dict[str, Any], until: float | None = None
 ) -> tuple[bytes, bool]:
     """Has the plot tool draw `kind` from `numbers` and stores the JPEG under `key`: the JPEG,
     and whether it was stored (not on a full disk, where the plot is served all the same)."""
@@ -56,7 +56,7 @@ def _number(field: str, raw: str) -> int:
         raise ValidationError(field, f"must be an integer; got '{raw}'") from None
 
 
-def _checkpoint(svc: Services, job: dict[str, Any], epoch: str, plot: str) -> tuple[int, dict]:
+def _checkpoint(svc: Adapters, job: dict[str, Any], epoch: str, plot: str) -> tuple[int, dict]:
     if job["task"] != CLASSIFICATION:
         raise ValidationError("task", f"a {job['task']} job has no {plot} plot (classification only)")
     number = _number("epoch", epoch)
@@ -69,7 +69,7 @@ def _checkpoint(svc: Services, job: dict[str, Any], epoch: str, plot: str) -> tu
 
 
 def checkpoint_plot(
-    svc: Services,
+    svc: Adapters,
     job: dict[str, Any],
     epoch: int,
     record: dict,
@@ -94,7 +94,7 @@ def checkpoint_plot(
     return _draw(svc, job["job_id"], key, kind, numbers, until)[0]
 
 
-def model_graph(svc: Services, job_id: str) -> dict[str, Any]:
+def model_graph(svc: Adapters, job_id: str) -> dict[str, Any]:
     until = budget.deadline()
     jobs.get(svc, job_id, API)
     key = layout.job_key(job_id, layout.MODEL_GRAPH_PLOT)
@@ -114,7 +114,7 @@ def _display(job: dict[str, Any]) -> int:
     return int(arg.validator(DISPLAY, value) if value is not None else arg.default_for(job["task"], None))
 
 
-def loss(svc: Services, job_id: str) -> dict[str, Any]:
+def loss(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Redrawn when the job has recorded more loss points than the stored JPEG shows."""
     until = budget.deadline()
     job = jobs.get(svc, job_id, API)
@@ -140,7 +140,7 @@ def loss(svc: Services, job_id: str) -> dict[str, Any]:
     return {"result": "OK", "base64_loss_plot": _encoded(stored)}
 
 
-def confusion_matrix(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
+def confusion_matrix(svc: Adapters, job_id: str, epoch: str) -> dict[str, Any]:
     until = budget.deadline()
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "confusion matrix")
@@ -150,7 +150,7 @@ def confusion_matrix(svc: Services, job_id: str, epoch: str) -> dict[str, Any]:
     return {"result": "OK", "base64_confusion_matrix_plot": _encoded(plot)}
 
 
-def threshold(svc: Services, job_id: str, epoch: str, class_index: str) -> dict[str, Any]:
+def threshold(svc: Adapters, job_id: str, epoch: str, class_index: str) -> dict[str, Any]:
     until = budget.deadline()
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "threshold")

@@ -7,7 +7,7 @@ from chalice import Blueprint, Response
 from chalicelib.v15 import answer_size, deployments, disk_space, plots, service, tools
 from chalicelib.web.envelopes import v15_errors
 from chalicelib.web.request_body import CONTENT_TYPES, MAX_IMAGE_BODY, read_fields
-from chalicelib.wiring import services
+from chalicelib.wiring import adapters
 
 bp = Blueprint(__name__)
 BASE = f"/api/{service.VERSION}"
@@ -22,104 +22,104 @@ def version():
 @bp.route(BASE + "/environment", methods=["GET"], api_key_required=True)
 @v15_errors
 def environment():
-    return service.environment(services())
+    return service.environment(adapters())
 
 
 @bp.route(BASE + "/devices", methods=["GET"], api_key_required=True)
 @v15_errors
 def devices():
-    return service.devices(services())
+    return service.devices(adapters())
 
 
 @bp.route(BASE + "/train", methods=["GET"], api_key_required=True)
 @v15_errors
 def list_jobs():
-    return service.list_jobs(services(), dict(bp.current_request.query_params or {}))  # limit, next_token
+    return service.list_jobs(adapters(), dict(bp.current_request.query_params or {}))  # limit, next_token
 
 
 @bp.route(BASE + "/train", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def train():
-    return service.start_training(services(), read_fields(bp.current_request))
+    return service.start_training(adapters(), read_fields(bp.current_request))
 
 
 @bp.route(TRAIN_JOB, methods=["PATCH"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def stop(job_id):
-    return service.stop(services(), job_id)
+    return service.stop(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB, methods=["PUT"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def restore(job_id):
-    return service.restore(services(), job_id)
+    return service.restore(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB, methods=["DELETE"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def clear(job_id):
-    return service.clear(services(), job_id)
+    return service.clear(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/reclaim", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def reclaim(job_id):
-    return disk_space.reclaim(services(), job_id)
+    return disk_space.reclaim(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB, methods=["GET"], api_key_required=True)
 @v15_errors
 def monitor(job_id):
-    return service.monitor(services(), job_id)
+    return service.monitor(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/hyper-parameters", methods=["GET"], api_key_required=True)
 @v15_errors
 def hyper_parameters(job_id):
-    return service.hyper_parameters(services(), job_id)
+    return service.hyper_parameters(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/losses", methods=["GET"], api_key_required=True)
 @v15_errors
 def losses(job_id):
-    return service.losses(services(), job_id)
+    return service.losses(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/checkpoints", methods=["GET"], api_key_required=True)
 @v15_errors
 def checkpoints(job_id):
-    return service.checkpoints(services(), job_id)
+    return service.checkpoints(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/checkpoints/epoch/{epoch}", methods=["GET"], api_key_required=True)
 @v15_errors
 def checkpoint(job_id, epoch):
-    return service.checkpoint(services(), job_id, epoch, dict(bp.current_request.query_params or {}))
+    return service.checkpoint(adapters(), job_id, epoch, dict(bp.current_request.query_params or {}))
 
 
 @bp.route(TRAIN_JOB + "/logs", methods=["GET"], api_key_required=True)
 @v15_errors
 def logs(job_id):
-    return service.logs(services(), job_id, bp.current_request.query_params or {})
+    return service.logs(adapters(), job_id, bp.current_request.query_params or {})
 
 
 # --- plots -------------------------------------------------------------------------------------
 @bp.route(TRAIN_JOB + "/plots/model-graph", methods=["GET"], api_key_required=True)
 @v15_errors
 def model_graph_plot(job_id):
-    return plots.model_graph(services(), job_id)
+    return plots.model_graph(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/plots/loss", methods=["GET"], api_key_required=True)
 @v15_errors
 def loss_plot(job_id):
-    return plots.loss(services(), job_id)
+    return plots.loss(adapters(), job_id)
 
 
 @bp.route(TRAIN_JOB + "/plots/confusion-matrix/epoch/{epoch}", methods=["GET"], api_key_required=True)
 @v15_errors
 def confusion_matrix_plot(job_id, epoch):
-    return plots.confusion_matrix(services(), job_id, epoch)
+    return plots.confusion_matrix(adapters(), job_id, epoch)
 
 
 @bp.route(
@@ -127,7 +127,7 @@ def confusion_matrix_plot(job_id, epoch):
 )
 @v15_errors
 def threshold_plot(job_id, epoch, class_index):
-    return plots.threshold(services(), job_id, epoch, class_index)
+    return plots.threshold(adapters(), job_id, epoch, class_index)
 
 
 # --- serving -----------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def threshold_plot(job_id, epoch, class_index):
 def list_deployments():
     """Each deployment also says what it holds: `instance_type` (AWS), `memory_bytes` and `memory`
     (the server's resident memory locally, the endpoint instance's on AWS; null when unknown)."""
-    return deployments.list_deployments(services())
+    return deployments.list_deployments(adapters())
 
 
 @bp.route(BASE + "/deploy/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
@@ -144,19 +144,19 @@ def list_deployments():
 def deploy(job_id):
     """409 when AIFACTORY_MAX_DEPLOYMENTS deployments are live: the message names the cap and the
     live deployments to undeploy first; nothing is started."""
-    return deployments.deploy(services(), job_id, read_fields(bp.current_request))
+    return deployments.deploy(adapters(), job_id, read_fields(bp.current_request))
 
 
 @bp.route(BASE + "/deploy/{job_id}", methods=["DELETE"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def undeploy(job_id):
-    return deployments.undeploy(services(), job_id, read_fields(bp.current_request))
+    return deployments.undeploy(adapters(), job_id, read_fields(bp.current_request))
 
 
 @bp.route(BASE + "/infer/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def infer(job_id):
-    return deployments.infer(services(), job_id, read_fields(bp.current_request, MAX_IMAGE_BODY))
+    return deployments.infer(adapters(), job_id, read_fields(bp.current_request, MAX_IMAGE_BODY))
 
 
 @bp.route(
@@ -164,7 +164,7 @@ def infer(job_id):
 )
 @v15_errors
 def infer_multiple(job_id):
-    answer = deployments.infer_multiple(services(), job_id, read_fields(bp.current_request))
+    answer = deployments.infer_multiple(adapters(), job_id, read_fields(bp.current_request))
     return {**answer, "images": answer_size.bounded_images(answer["images"])}  # under Lambda's 6 MB
 
 
@@ -172,22 +172,22 @@ def infer_multiple(job_id):
 @bp.route(BASE + "/upgrade/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def upgrade(job_id):
-    return tools.upgrade(services(), job_id, read_fields(bp.current_request))
+    return tools.upgrade(adapters(), job_id, read_fields(bp.current_request))
 
 
 @bp.route(BASE + "/aug", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def aug_preview():
-    return tools.aug_preview(services(), read_fields(bp.current_request))
+    return tools.aug_preview(adapters(), read_fields(bp.current_request))
 
 
 @bp.route(BASE + "/summarize/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def summarize(job_id):
-    return tools.summarize(services(), job_id, read_fields(bp.current_request))
+    return tools.summarize(adapters(), job_id, read_fields(bp.current_request))
 
 
 @bp.route(BASE + "/visualize/{job_id}", methods=["POST"], api_key_required=True, content_types=CONTENT_TYPES)
 @v15_errors
 def visualize(job_id):
-    return tools.visualize(services(), job_id, read_fields(bp.current_request))
+    return tools.visualize(adapters(), job_id, read_fields(bp.current_request))

@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib import limits, settings, tenancy
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.job_index import newest_first_key
-from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Services
+from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Adapters
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
@@ -38,7 +38,7 @@ DEFAULT_RESOURCE = {"InstanceCount": 1, "VolumeSizeInGB": 30}
 
 
 # --- train -----------------------------------------------------------------------------
-def _source_job(svc: Services, field: str, job_id: str, epoch: int) -> dict[str, Any]:
+def _source_job(svc: Adapters, field: str, job_id: str, epoch: int) -> dict[str, Any]:
     job = svc.jobs.get(job_id)
     if job is None or job["api"] != API:
         raise ValidationError(field, f"job '{job_id}' not found")
@@ -52,7 +52,7 @@ def _source_job(svc: Services, field: str, job_id: str, epoch: int) -> dict[str,
 CAPACITY_FIELDS = ("use_spot", "max_wait_seconds", "keep_alive_seconds", "instance_count")
 
 
-def start_training(svc: Services, form: dict[str, str]) -> dict[str, Any]:
+def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     """400 for a field no task knows (with the closest known name: a typo must not start a job
     with defaults); an argument of another task is accepted and named in `ignored_arguments`."""
     params.check_argument_names(form, CAPACITY_FIELDS)
@@ -150,7 +150,7 @@ def capacity(form: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target_id: str) -> None:
+def _copy_resume_point(svc: Adapters, source: dict[str, Any], epoch: int, target_id: str) -> None:
     """The new job starts with the source's checkpoint of `epoch`, so its trainer resumes at epoch+1.
 
     Server-side copies: checkpoint bytes never pass through the API's memory.
@@ -168,7 +168,7 @@ def _copy_resume_point(svc: Services, source: dict[str, Any], epoch: int, target
 
 
 # --- lifecycle ---------------------------------------------------------------------------
-def stop(svc: Services, job_id: str) -> dict[str, str]:
+def stop(svc: Adapters, job_id: str) -> dict[str, str]:
     try:
         job = jobs.get(svc, job_id, API)
     except NotFound:
@@ -179,13 +179,13 @@ def stop(svc: Services, job_id: str) -> dict[str, str]:
     return {"result": "OK"}
 
 
-def restore(svc: Services, job_id: str) -> dict[str, str]:
+def restore(svc: Adapters, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
     jobs.restore(svc, job, job["image"], job["data_dir"])
     return {"result": "OK"}
 
 
-def clear(svc: Services, job_id: str) -> dict[str, str]:
+def clear(svc: Adapters, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
     if job["status"] not in (STOPPED, COMPLETED, FAILED):
         raise Conflict("Job is not stopped.")
@@ -198,7 +198,7 @@ LIST_LIMIT = 100  # jobs a list page holds by default
 LIST_LIMIT_MAX = 200  # and at most: each row reads the job's heartbeat
 
 
-def list_jobs(svc: Services, query: dict[str, Any] | None = None) -> dict[str, Any]:
+def list_jobs(svc: Adapters, query: dict[str, Any] | None = None) -> dict[str, Any]:
     """v1.5 jobs newest first, a page at a time, with what a dashboard row shows: `limit`
     (default 100, at most 200) jobs after the one `next_token` names, and the `next_token` of
     the next page (null on the last). The page is one bounded read of the store; each row then
@@ -223,7 +223,7 @@ def list_jobs(svc: Services, query: dict[str, Any] | None = None) -> dict[str, A
     return {"result": "OK", "jobs": found, "next_token": next_token}
 
 
-def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
+def logs(svc: Adapters, job_id: str, query: dict[str, str]) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
@@ -234,11 +234,11 @@ def logs(svc: Services, job_id: str, query: dict[str, str]) -> dict[str, Any]:
 
 
 # --- monitor -----------------------------------------------------------------------------
-def monitor(svc: Services, job_id: str) -> dict[str, Any]:
+def monitor(svc: Adapters, job_id: str) -> dict[str, Any]:
     return _monitor(svc, jobs.get(svc, job_id, API))
 
 
-def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
+def _monitor(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     """The monitor body of a record already refreshed from the platform."""
     job_id = job["job_id"]
     progress = svc.artifacts.get_json(layout.job_key(job_id, layout.PROGRESS), {}) or {}
@@ -283,7 +283,7 @@ def _monitor(svc: Services, job: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- machine ---------------------------------------------------------------------------------
-def environment(svc: Services) -> dict[str, Any]:
+def environment(svc: Adapters) -> dict[str, Any]:
     hardware = svc.platform.hardware()
     software = hardware.software if hardware.software is not None else _latest_recorded_software(svc)
     return {
@@ -295,7 +295,7 @@ def environment(svc: Services) -> dict[str, Any]:
     }
 
 
-def _latest_recorded_software(svc: Services) -> dict[str, Any]:
+def _latest_recorded_software(svc: Adapters) -> dict[str, Any]:
     """What the trainer image recorded on its last run: the Lambda has no torch to ask. Each
     API's newest jobs (at most ENVIRONMENT_LOOKBACK) are walked a page at a time until one has
     a record; the newer of the two wins."""
@@ -310,7 +310,7 @@ def _latest_recorded_software(svc: Services) -> dict[str, Any]:
     return max(found, key=lambda pair: pair[0])[1] if found else {}
 
 
-def devices(svc: Services) -> dict[str, Any]:
+def devices(svc: Adapters) -> dict[str, Any]:
     live = svc.platform.live_devices()
     if live is None:  # readings from the running jobs' heartbeats
         live = []
@@ -321,7 +321,7 @@ def devices(svc: Services) -> dict[str, Any]:
     return {"result": "OK", "devices": live}
 
 
-def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
+def hyper_parameters(svc: Adapters, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
@@ -329,7 +329,7 @@ def hyper_parameters(svc: Services, job_id: str) -> dict[str, Any]:
     }
 
 
-def losses(svc: Services, job_id: str) -> dict[str, Any]:
+def losses(svc: Adapters, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
@@ -338,7 +338,7 @@ def losses(svc: Services, job_id: str) -> dict[str, Any]:
 
 
 # --- checkpoints ---------------------------------------------------------------------------
-def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]]:
+def _scan_checkpoints(svc: Adapters, job: dict[str, Any]) -> list[dict[str, Any]]:
     files: dict[int, set[str]] = {}
     for key in svc.artifacts.list_keys(layout.job_key(job["job_id"], layout.CHECKPOINTS) + "/"):
         found = layout.parse_epoch_key(key)
@@ -368,7 +368,7 @@ def _scan_checkpoints(svc: Services, job: dict[str, Any]) -> list[dict[str, Any]
     return found
 
 
-def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
+def checkpoints(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Added to the spec's fields: each checkpoint's `bytes` and the job's `disk_bytes` (all it
     holds in the artifact store), chalicelib.v15.disk_space."""
     job = jobs.get(svc, job_id, API)
@@ -391,7 +391,7 @@ def checkpoints(svc: Services, job_id: str) -> dict[str, Any]:
     }
 
 
-def _metric_plot(svc: Services, job: dict[str, Any], number: int, item: dict[str, Any]) -> bytes | None:
+def _metric_plot(svc: Adapters, job: dict[str, Any], number: int, item: dict[str, Any]) -> bytes | None:
     """The checkpoint's metric plot, drawn on first request; a checkpoint is still shown (with
     a null plot) when drawing fails, e.g. on a stage without a tools function; a drawing still
     under way past the synchronous budget is a 503 "retry" (the plot comes with the retry)."""
@@ -404,7 +404,7 @@ def _metric_plot(svc: Services, job: dict[str, Any], number: int, item: dict[str
         return None
 
 
-def checkpoint(svc: Services, job_id: str, epoch: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
+def checkpoint(svc: Adapters, job_id: str, epoch: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
     """One checkpoint; its per-class metrics a page at a time past 3 MB of them (`class_offset`
     in `query`, chalicelib.v15.class_pages), so the answer fits Lambda's 6 MB for any class count."""
     job = jobs.get(svc, job_id, API)

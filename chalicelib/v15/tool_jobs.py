@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from chalicelib.errors import DomainError, StillComputing, StorageFull, Unavailable
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import budget
 from contracts import layout, tools
 
@@ -87,7 +87,7 @@ def _stale(marker: dict[str, Any], timeout_s: float) -> bool:
     return not isinstance(started, (int, float)) or time.time() - started > timeout_s + STALE_GRACE_S
 
 
-def _wait(svc: Services, key: str, until: float) -> dict[str, Any] | None:
+def _wait(svc: Adapters, key: str, until: float) -> dict[str, Any] | None:
     delay = POLL_FIRST_S
     while True:
         answer = svc.artifacts.get_json(key)
@@ -100,7 +100,7 @@ def _wait(svc: Services, key: str, until: float) -> dict[str, Any] | None:
         delay = min(delay * 2, POLL_MAX_S)
 
 
-def _start(svc: Services, request: dict[str, Any], entry: str, marker: dict | None) -> bool:
+def _start(svc: Adapters, request: dict[str, Any], entry: str, marker: dict | None) -> bool:
     """Records and starts the work (`marker`: the stale one it replaces); False when it cannot
     be recorded (a full local disk), and the caller runs it inline."""
     starts = int((marker or {}).get("starts", 0)) + 1
@@ -129,7 +129,7 @@ def _start(svc: Services, request: dict[str, Any], entry: str, marker: dict | No
 
 
 def run(
-    svc: Services,
+    svc: Adapters,
     request: dict[str, Any],
     prefix: str,
     *,

@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib import limits, settings
 from chalicelib.errors import NotFound, ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.security import check_data_location
 from chalicelib.services import budget
 from chalicelib.v15 import forms, tool_jobs
@@ -25,7 +25,7 @@ RCNN_TASKS = ("detection", "instance_segmentation")
 
 
 def run_tool(
-    svc: Services,
+    svc: Adapters,
     request: dict[str, Any],
     prefix: str = tool_jobs.STAGE_PREFIX,
     *,
@@ -36,7 +36,7 @@ def run_tool(
     return tool_jobs.run(svc, request, prefix, until=until, keep=keep)
 
 
-def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[dict[str, Any], int]:
+def _job_and_epoch(svc: Adapters, job_id: str, form: dict[str, str]) -> tuple[dict[str, Any], int]:
     job = forms.job(svc, job_id, form, task_required=True)
     epoch = forms.epoch(form)
     if svc.artifacts.get_bytes(layout.job_key(job_id, layout.epoch_file(epoch, layout.METRICS_JSON))) is None:
@@ -44,7 +44,7 @@ def _job_and_epoch(svc: Services, job_id: str, form: dict[str, str]) -> tuple[di
     return job, epoch
 
 
-def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+def summarize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     """The trainer measured FLOPs (torch's FlopCounterMode) when it wrote the checkpoint; a
     checkpoint without summary.json (an older trainer's) is measured in the trainer image, and
     the measure kept beside the job for the next request (a checkpoint never changes)."""
@@ -62,7 +62,7 @@ def summarize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     }
 
 
-def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+def visualize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     """A parameter of a checkpoint drawn in the trainer image; kept for the next request."""
     until = budget.deadline()
     _, epoch = _job_and_epoch(svc, job_id, form)
@@ -75,7 +75,7 @@ def visualize(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any
     return {"result": "OK", "base64_image": answer["base64_image"]}
 
 
-def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
+def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     """An augmented sample of a data directory, drawn in the trainer image. Its answer waits
     under the stage's tools prefix for the retry only (the directory may change)."""
     until = budget.deadline()
@@ -106,7 +106,7 @@ def aug_preview(svc: Services, form: dict[str, str]) -> dict[str, Any]:
 
 
 # --- upgrade ---------------------------------------------------------------------------------
-def _migrate_1_to_2(svc: Services, job: dict[str, Any]) -> None:
+def _migrate_1_to_2(svc: Adapters, job: dict[str, Any]) -> None:
     """model.json names its normalisation: what `needs_freeze_bn` meant for R-CNNs before GroupNorm."""
     if job["task"] not in RCNN_TASKS:
         return
@@ -125,7 +125,7 @@ def _migrate_1_to_2(svc: Services, job: dict[str, Any]) -> None:
 MIGRATIONS = {1: _migrate_1_to_2}
 
 
-def upgrade(svc: Services, job_id: str, form: dict[str, str]) -> dict[str, Any]:
+def upgrade(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     job = forms.job(svc, job_id, form)
     version = int(job.get("format_version") or 0)
     if version >= layout.FORMAT_VERSION:

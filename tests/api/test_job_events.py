@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
-from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, Services, TrainingDescription
+from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, Adapters, TrainingDescription
 from chalicelib.services import jobs
 from chalicelib.services.job_events import JobEventLog
 from contracts import layout
@@ -23,7 +23,7 @@ class Platform:
 
 @pytest.fixture
 def svc(tmp_path):
-    return Services(
+    return Adapters(
         jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
         platform=Platform(),

@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.adapters.local.secret_store import FileSecretStore
 from chalicelib.errors import ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import logs
 
 SECRET = "dataset-token-4c1f"
@@ -22,7 +22,7 @@ class Platform:
 @pytest.fixture
 def svc(tmp_path):
     secrets = FileSecretStore(tmp_path / "secrets")
-    return Services(jobs=None, artifacts=None, platform=Platform(), secrets=secrets)
+    return Adapters(jobs=None, artifacts=None, platform=Platform(), secrets=secrets)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import ValidationError
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import logs
 from contracts import metrics
 
@@ -38,7 +38,7 @@ class Platform:
 
 
 def service(lines=LOG):
-    return Services(jobs=None, artifacts=None, platform=Platform(lines), secrets=None)
+    return Adapters(jobs=None, artifacts=None, platform=Platform(lines), secrets=None)
 
 
 JOB = {"job_id": "job-1", "attempts": [{"attempt": 1, "training_job_name": "aif-1"}]}

@@ -18,7 +18,7 @@ MODEL = b"\x1f\x8b not really a tarball"
 
 @pytest.fixture
 def completed(client):
-    svc = wiring.services()
+    svc = wiring.adapters()
     record = jobs.base_record("20261130000000-links", NAME, "ai_factory", "ml_topic")
     svc.jobs.create(
         {**record, "status": COMPLETED, "settled": True, "model_url": f"http://api/models/{NAME}"}
@@ -52,7 +52,7 @@ def test_a_signed_link_redirects_to_the_stores_download_url_whatever_the_accept(
 ):
     """On AWS the store presigns: a redirect carries no binary body, so API Gateway's Accept rule never applies."""
     presigned = "https://bucket.s3.amazonaws.com/jobs/x/model.tar.gz?X-Amz-Signature=abc"
-    monkeypatch.setattr(wiring.services().artifacts, "download_url", lambda key: presigned)
+    monkeypatch.setattr(wiring.adapters().artifacts, "download_url", lambda key: presigned)
     link = model_links.signed_url(completed["model_url"], NAME)
     response = client.http.get(path_of(link))
     assert response.status_code == 302 and response.headers["Location"] == presigned

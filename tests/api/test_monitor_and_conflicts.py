@@ -7,7 +7,7 @@ import pytest
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.errors import Conflict
-from chalicelib.ports import COMPLETED, IN_PROGRESS, STOPPED, ConflictError, Services, TrainingDescription
+from chalicelib.ports import COMPLETED, IN_PROGRESS, STOPPED, Adapters, ConflictError, TrainingDescription
 from chalicelib.services import jobs
 from chalicelib.v15 import service as v15
 from chalicelib.web.envelopes import v15_errors
@@ -37,7 +37,7 @@ def svc(tmp_path):
     store.create(record)
     config = JobConfig(job_id=JOB_ID, task="classification", artifact_uri=artifacts.job_uri(JOB_ID))
     artifacts.put_json(layout.job_key(JOB_ID, layout.JOB_FILE), config.to_dict())
-    yield Services(jobs=store, artifacts=artifacts, platform=Platform(IN_PROGRESS), secrets=None)
+    yield Adapters(jobs=store, artifacts=artifacts, platform=Platform(IN_PROGRESS), secrets=None)
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,9 @@ def queued_only(local_stage, monkeypatch):
 
 
 def mark(name: str, status: str, reason: str = "") -> None:
-    from chalicelib.wiring import services
+    from chalicelib.wiring import adapters
 
-    platform = services().platform
+    platform = adapters().platform
     state = platform.read_state(name)
     state.update(
         status=status, secondary_status=status, failure_reason=reason, end_time="2030-01-01 00:00:00"
@@ -64,12 +64,12 @@ def test_a_capacity_failure_queues_a_new_attempt_not_a_failure(client, api_heade
         assert status["status"] == "InProgress" and status["secondary_status"] == "WaitingForCapacity"
         assert status["message"] == CAPACITY
         from chalicelib.services import events
-        from chalicelib.wiring import services
+        from chalicelib.wiring import adapters
 
-        job = services().jobs.get_by_name(name)
+        job = adapters().jobs.get_by_name(name)
         assert [a["training_job_name"] for a in job["attempts"]] == [name, f"{name}-r2"]
-        assert events.launch_queued(services()) == 1  # the next sweep sends attempt 2
-        assert services().platform.read_state(f"{name}-r2")["status"] == "InProgress"
+        assert events.launch_queued(adapters()) == 1  # the next sweep sends attempt 2
+        assert adapters().platform.read_state(f"{name}-r2")["status"] == "InProgress"
         assert callback.calls == []
 
 
@@ -121,11 +121,11 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
             body=json.dumps(create_payload(callback=callback.url)),
         )
         name = created.json_body["job_name"]
-        events.deliver_pending(wiring.services())
+        events.deliver_pending(wiring.adapters())
         assert callback.calls == []  # still running: nothing to report
         mark(name, "Stopped")
-        events.deliver_pending(wiring.services())
-        events.deliver_pending(wiring.services())
+        events.deliver_pending(wiring.adapters())
+        events.deliver_pending(wiring.adapters())
         calls = callback.wait(1)
     assert [c["body"]["status"] for c in calls] == ["Stopped"]
 
@@ -133,7 +133,7 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
 def test_event_for_an_unknown_job_is_ignored(client, api_headers, queued_only, caplog):
     """Ignored: no job is created or changed (not even ours, which ended unreported), no
     callback is queued or sent, and the handler answers normally (EventBridge does not retry)."""
-    from chalicelib.wiring import services
+    from chalicelib.wiring import adapters
 
     with CallbackServer() as callback:
         created = client.http.post(
@@ -143,7 +143,7 @@ def test_event_for_an_unknown_job_is_ignored(client, api_headers, queued_only, c
         )
         name = created.json_body["job_name"]
         mark(name, "Completed")
-        before = services().jobs.list()
+        before = adapters().jobs.list()
         event = client.events.generate_cw_event(
             source="aws.sagemaker",
             detail_type="SageMaker Training Job State Change",
@@ -153,8 +153,8 @@ def test_event_for_an_unknown_job_is_ignored(client, api_headers, queued_only, c
         with caplog.at_level(logging.INFO, logger="aifactory.events"):
             response = client.lambda_.invoke("training_state_changed", event)
         assert response.payload is None
-        assert services().jobs.list() == before
-        assert services().jobs.get_by_name("not-ours") is None
-        assert services().jobs.list_due_callbacks(time.time() + 86400) == []
+        assert adapters().jobs.list() == before
+        assert adapters().jobs.get_by_name("not-ours") is None
+        assert adapters().jobs.list_due_callbacks(time.time() + 86400) == []
         assert callback.calls == []
     assert "unknown training job not-ours (Completed): ignored" in caplog.text

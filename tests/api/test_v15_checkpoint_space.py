@@ -11,7 +11,7 @@ import pytest
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.errors import Conflict
-from chalicelib.ports import COMPLETED, STOPPED, Services, TrainingDescription
+from chalicelib.ports import COMPLETED, STOPPED, Adapters, TrainingDescription
 from chalicelib.services import jobs
 from chalicelib.v15 import disk_space
 from chalicelib.v15 import service as v15
@@ -39,7 +39,7 @@ def svc(tmp_path):
     store.create(record)
     store.update(JOB_ID, {"status": COMPLETED})
     artifacts.put_json(layout.job_key(JOB_ID, layout.JOB_FILE), {"attempt": 1})
-    yield Services(jobs=store, artifacts=artifacts, platform=Platform(), secrets=None)
+    yield Adapters(jobs=store, artifacts=artifacts, platform=Platform(), secrets=None)
 
 
 def write_pruned_job(artifacts, max_num_checkpoints=5):

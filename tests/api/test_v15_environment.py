@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.v15 import service as environment
 
 
@@ -38,7 +38,7 @@ def aws_services(tmp_path, monkeypatch):
     platform = SageMakerTrainingPlatform(
         object(), "arn:aws:iam::123456789012:role/sm", instance_type="ml.g5.12xlarge"
     )
-    return Services(jobs=jobs, artifacts=artifacts, platform=platform, secrets=None)
+    return Adapters(jobs=jobs, artifacts=artifacts, platform=platform, secrets=None)
 
 
 def test_aws_environment_reports_instance_gpus_and_recorded_versions(tmp_path, monkeypatch):

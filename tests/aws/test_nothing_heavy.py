@@ -13,7 +13,7 @@ from chalicelib.adapters.aws.secret_store import SecretsManagerStore
 from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 from chalicelib.ai_factory import service as ai_factory
 from chalicelib.errors import NotFound, ValidationError
-from chalicelib.ports import COMPLETED, IN_PROGRESS, Services
+from chalicelib.ports import COMPLETED, IN_PROGRESS, Adapters
 from chalicelib.services import jobs
 from chalicelib.v15 import service as v15
 from contracts import layout
@@ -26,7 +26,7 @@ WEIGHTS = b"\x00" * 4096  # stands for a checkpoint of hundreds of MB
 
 @pytest.fixture
 def svc(dynamodb, s3, sagemaker, secretsmanager):
-    yield Services(
+    yield Adapters(
         jobs=DynamoJobStore(dynamodb, TABLE),
         artifacts=S3ArtifactStore(s3, BUCKET, "dev"),
         platform=SageMakerTrainingPlatform(sagemaker, ROLE),

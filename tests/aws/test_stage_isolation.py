@@ -265,7 +265,7 @@ def aws_stage(monkeypatch, aws):
     monkeypatch.setenv("AIFACTORY_HOSTING_GPU_INSTANCE_TYPE", "ml.g4dn.xlarge")
     settings.reset()
     wiring.reset()
-    yield wiring.services()
+    yield wiring.adapters()
     settings.reset()
     wiring.reset()
 

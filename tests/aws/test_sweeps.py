@@ -17,8 +17,8 @@ from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import (
     COMPLETED,
     IN_PROGRESS,
+    Adapters,
     CapacityError,
-    Services,
     TrainingDescription,
     TrainingRequest,
 )
@@ -52,7 +52,7 @@ class Platform:
 
 @pytest.fixture
 def svc(dynamodb, s3):
-    return Services(DynamoJobStore(dynamodb, TABLE), S3ArtifactStore(s3, BUCKET, "dev"), Platform(), None)
+    return Adapters(DynamoJobStore(dynamodb, TABLE), S3ArtifactStore(s3, BUCKET, "dev"), Platform(), None)
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def sent(monkeypatch):
     return urls
 
 
-def submit(svc: Services, api: str = "v1.5", n: int = 0) -> dict:
+def submit(svc: Adapters, api: str = "v1.5", n: int = 0) -> dict:
     job_id, job_name = jobs.new_ids()
     job_id, job_name = f"{job_id}-{n}", f"{job_name}-{n}"
     record = jobs.base_record(

@@ -19,7 +19,7 @@ from chalicelib import settings
 from chalicelib.adapters.aws.artifact_store import S3ArtifactStore
 from chalicelib.adapters.aws.tool_runner import MAX_EVENT_BYTES, LambdaToolRunner
 from chalicelib.errors import StillComputing, Unavailable
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.v15 import tool_jobs
 from contracts import tools
 from tests.aws import service_model
@@ -185,7 +185,7 @@ def test_over_the_wire_a_cold_start_past_the_budget_answers_retry_then_the_answe
     settings.reset()
     FakeLambda.handler = staticmethod(handler_module.handler)
     FakeLambda.cold_start_s = 1.5
-    svc = Services(
+    svc = Adapters(
         jobs=None,
         artifacts=store,
         platform=None,

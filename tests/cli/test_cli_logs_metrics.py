@@ -10,7 +10,7 @@ import json
 import pytest
 
 from aifactory.cli import main
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import logs
 from contracts import metrics
 from tests.cli.fake_api import FakeApi
@@ -34,7 +34,7 @@ class Platform:
         return LOG[offset : offset + limit], offset + limit < len(LOG)
 
 
-SVC = Services(jobs=None, artifacts=None, platform=Platform(), secrets=None)
+SVC = Adapters(jobs=None, artifacts=None, platform=Platform(), secrets=None)
 RECORD = {"job_id": JOB, "attempts": [{"attempt": 1, "training_job_name": "t-1"}]}
 
 

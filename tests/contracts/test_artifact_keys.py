@@ -12,7 +12,7 @@ from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.adapters.local.tool_runner import LocalToolRunner
 from chalicelib.ai_factory import service as ai_factory
-from chalicelib.ports import COMPLETED, Hardware, Services, TrainingDescription
+from chalicelib.ports import COMPLETED, Adapters, Hardware, TrainingDescription
 from chalicelib.v15 import plots as routes
 from chalicelib.v15 import service as v15
 from chalicelib.v15 import tool_jobs
@@ -75,7 +75,7 @@ def _services(tmp_path, ran, job_id, api, task, hyperparameters):
             "hyperparameters": hyperparameters,
         }
     )
-    services = Services(
+    services = Adapters(
         jobs=jobs,
         artifacts=artifacts,
         platform=FinishedPlatform(),

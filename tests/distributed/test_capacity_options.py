@@ -14,7 +14,7 @@ from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ai_factory.request import parse_create
 from chalicelib.errors import ValidationError
-from chalicelib.ports import CapacityError, Services, TrainingRequest
+from chalicelib.ports import Adapters, CapacityError, TrainingRequest
 from chalicelib.services import events, jobs
 from chalicelib.v15 import service as v15
 from tests.builders import create_payload
@@ -109,7 +109,7 @@ class NoCapacityYet(LocalTrainingPlatform):
 def test_monitor_shows_a_queued_job_initializing_and_why(local_stage, tmp_path):
     data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
     platform = NoCapacityYet(local_stage, max_concurrent=0)  # launched jobs stay in the platform's queue
-    svc = Services(
+    svc = Adapters(
         jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
         platform=platform,
@@ -136,7 +136,7 @@ def queued_service(local_stage, tmp_path, refusals: int):
     data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
     platform = NoCapacityYet(local_stage, max_concurrent=0)
     platform.refusals = refusals
-    svc = Services(
+    svc = Adapters(
         jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
         platform=platform,
@@ -191,7 +191,7 @@ def test_a_v15_instance_count_outside_the_stages_range_is_named(local_stage, tmp
 def test_a_v15_job_asks_for_several_hosts(local_stage, tmp_path):
     data = synthetic.generate(tmp_path / "data", "classification", num_images=8, image_size=32, num_classes=2)
     platform = LocalTrainingPlatform(local_stage, max_concurrent=0)  # queued: nothing trains
-    svc = Services(
+    svc = Adapters(
         jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
         platform=platform,

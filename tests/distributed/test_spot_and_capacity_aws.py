@@ -13,7 +13,7 @@ from chalicelib.adapters.aws.job_store import DynamoJobStore
 from chalicelib.adapters.aws.secret_store import SecretsManagerStore
 from chalicelib.adapters.aws.training_platform import MAX_KEEP_ALIVE_S, SageMakerTrainingPlatform
 from chalicelib.errors import Conflict, ValidationError
-from chalicelib.ports import IN_PROGRESS, STOPPED, Services
+from chalicelib.ports import IN_PROGRESS, STOPPED, Adapters
 from chalicelib.services import events, jobs
 from contracts.job_config import JobConfig
 from tests.aws.conftest import BUCKET, REGION, TABLE, aws, dynamodb, fake_credentials, s3  # noqa: F401
@@ -112,7 +112,7 @@ def test_billable_seconds_come_from_describe(offline_client):
 # --- the capacity queue -----------------------------------------------------------------------
 @pytest.fixture
 def svc(dynamodb, s3, offline_client):  # noqa: F811 - moto fixtures imported above
-    return Services(
+    return Adapters(
         jobs=DynamoJobStore(dynamodb, TABLE),
         artifacts=S3ArtifactStore(s3, BUCKET, "dev"),
         platform=SageMakerTrainingPlatform(offline_client, ROLE),
@@ -120,7 +120,7 @@ def svc(dynamodb, s3, offline_client):  # noqa: F811 - moto fixtures imported ab
     )
 
 
-def submit(svc: Services) -> tuple[dict, dict]:
+def submit(svc: Adapters) -> tuple[dict, dict]:
     """A v1.5 job as `start_training` builds it; returns (record, the CreateTrainingJob params)."""
     job_id, job_name = jobs.new_ids("v15")
     record = jobs.base_record(

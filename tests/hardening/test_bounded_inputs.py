@@ -26,10 +26,10 @@ def post(client, headers, path, body, content_type="application/json"):
 
 
 def no_jobs_left(local_stage) -> bool:
-    from chalicelib.wiring import services
+    from chalicelib.wiring import adapters
 
     artifacts = local_stage / "artifacts" / "jobs"
-    return services().jobs.list() == [] and not (artifacts.exists() and any(artifacts.iterdir()))
+    return adapters().jobs.list() == [] and not (artifacts.exists() and any(artifacts.iterdir()))
 
 
 @pytest.mark.parametrize("path", JSON_ROUTES)

@@ -89,7 +89,7 @@ def completed(api):
         patch.delenv("AIFACTORY_MODEL_LINK_KEY", raising=False)
         stage_settings.reset()
         wiring.reset()
-        svc = wiring.services()
+        svc = wiring.adapters()
         record = jobs.base_record(JOB_ID, NAME, "ai_factory", "ml_topic")
         svc.jobs.create(
             {**record, "status": COMPLETED, "settled": True, "model_url": f"{api.url}/models/{NAME}"}

@@ -44,7 +44,7 @@ def create(api, api_headers, callback_url: str, status: str = "Failed") -> str:
         "/create_training_job", headers=api_headers, body=json.dumps(create_payload(callback=callback_url))
     )
     name = created.json_body["job_name"]
-    platform = wiring.services().platform
+    platform = wiring.adapters().platform
     state = platform.read_state(name)
     state.update(status=status, secondary_status=status, end_time="2030-01-01 00:00:00")
     if status == "Failed":
@@ -54,7 +54,7 @@ def create(api, api_headers, callback_url: str, status: str = "Failed") -> str:
 
 
 def box(name: str) -> dict:
-    return wiring.services().jobs.get_by_name(name)["callback_outbox"]
+    return wiring.adapters().jobs.get_by_name(name)["callback_outbox"]
 
 
 def status_of(api, api_headers, name: str) -> dict:
@@ -64,7 +64,7 @@ def status_of(api, api_headers, name: str) -> dict:
 def sweep_until(predicate, timeout: float = 60):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        events.deliver_pending(wiring.services())
+        events.deliver_pending(wiring.adapters())
         if predicate():
             return
         time.sleep(0.1)
@@ -86,7 +86,7 @@ def test_retry_after_lengthens_a_wait_up_to_the_cap(local_stage):
 def test_receiver_down_then_up_is_delivered_later(api, api_headers):
     port = free_port()
     name = create(api, api_headers, f"http://127.0.0.1:{port}/callback")
-    events.deliver_pending(wiring.services())
+    events.deliver_pending(wiring.adapters())
     first = box(name)
     assert (first["state"], first["attempts"]) == ("pending", 1)
     assert "refused" in first["last_error"].lower() or "connect" in first["last_error"].lower()
@@ -146,7 +146,7 @@ def test_bad_records_never_escape_the_sweep(api, api_headers):
     with Receiver() as receiver:
         bad = create(api, api_headers, receiver.url)
         good = create(api, api_headers, receiver.url, status="Completed")
-        svc = wiring.services()
+        svc = wiring.adapters()
         record = svc.jobs.get_by_name(bad)
         svc.jobs.update(record["job_id"], {"callback": {"url": "http://127.0.0.1:9\\@evil/"}})
         sweep_until(lambda: box(good)["state"] == "delivered" and box(bad)["state"] == "failed")
@@ -155,7 +155,7 @@ def test_bad_records_never_escape_the_sweep(api, api_headers):
 
 
 def test_a_slow_receiver_does_not_block_another_jobs_callback(api, api_headers):
-    sender = outbox.Outbox(wiring.services, workers=2)
+    sender = outbox.Outbox(wiring.adapters, workers=2)
     try:
         with Receiver(hold=True) as slow, Receiver() as fast:
             stuck = create(api, api_headers, slow.url)
@@ -176,7 +176,7 @@ def test_a_slow_receiver_does_not_block_another_jobs_callback(api, api_headers):
 def test_kill_9_mid_attempt_is_redelivered_after_the_lease(api, api_headers, local_stage):
     with Receiver(hold=True) as receiver:
         name = create(api, api_headers, receiver.url)
-        code = "from chalicelib.services import events; from chalicelib.wiring import services; events.deliver_pending(services())"
+        code = "from chalicelib.services import events; from chalicelib.wiring import adapters; events.deliver_pending(adapters())"
         env = {**os.environ, "PYTHONPATH": str(REPO), "AIFACTORY_CALLBACK_TIMEOUT_SECONDS": "2"}
         sender = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
         try:

@@ -11,7 +11,7 @@ from moto import mock_aws
 from callbacks.delivery import DeliveryResult
 from chalicelib.adapters.aws.job_store import DynamoJobStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.services import outbox
 from tests.aws.conftest import REGION, create_jobs_table
 
@@ -26,13 +26,13 @@ def dynamo_store():
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def svc(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
-        yield Services(SqliteJobStore(tmp_path / "jobs.sqlite3"), None, None, None)
+        yield Adapters(SqliteJobStore(tmp_path / "jobs.sqlite3"), None, None, None)
         return
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
-        yield Services(dynamo_store(), None, None, None)
+        yield Adapters(dynamo_store(), None, None, None)
 
 
 @pytest.fixture

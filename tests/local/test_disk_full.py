@@ -19,7 +19,7 @@ from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.adapters.local.secret_store import FileSecretStore
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.errors import HTTP_ERRORS, Forbidden, StorageFull
-from chalicelib.ports import IN_PROGRESS, Services, TrainingDescription, TrainingRequest
+from chalicelib.ports import IN_PROGRESS, Adapters, TrainingDescription, TrainingRequest
 from chalicelib.services import jobs, model_links
 from chalicelib.v15 import plots
 from chalicelib.web.envelopes import ai_factory_errors, v15_errors
@@ -252,7 +252,7 @@ class Platform:
 
 
 def local_services(tmp_path, platform):
-    return Services(
+    return Adapters(
         jobs=SqliteJobStore(tmp_path / "jobs.sqlite3"),
         artifacts=DirectoryArtifactStore(tmp_path / "artifacts"),
         platform=platform,
@@ -340,7 +340,7 @@ def test_a_plot_is_served_when_the_disk_is_too_full_to_store_it(tmp_path, monkey
         {**record(), "api": "v1.5", "task": "classification", "status": "Completed", "settled": True}
     )
     drawing = DrawingTools()
-    svc = Services(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=drawing)
+    svc = Adapters(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=drawing)
     before = files(tmp_path)
 
     def full(*args):

@@ -16,7 +16,7 @@ from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.aws_limits import LAMBDA_MAX_RESPONSE_BYTES
 from chalicelib.errors import ValidationError
-from chalicelib.ports import COMPLETED, Services
+from chalicelib.ports import COMPLETED, Adapters
 from chalicelib.services import jobs
 from chalicelib.v15 import class_pages
 from chalicelib.v15 import service as v15
@@ -44,7 +44,7 @@ def checkpoint_of(tmp_path):
         jobs.base_record(JOB, "v15-classes", "v1.5", "classification", status=COMPLETED, settled=True)
     )
     artifacts = DirectoryArtifactStore(tmp_path / "artifacts")
-    svc = Services(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=None)
+    svc = Adapters(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=None)
 
     def answer(classes: int, query: dict | None = None, name_length: int = 26) -> dict:
         record = {"epoch": 1, "avg_loss": 0.5, "metrics": metrics(classes, name_length)}
@@ -132,8 +132,8 @@ def test_the_route_passes_class_offset(client, api_headers, tmp_path, monkeypatc
     artifacts = DirectoryArtifactStore(tmp_path / "route-artifacts")
     record = {"epoch": 1, "avg_loss": 0.5, "metrics": metrics(10)}
     artifacts.put_json(layout.job_key(JOB, layout.epoch_file(1, layout.METRICS_JSON)), record)
-    svc = Services(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=None)
-    monkeypatch.setattr("chalicelib.v15.routes.services", lambda: svc)
+    svc = Adapters(jobs=store, artifacts=artifacts, platform=None, secrets=None, tools=None)
+    monkeypatch.setattr("chalicelib.v15.routes.adapters", lambda: svc)
     path = f"/api/v1.5.0/train/{JOB}/checkpoints/epoch/1"
     whole = client.http.get(path, headers=api_headers).json_body
     assert whole["checkpoint"]["metrics"] == metrics(10) and "classes" not in whole["checkpoint"]

@@ -19,7 +19,7 @@ from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.errors import Conflict
-from chalicelib.ports import COMPLETED, DEPLOY_FAILED, IN_SERVICE, Deployment, DeploymentCapReached, Services
+from chalicelib.ports import COMPLETED, DEPLOY_FAILED, IN_SERVICE, Adapters, Deployment, DeploymentCapReached
 from chalicelib.services import jobs
 from chalicelib.v15 import deployments
 from contracts import layout
@@ -53,7 +53,7 @@ def svc(tmp_path, stand_in, monkeypatch):
         )
         artifacts.put_bytes(layout.job_key(JOB, layout.epoch_file(epoch, layout.WEIGHTS)), b"weights")
     hosting = LocalHostingPlatform(tmp_path / "home", python=stand_in)
-    yield Services(jobs=store, artifacts=artifacts, platform=None, secrets=None, hosting=hosting)
+    yield Adapters(jobs=store, artifacts=artifacts, platform=None, secrets=None, hosting=hosting)
     for deployment in hosting.list():
         hosting.undeploy(deployment.name)
 
@@ -61,7 +61,7 @@ def svc(tmp_path, stand_in, monkeypatch):
 @pytest.fixture
 def http(client, svc, api_headers, monkeypatch):
     """POST/DELETE/GET on the v1.5 routes, answered by `svc`: (status, JSON body)."""
-    monkeypatch.setattr("chalicelib.v15.routes.services", lambda: svc)
+    monkeypatch.setattr("chalicelib.v15.routes.adapters", lambda: svc)
     settings.reset()  # the client fixture read the environment before the cap was set
     headers = {**api_headers, "Content-Type": "application/x-www-form-urlencoded"}
 

@@ -11,7 +11,7 @@ from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.adapters.local.tool_runner import LocalToolRunner
 from chalicelib.errors import NotFound
-from chalicelib.ports import COMPLETED, Services
+from chalicelib.ports import COMPLETED, Adapters
 from chalicelib.v15 import plots as routes
 from chalicelib.v15 import service as v15
 from chalicelib.v15.tools import ToolError
@@ -79,7 +79,7 @@ def store(tmp_path):
     return artifacts
 
 
-def services(tmp_path, store, tool_runner, task="classification") -> Services:
+def services(tmp_path, store, tool_runner, task="classification") -> Adapters:
     jobs = SqliteJobStore(tmp_path / "jobs.sqlite3")
     jobs.create(
         {
@@ -95,7 +95,7 @@ def services(tmp_path, store, tool_runner, task="classification") -> Services:
             "hyperparameters": {},
         }
     )
-    return Services(jobs=jobs, artifacts=store, platform=None, secrets=None, tools=tool_runner)
+    return Adapters(jobs=jobs, artifacts=store, platform=None, secrets=None, tools=tool_runner)
 
 
 def decoded(answer: str) -> bytes:

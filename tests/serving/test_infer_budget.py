@@ -19,7 +19,7 @@ from chalicelib.adapters.local.data_store import LocalDataStore
 from chalicelib.adapters.local.hosting_platform import LocalHostingPlatform
 from chalicelib.adapters.local.job_store import SqliteJobStore
 from chalicelib.errors import StillComputing
-from chalicelib.ports import COMPLETED, IN_SERVICE, Deployment, Services
+from chalicelib.ports import COMPLETED, IN_SERVICE, Adapters, Deployment
 from chalicelib.v15 import deployments
 from contracts import layout
 
@@ -100,7 +100,7 @@ def served(local_stage, tmp_path, monkeypatch):
         assert time.monotonic() < deadline, hosting.describe(name)
         time.sleep(0.05)
     artifacts = DirectoryArtifactStore(local_stage / "artifacts")
-    svc = Services(
+    svc = Adapters(
         jobs=jobs, artifacts=artifacts, platform=None, secrets=None, hosting=hosting, data=LocalDataStore()
     )
     yield svc, images, model / "invocations"

@@ -85,7 +85,7 @@ def test_the_route_bounds_what_infer_multiple_answers(client, api_headers, monke
     monkeypatch.setattr(
         "chalicelib.v15.deployments.infer_multiple", lambda *a: {"result": "OK", "images": images}
     )
-    monkeypatch.setattr("chalicelib.v15.routes.services", lambda: None)
+    monkeypatch.setattr("chalicelib.v15.routes.adapters", lambda: None)
     headers = {**api_headers, "Content-Type": "application/x-www-form-urlencoded"}
     response = client.http.post(
         "/api/v1.5.0/infer_multiple/any", headers=headers, body="task=instance_segmentation"

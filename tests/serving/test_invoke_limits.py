@@ -30,7 +30,7 @@ from chalicelib.aws_limits import (
     AnswerTooLarge,
     PayloadTooLarge,
 )
-from chalicelib.ports import COMPLETED, IN_SERVICE, Deployment, Services
+from chalicelib.ports import COMPLETED, IN_SERVICE, Adapters, Deployment
 from chalicelib.services import jobs
 from contracts import layout
 from tests.serving.test_local_hosting import wait_status
@@ -145,11 +145,11 @@ def test_relaxed_limits_pass_larger_requests_and_answers(platforms, tmp_path):
 def test_the_stage_setting_relaxes_the_local_hosting_limit(local_stage, monkeypatch):
     from chalicelib import wiring
 
-    assert wiring.services().hosting.payload_limit == LIMIT
+    assert wiring.adapters().hosting.payload_limit == LIMIT
     monkeypatch.setenv("AIFACTORY_RELAX_AWS_LIMITS", "1")
     settings.reset()
     wiring.reset()
-    assert wiring.services().hosting.payload_limit is None
+    assert wiring.adapters().hosting.payload_limit is None
 
 
 # --- through the v1.5 infer route -------------------------------------------------------------
@@ -168,10 +168,10 @@ def http(client, local_stage, tmp_path, stand_in, api_headers, monkeypatch):
     artifacts.put_json(layout.job_key(JOB, layout.epoch_file(1, layout.METRICS_JSON)), {"epoch": 1})
     artifacts.put_bytes(layout.job_key(JOB, layout.epoch_file(1, layout.WEIGHTS)), b"weights")
     hosting = LocalHostingPlatform(tmp_path / "home", python=stand_in)
-    svc = Services(
+    svc = Adapters(
         jobs=store, artifacts=artifacts, platform=None, secrets=None, hosting=hosting, data=LocalDataStore()
     )
-    monkeypatch.setattr("chalicelib.v15.routes.services", lambda: svc)
+    monkeypatch.setattr("chalicelib.v15.routes.adapters", lambda: svc)
     headers = {**api_headers, "Content-Type": "application/x-www-form-urlencoded"}
 
     def call(path: str, form: dict[str, str]):

@@ -17,7 +17,7 @@ from chalicelib import settings, wiring
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.tool_runner import LocalToolRunner
 from chalicelib.errors import StillComputing, Unavailable
-from chalicelib.ports import Services
+from chalicelib.ports import Adapters
 from chalicelib.v15 import tool_jobs
 from chalicelib.v15.tools import ToolError
 from contracts import plots, tools
@@ -65,8 +65,8 @@ def store(tmp_path):
     return DirectoryArtifactStore(tmp_path / "artifacts")
 
 
-def services(store, runner) -> Services:
-    return Services(jobs=None, artifacts=store, platform=None, secrets=None, tools=runner)
+def services(store, runner) -> Adapters:
+    return Adapters(jobs=None, artifacts=store, platform=None, secrets=None, tools=runner)
 
 
 def test_aug_preview_over_http_answers_retry_then_the_synchronous_body(
@@ -98,7 +98,7 @@ def test_aug_preview_over_http_answers_retry_then_the_synchronous_body(
         synchronous = pool.submit(LocalToolRunner(python=sys.executable).run, request)
         python, starts = cold_python(tmp_path, COLD_START_S)
         artifacts = DirectoryArtifactStore(local_stage / "artifacts")
-        wiring.services().tools = LocalToolRunner(artifacts, python=python)
+        wiring.adapters().tools = LocalToolRunner(artifacts, python=python)
         headers = {"x-api-key": "test-api-key", "Content-Type": "application/json"}
         form = json.dumps(fields)
 

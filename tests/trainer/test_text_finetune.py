@@ -213,7 +213,7 @@ def queued(client, api_headers, monkeypatch):
         response = post(client, "/create_training_job", payload, api_headers)
         if response.status_code != 200:
             return response, None
-        svc = wiring.services()
+        svc = wiring.adapters()
         job = svc.jobs.get_by_name(response.json_body["job_name"])
         return response, svc.artifacts.get_json(f"jobs/{job['job_id']}/job.json")
 
@@ -224,7 +224,7 @@ def save_step(job_config: dict, step: int, with_model_json: bool = True) -> None
     """What the trainer leaves under a job's artifacts: `checkpoints/step-<N>/` (contents unread by the API)."""
     from chalicelib import wiring
 
-    svc = wiring.services()
+    svc = wiring.adapters()
     prefix = f"jobs/{job_config['job_id']}/checkpoints/step-{step}"
     svc.artifacts.put_bytes(f"{prefix}/model.safetensors", b"weights")
     if with_model_json:
