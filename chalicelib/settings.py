@@ -69,17 +69,32 @@ def _bool(raw: str) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+# Reads a stage-wide secret's value by its id. Settings name the secret; how it is read is
+# the composition's business (chalicelib.wiring installs the Secrets Manager reader), so this
+# module never imports an adapter.
+_secret_reader: Callable[[str], str] | None = None
+
+
+def read_secrets_with(reader: Callable[[str], str]) -> None:
+    """Installs the reader of stage secrets (`AIFACTORY_*_SECRET`); the entry points' wiring calls it."""
+    global _secret_reader
+    _secret_reader = reader
+
+
 def _secret_value(secret_setting: str) -> Callable[[dict], str]:
-    """Default of a key setting: the Secrets Manager value `secret_setting` names, read once
-    per process at start (aws), or unset when it names none (local)."""
+    """Default of a key setting: the stage secret `secret_setting` names, read once per process
+    at start (aws), or unset when it names none (local)."""
 
     def default(values: dict) -> str:
         secret_id = values.get(secret_setting) or ""
         if not secret_id:
             return ""
-        from chalicelib.adapters.aws.secret_store import stage_secret
-
-        return stage_secret(secret_id)
+        if _secret_reader is None:
+            raise RuntimeError(
+                f"{secret_setting} names a stage secret but no secret reader is installed "
+                "(import chalicelib.wiring, which installs it, before reading settings)"
+            )
+        return _secret_reader(secret_id)
 
     return default
 

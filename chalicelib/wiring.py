@@ -12,6 +12,17 @@ from chalicelib import settings
 from chalicelib.ports import Adapters
 
 
+def _stage_secret(secret_id: str) -> str:
+    """Stage secrets (signing and model-link keys) live in Secrets Manager in every stage
+    that names one; imported on first use so the local stage never loads boto3 for it."""
+    from chalicelib.adapters.aws.secret_store import stage_secret
+
+    return stage_secret(secret_id)
+
+
+settings.read_secrets_with(_stage_secret)
+
+
 def _local() -> Adapters:
     from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
     from chalicelib.adapters.local.data_store import LocalDataStore
