@@ -20,7 +20,7 @@ const view = {
 };
 
 export const headline = (task) => (task === "classification" ? "accuracy" : "mean_ap");
-const HEADLINE_LABEL = { accuracy: "accuracy (fraction correct)", mean_ap: "mean AP (0-1)" };
+const HEADLINE_LABEL = { accuracy: "accuracy (0-1)", mean_ap: "mean AP (0-1)" };
 
 export function select(key, onSelected) {
   if (state.selected === key) return;
@@ -30,7 +30,9 @@ export function select(key, onSelected) {
   $("checkpoint-detail").hidden = true;
   fillTable($("checkpoints"), []);
   fillTable($("hyper-parameters"), []);
-  for (const id of ["model-graph-plot", "loss-plot"]) showImage($(id), null, $(`${id}-note`));
+  for (const id of ["model-graph-plot", "loss-plot", "metric-plot", "confusion-plot", "threshold-plot"]) showImage($(id), null, $(`${id}-note`));
+  fillTable($("checkpoint-metrics"), []);
+  fillTable($("class-metrics"), []);
   $("infer-image").hidden = true;
   fillTable($("infer-result"), []);
   $("infer-error").textContent = "";
