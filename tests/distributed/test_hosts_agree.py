@@ -17,7 +17,10 @@ from contracts import metrics
 from tests.distributed.conftest import submit, trainer_logs, wait_terminal, wait_until
 from tests.trainer.test_vision_train import CLASSIFICATION
 
-SEEDS = (0, 1, 2)
+# Seeds whose draws cover each notice (algo-1, algo-2, both) and stops in epochs 1 and 2, at an
+# epoch's end and in its middle (with 4 batches an epoch); where the stop lands still varies with
+# the heartbeat's timing.
+SEEDS = (0, 5, 6)
 EPOCHS = 3
 HOSTS = ("algo-1", "algo-2")
 NOTICES = (["algo-1"], ["algo-2"], ["algo-1", "algo-2"])
@@ -47,7 +50,7 @@ def plan(seed: int, total_batch: int) -> tuple[int, int, list[str]]:
 @pytest.mark.e2e
 def test_spot_interruptions_at_random_points_stop_every_host_at_one_step_and_resume_once(platform, tmp_path):
     data = synthetic.generate(
-        tmp_path / "data", "classification", num_images=40, image_size=32, num_classes=2, seed=0
+        tmp_path / "data", "classification", num_images=24, image_size=32, num_classes=2, seed=0
     )
     hp = {**CLASSIFICATION, "num_epochs_to_finish": EPOCHS, "max_num_checkpoints": EPOCHS}
     job = {

@@ -122,3 +122,16 @@ def test_the_cpu_fallback_is_logged_once(no_gpu, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "using_gpu (and eval_using_gpu) is true but this machine has no CUDA device, so it runs on the CPU."
     ]
+
+
+def test_a_job_without_its_configuration_reports_under_the_one_opt_ml_base(tmp_path, monkeypatch):
+    """The failure file of a trainer that could not read job.json lies where every other path
+    does (environment.opt_ml_base): one base directory, worked out in one place."""
+    from trainer import entry
+
+    monkeypatch.setenv("AIFACTORY_OPT_ML", str(tmp_path))
+    monkeypatch.delenv("SM_OUTPUT_DIR", raising=False)
+    assert entry.main() == 1
+    reason = parse_failure_reason((tmp_path / "output" / "failure").read_text())
+    assert (reason["code"], reason["type"]) == ("E04", "FileNotFoundError")
+    assert str(tmp_path / "input" / "data" / "config") in reason["message"]
