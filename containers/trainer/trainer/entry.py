@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             raise
         log.exception("training failed")
-        failure_path = env.failure_file if env else _fallback_failure_path()
+        failure_path = (env or TrainingEnvironment.unloaded()).failure_file
         write_failure(failure_path, exc)
         if reporter is not None:
             try:
@@ -92,14 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 log.exception("could not write the exception heartbeat")
         return 1
-
-
-def _fallback_failure_path():
-    import os
-    from pathlib import Path
-
-    base = Path(os.environ.get("AIFACTORY_OPT_ML") or "/opt/ml")
-    return base / "output" / "failure"
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ def _read_json(path: Path, default: Any) -> Any:
     return json.loads(path.read_text())
 
 
+def opt_ml_base(environ: dict[str, str] | None = None) -> Path:
+    """The root of the `/opt/ml` tree: the one place it is worked out."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("AIFACTORY_OPT_ML") or DEFAULT_BASE)
+
+
 @dataclass
 class TrainingEnvironment:
     base_dir: Path
@@ -43,13 +49,20 @@ class TrainingEnvironment:
     @classmethod
     def load(cls, base_dir: str | os.PathLike | None = None, environ=None) -> TrainingEnvironment:
         environ = dict(os.environ if environ is None else environ)
-        base = Path(base_dir or environ.get("AIFACTORY_OPT_ML") or DEFAULT_BASE)
+        base = Path(base_dir) if base_dir else opt_ml_base(environ)
         config = base / "input" / "config"
         resources = _read_json(config / "resourceconfig.json", {})
         job_path = base / "input" / "data" / CONFIG_CHANNEL / JOB_FILE
         if not job_path.exists():
             raise FileNotFoundError(f"Job configuration not found at {job_path}")
         return cls(base, resources, JobConfig.from_json(job_path.read_text()), environ)
+
+    @classmethod
+    def unloaded(cls, environ=None) -> TrainingEnvironment:
+        """The directories alone, for reporting a failure that came before (or while) the
+        configuration was read."""
+        environ = dict(os.environ if environ is None else environ)
+        return cls(base_dir=opt_ml_base(environ), resource_config={}, job=None, environ=environ)
 
     # --- directories -------------------------------------------------------
     @property

@@ -57,6 +57,10 @@ def master_address(env: TrainingEnvironment) -> str:
     return env.environ.get("MASTER_ADDR") or (env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1")
 
 
+def master_port(env: TrainingEnvironment) -> str:
+    return env.environ.get("MASTER_PORT", "29500")
+
+
 def command(env: TrainingEnvironment, nproc: int) -> list[str]:
     master = master_address(env)
     return [
@@ -67,7 +71,7 @@ def command(env: TrainingEnvironment, nproc: int) -> list[str]:
         f"--node_rank={env.node_rank}",
         f"--nproc_per_node={nproc}",
         f"--master_addr={master}",
-        f"--master_port={env.environ.get('MASTER_PORT', '29500')}",
+        f"--master_port={master_port(env)}",
         "-m",
         "trainer",
     ]

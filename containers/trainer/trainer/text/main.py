@@ -10,9 +10,12 @@ Fine-tuning (job.json `finetune`, from the `model.finetuneFrom` hyper-parameter)
 starts from another job's model, its vocabulary extended and its labels checked
 (trainer.text.finetune); resuming from this job's own checkpoint takes precedence.
 
-Several GPUs or instances: DDP (trainer.text.distributed), every rank training on its
-shard of each epoch with `process.train.batchsize` examples per step; rank 0 alone fetches,
-evaluates and writes files and heartbeats.
+Several GPUs or instances: DDP (trainer.distributed, the runtime the vision trainer shares),
+every rank training on its shard of each epoch with `process.train.batchsize` examples per
+step; rank 0 alone fetches (and broadcasts the records), evaluates and writes files and
+heartbeats. Each step's loss and stop request are all-reduced together, so a SIGTERM seen by
+any rank stops all of them after the same step; a failure of rank 0's fetch or checkpoint is
+agreed on, so the others fail with it instead of waiting.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torch import nn
 
 from contracts import metrics
 from trainer import gpu_required
+from trainer.distributed import Group, setup
 from trainer.reporting import emit_metric
 from trainer.secrets import read_dataset_headers
 from trainer.text import checkpoints, finetune
@@ -42,7 +46,6 @@ from trainer.text.data import (
     load_records,
     prepare_data,
 )
-from trainer.text.distributed import Group, setup
 from trainer.text.entities import EntityCounts, callback_entry, is_span_scheme
 from trainer.text.metrics import callback_log, confusion_matrix, scores
 from trainer.text.models import build_model, model_spec
@@ -52,23 +55,31 @@ log = logging.getLogger("trainer.text")
 FORMAT_VERSION = 1
 
 
-def pick_device(using_gpu: bool, group: Group | None = None, name: str = "using_gpu") -> torch.device:
-    """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing."""
+def pick_device(
+    using_gpu: bool, resource_config: dict, group: Group | None = None, name: str = "using_gpu"
+) -> torch.device:
+    """CUDA when asked for and present; a CPU-only machine still trains (slowly) instead of failing,
+    unless `resource_config` (the environment's) names a GPU instance (E01)."""
     if using_gpu and torch.cuda.is_available():
         return group.device if group is not None and group.device.type == "cuda" else torch.device("cuda")
-    gpu_required.check(using_gpu, torch.cuda.is_available)  # E01 on a GPU instance with no CUDA device
+    gpu_required.check(using_gpu, torch.cuda.is_available, resource_config)
     if using_gpu:
         log.info("%s is true but this machine has no CUDA device, so it runs on the CPU.", name)
     return torch.device("cpu")
 
 
-def pick_devices(config: TextConfig, group: Group | None = None) -> tuple[torch.device, torch.device]:
+def pick_devices(
+    config: TextConfig, resource_config: dict, group: Group | None = None
+) -> tuple[torch.device, torch.device]:
     """(training, evaluation) devices; a fallback to the CPU is logged once, naming what asked for the GPU."""
     if config.using_gpu == config.eval_using_gpu:
         name = "using_gpu (and eval_using_gpu)" if config.using_gpu else "using_gpu"
-        device = pick_device(config.using_gpu, group, name)
+        device = pick_device(config.using_gpu, resource_config, group, name)
         return device, device
-    return pick_device(config.using_gpu, group), pick_device(config.eval_using_gpu, group, "eval_using_gpu")
+    return (
+        pick_device(config.using_gpu, resource_config, group),
+        pick_device(config.eval_using_gpu, resource_config, group, "eval_using_gpu"),
+    )
 
 
 def describe_devices(device: torch.device) -> list[dict]:
@@ -85,27 +96,39 @@ def describe_devices(device: torch.device) -> list[dict]:
 
 
 def fetch_inputs(ctx, config: TextConfig, group: Group, resuming: bool) -> tuple[list[dict], object] | None:
-    """Rank 0 fetches the records (and the fine-tuning source, unless resuming) for every rank."""
-    inputs = None
-    if group.rank == 0:
-        headers = read_dataset_headers(ctx.env.job.data)
-        records = load_records(ctx.env.job.data, ctx.env.task, headers, ctx.should_stop)
-        if not ctx.should_stop():
-            if not records:
-                raise ValueError(
-                    "The dataset endpoint returned no records; check data.url and pagination.begin_offset"
-                )
-            source = None
-            if not resuming:
-                if ctx.env.job.finetune:
-                    source = finetune.load_source(ctx.env.job.finetune, ctx.env.task)
-                elif config.finetune_from:
-                    raise ValueError(
-                        f"model.finetuneFrom={config.finetune_from} was not resolved into job.json's "
-                        "finetune; submit the job through the API, which checks the source job"
-                    )
-            inputs = (records, source)
+    """Rank 0 fetches the records (and the fine-tuning source, unless resuming) for every rank;
+    its failure is agreed on, so the others fail with it rather than wait for the broadcast."""
+    inputs, failure = None, None
+    try:
+        if group.rank == 0:
+            inputs = _fetch(ctx, config, resuming)
+    except Exception as exc:  # agreed on below
+        failure = exc
+    group.agree_stop(False, failure, "fetching the dataset")
     return group.broadcast(inputs)
+
+
+def _fetch(ctx, config: TextConfig, resuming: bool) -> tuple[list[dict], object] | None:
+    """The records and the fine-tuning source (None when a stop came during the fetch)."""
+    inputs = None
+    headers = read_dataset_headers(ctx.env.job.data)
+    records = load_records(ctx.env.job.data, ctx.env.task, headers, ctx.should_stop)
+    if not ctx.should_stop():
+        if not records:
+            raise ValueError(
+                "The dataset endpoint returned no records; check data.url and pagination.begin_offset"
+            )
+        source = None
+        if not resuming:
+            if ctx.env.job.finetune:
+                source = finetune.load_source(ctx.env.job.finetune, ctx.env.task)
+            elif config.finetune_from:
+                raise ValueError(
+                    f"model.finetuneFrom={config.finetune_from} was not resolved into job.json's "
+                    "finetune; submit the job through the API, which checks the source job"
+                )
+        inputs = (records, source)
+    return inputs
 
 
 def model_meta(task: str, spec: dict, data: TextData, config: TextConfig) -> dict:
@@ -220,30 +243,38 @@ class Session:
 
     @property
     def writes(self) -> bool:
-        return self.ctx.env.is_master and self.group.rank == 0
+        return self.ctx.env.is_master and self.group.is_writer
 
     def save(self, step: int, avg_loss: float, with_eval: bool) -> dict | None:
-        """Rank 0 evaluates and writes `step-<N>/`; the other ranks wait for it."""
+        """Rank 0 evaluates and writes `step-<N>/`; the other ranks wait for it (and fail with it)."""
+        report, failure = None, None
+        try:
+            report = self._write(step, avg_loss, with_eval) if self.writes else None
+        except Exception as exc:  # agreed on below
+            failure = exc
+        self.group.agree_stop(False, failure, f"rank 0's checkpoint of step {step}")
+        return report
+
+    def _write(self, step: int, avg_loss: float, with_eval: bool) -> dict | None:
+        """Rank 0's part: the held-out report (when `with_eval`) and the checkpoint files."""
         report = None
-        if self.writes:
-            metrics = {"avg_loss": avg_loss}
-            if with_eval:
-                report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
-                emit_eval(report)
-                metrics["eval"] = {
-                    key: report[key] for key in ("loss", "accuracy", "avg", "entities") if key in report
-                }
-            state = {
-                "step": step,
-                "optimizer": self.optimizer.state_dict(),
-                "lr_scheduler": self.schedule.state_dict(),
-                "num_losses": len(self.ctx.reporter.losses),
-                "format_version": FORMAT_VERSION,
+        metrics = {"avg_loss": avg_loss}
+        if with_eval:
+            report = evaluate(self.model, self.criterion, self.data, self.config, self.eval_device)
+            emit_eval(report)
+            metrics["eval"] = {
+                key: report[key] for key in ("loss", "accuracy", "avg", "entities") if key in report
             }
-            checkpoints.save(
-                self.ctx.env.checkpoint_dir, step, self.model, self.meta, state, metrics, self.config.keep_max
-            )
-        self.group.barrier()
+        state = {
+            "step": step,
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.schedule.state_dict(),
+            "num_losses": len(self.ctx.reporter.losses),
+            "format_version": FORMAT_VERSION,
+        }
+        checkpoints.save(
+            self.ctx.env.checkpoint_dir, step, self.model, self.meta, state, metrics, self.config.keep_max
+        )
         return report
 
 
@@ -304,6 +335,7 @@ def train(session: Session, start_step: int) -> tuple[int, float, bool]:
             last_saved = step
     avg_loss = sum(recent) / max(1, len(recent))
     if stop:
+        ctx.stop_event.set()  # a rank that got no SIGTERM stops (and reports `stopped`) as well
         log.warning("Stop requested at step %d: saving a checkpoint", step)
         if step > last_saved:
             session.save(step, avg_loss, with_eval=False)
@@ -331,21 +363,44 @@ def run(ctx) -> None:
     env = ctx.env
     task = env.task
     config = parse_hyperparameters(env.hyperparameters)
-    group = setup(env, config.using_gpu and torch.cuda.is_available())
+    use_cuda = config.using_gpu and torch.cuda.is_available()
+    group = setup(
+        env, lambda local: torch.device("cuda", local % torch.cuda.device_count()) if use_cuda else None
+    )
     try:
         _run(ctx, task, config, group)
     finally:
         group.close()
 
 
+def resume_point(env, task: str, group: Group):
+    """The checkpoint every rank resumes from: rank 0's newest (None: a fresh start). A rank
+    that cannot read that same one fails, and every rank with it, rather than train apart."""
+    chosen = group.broadcast(checkpoints.list_steps(env.checkpoint_dir)[-1:] if group.is_writer else None)
+    resume, failure = None, None
+    try:
+        resume = checkpoints.load_latest(env.checkpoint_dir) if chosen else None
+        if chosen and (resume is None or resume.step != chosen[0]):
+            raise FileNotFoundError(
+                f"{env.current_host} cannot read checkpoint step-{chosen[0]} under {env.checkpoint_dir}, "
+                "which rank 0 resumes from; every host must see the job's checkpoints"
+            )
+        if resume is not None and resume.meta.get("task") != task:
+            raise ValueError(
+                f"Checkpoint {resume.path} is for task {resume.meta.get('task')!r}, not {task!r}"
+            )
+    except Exception as exc:  # agreed on below
+        failure = exc
+    group.agree_stop(False, failure, "reading the checkpoint to resume")
+    return resume
+
+
 def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
     env = ctx.env
     torch.manual_seed(config.seed)
-    device, eval_device = pick_devices(config, group)
+    device, eval_device = pick_devices(config, env.resource_config, group)
 
-    resume = checkpoints.load_latest(env.checkpoint_dir)
-    if resume is not None and resume.meta.get("task") != task:
-        raise ValueError(f"Checkpoint {resume.path} is for task {resume.meta.get('task')!r}, not {task!r}")
+    resume = resume_point(env, task, group)
     inputs = fetch_inputs(ctx, config, group, resuming=resume is not None)
     if inputs is None:
         return

@@ -10,7 +10,11 @@ learning-rate schedule is replayed from the current `step_lr_sizes`/`step_lr_gam
 overriding them (or `num_epochs_to_finish`) on restore takes effect.
 
 Distributed: under torchrun (WORLD_SIZE > 1) or on several SageMaker hosts (one process
-per host), DDP over NCCL/gloo; rank 0 alone evaluates, checkpoints and reports.
+per host), DDP over NCCL/gloo (trainer.distributed). The ranks agree before every step and at
+every epoch's end (`Group.agree_stop`), so a stop, a spot-interruption notice or a failure on
+any host stops every host at the same step; rank 0 alone evaluates, checkpoints, writes plots
+data and the model, and the others wait for it. A resume loads on every rank the checkpoint
+rank 0 chose (its newest complete one), so all continue at the same next epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import tempfile
 import time
 import warnings
@@ -30,6 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from contracts import layout, metrics, plots, statuses, v15_arguments
 from contracts.errors import ArgumentError
 from contracts.metrics import headline
+from trainer import distributed
 from trainer.artifacts import ArtifactWriter
 from trainer.reporting import emit_metric
 from trainer.vision import background, device_input, engine
@@ -88,26 +92,6 @@ def scratch_message(task: str, overridden: dict, changes: dict) -> str:
 
 
 # --- distribution and devices -----------------------------------------------------------------
-
-
-def setup_distributed(env) -> tuple[int, int, int]:
-    """(rank, world_size, local_rank); initialises the process group when there is more than one."""
-    environ = env.environ
-    if int(environ.get("WORLD_SIZE", "1")) > 1:
-        rank, world, local = (
-            int(environ["RANK"]),
-            int(environ["WORLD_SIZE"]),
-            int(environ.get("LOCAL_RANK", 0)),
-        )
-    elif len(env.hosts) > 1:
-        rank, world, local = env.node_rank, len(env.hosts), 0
-        os.environ.setdefault("MASTER_ADDR", env.hosts[0])
-        os.environ.setdefault("MASTER_PORT", environ.get("MASTER_PORT", "29500"))
-    else:
-        return 0, 1, 0
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend, init_method="env://", rank=rank, world_size=world)
-    return rank, world, local
 
 
 class DeviceMonitor:
@@ -348,6 +332,61 @@ def _write_checkpoint(root, epoch, file_args, weights, state, max_num_checkpoint
     ckpt.prune(root, max_num_checkpoints, task)
 
 
+def _prepare(env, task: str, hp: dict, device: torch.device):
+    """This rank's data, model and optimizer (every rank builds its own; DDP starts them all
+    from rank 0's weights)."""
+    # classifiers get uint8 batches and convert them on the device (engine.to_float)
+    train_ds, val_ds = vision_data.load_data(
+        env.channel_dir("training"), task, hp, as_float=task != "classification"
+    )
+    if len(val_ds) == 0:
+        raise ValueError("The validation split lists no images; add image names to splits/val.txt")
+    class_names = list(train_ds.class_names)
+    model = device_input.prepare_model(build_model(task, hp, len(class_names)).to(device), task, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params,
+        lr=float(hp["learning_rate"]),
+        momentum=float(hp["momentum"]),
+        weight_decay=float(hp["weight_decay"]),
+    )
+    amp_dtype, scaler = engine.amp_setup(device)
+    return train_ds, val_ds, class_names, model, optimizer, amp_dtype, scaler
+
+
+def _resume(ctx, group, done: int | None, model, optimizer, scaler, hp: dict) -> int:
+    """Loads checkpoint `done` (rank 0's choice; None: a fresh start, or a finetune) and
+    returns the first epoch to train. Every rank loads the same one, so all continue at the
+    same epoch with the same optimizer state."""
+    env = ctx.env
+    if done is None:
+        ctx.reporter.set_losses([])
+        if env.job.finetune:
+            load_finetune(model, env.job.finetune, env.task, hp)
+        return 1
+    path = ckpt.epoch_dir(env.checkpoint_dir, done)
+    if not (path / ckpt.WEIGHTS).is_file():
+        raise FileNotFoundError(
+            f"{env.current_host} cannot read checkpoint epoch-{done} at {path}, which rank 0 resumes "
+            "from; every host must see the job's checkpoints (the checkpoint S3 URI)"
+        )
+    model.load_state_dict(ckpt.load_weights(path / ckpt.WEIGHTS))
+    if (path / ckpt.TRAIN_STATE).is_file():
+        state = ckpt.load_train_state(path / ckpt.TRAIN_STATE)
+        optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng(state)
+        num_losses = int(state["num_losses"])
+        log.info("resuming after epoch %d from %s", done, path)
+    else:
+        record = json.loads((path / ckpt.METRICS).read_text())
+        num_losses = int(record.get("num_losses", len(ctx.reporter.losses)))
+        log.info("resuming after epoch %d from the weights of %s with a fresh optimizer state", done, path)
+    ctx.reporter.set_losses(ctx.reporter.losses[:num_losses])
+    return done + 1
+
+
 def run(ctx) -> None:
     """Trains; checkpoint side work (background.BackgroundWork) is all flushed on return."""
     with contextlib.ExitStack() as stack:
@@ -358,62 +397,31 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
     env = ctx.env
     task = env.task
     hp = resolve_hyperparameters(task, env.hyperparameters)
-    rank, world, local_rank = setup_distributed(env)
-    device = engine.select_device(hp["visible_devices"])
-    if world > 1 and device.type == "cuda":
-        ids = hp["visible_devices"] or list(range(torch.cuda.device_count()))
-        device = torch.device("cuda", ids[local_rank % len(ids)])
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    group = distributed.setup(
+        env, lambda local_rank: engine.select_device(hp["visible_devices"], env.resource_config, local_rank)
+    )
+    stack.callback(group.close)
+    device, world = group.device, group.world
     work = stack.enter_context(background.BackgroundWork.for_device(device))
-    is_master = rank == 0 and ctx.writer is not None
+    is_master = group.is_writer and ctx.writer is not None
 
-    # classifiers get uint8 batches and convert them on the device (engine.to_float)
-    train_ds, val_ds = vision_data.load_data(
-        env.channel_dir("training"), task, hp, as_float=task != "classification"
-    )
-    if len(val_ds) == 0:
-        raise ValueError("The validation split lists no images; add image names to splits/val.txt")
-    class_names = list(train_ds.class_names)
-    model = device_input.prepare_model(build_model(task, hp, len(class_names)).to(device), task, device)
-    model_json = describe_model(task, hp, class_names)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params,
-        lr=float(hp["learning_rate"]),
-        momentum=float(hp["momentum"]),
-        weight_decay=float(hp["weight_decay"]),
-    )
-    amp_dtype, scaler = engine.amp_setup(device)
-
-    start_epoch = 1
-    resume = ckpt.latest_resumable(env.checkpoint_dir)
-    if resume is not None:
-        done, path = resume
-        model.load_state_dict(ckpt.load_weights(path / ckpt.WEIGHTS))
-        if (path / ckpt.TRAIN_STATE).is_file():
-            state = ckpt.load_train_state(path / ckpt.TRAIN_STATE)
-            optimizer.load_state_dict(state["optimizer"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            ckpt.restore_rng(state)
-            num_losses = int(state["num_losses"])
-            log.info("resuming after epoch %d from %s", done, path)
-        else:
-            record = json.loads((path / ckpt.METRICS).read_text())
-            num_losses = int(record.get("num_losses", len(ctx.reporter.losses)))
-            log.info(
-                "resuming after epoch %d from the weights of %s with a fresh optimizer state", done, path
-            )
-        ctx.reporter.set_losses(ctx.reporter.losses[:num_losses])
-        start_epoch = done + 1
-    else:
-        ctx.reporter.set_losses([])
-        if env.job.finetune:
-            load_finetune(model, env.job.finetune, task, hp)
-    for group in optimizer.param_groups:  # replay the schedule from the (possibly overridden) settings
-        group["lr"] = float(hp["learning_rate"])
-        group.pop("initial_lr", None)
+    # every rank resumes from the checkpoint rank 0 chose: its newest complete one
+    chosen = ckpt.latest_resumable(env.checkpoint_dir) if group.is_writer else None
+    resume_epoch = group.broadcast(None if chosen is None else chosen[0])
+    failure = None
+    try:
+        train_ds, val_ds, class_names, model, optimizer, amp_dtype, scaler = _prepare(env, task, hp, device)
+        model_json = describe_model(task, hp, class_names)
+        start_epoch = _resume(ctx, group, resume_epoch, model, optimizer, scaler, hp)
+    except Exception as exc:  # agreed on: every host fails with it, none waits for the others
+        failure = exc
+    if group.agree_stop(ctx.should_stop(), failure, "loading the data and the model"):
+        log.info("Stop agreed before training began")
+        ctx.stop_event.set()  # a host that got no SIGTERM stops (and reports `stopped`) as well
+        return
+    for param_group in optimizer.param_groups:  # replay the schedule from the (possibly overridden) settings
+        param_group["lr"] = float(hp["learning_rate"])
+        param_group.pop("initial_lr", None)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(hp["step_lr_sizes"]), gamma=float(hp["step_lr_gamma"])
     )
@@ -422,7 +430,7 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
         for _ in range(start_epoch - 1):
             scheduler.step()
 
-    train_loader, val_loader = _loaders(train_ds, val_ds, task, hp, device, world, rank)
+    train_loader, val_loader = _loaders(train_ds, val_ds, task, hp, device, world, group.rank)
     train_model = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -447,8 +455,37 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
     if is_master:  # ready for the first validation (imported beside the first epoch where that is free)
         work.submit(warm_imports, task)
     progress = Progress(ctx, hp, total_epoch, total_batch, world, optimizer, DeviceMonitor(device))
-    summary = None
     every = int(hp["num_epochs_to_validate"])
+    summary = None
+
+    def checkpoint(epoch: int, avg_loss: float) -> None:
+        """Rank 0: evaluates, queues `epoch-<N>/` beside training and reports the headline metric."""
+        nonlocal summary
+        ctx.reporter.update(force=True, phase=statuses.EVALUATING, eta_hr=-1)
+        evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)
+        if summary is None:
+            summary = ckpt.summarize(model, task, input_size(task, hp), device)
+        record = {
+            "epoch": epoch,
+            "avg_loss": round(avg_loss, 6),
+            "metrics": evaluation.metrics,
+            "num_losses": len(ctx.reporter.losses),  # where a resume from these weights cuts the history
+        }
+        state = work.frozen(ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler))
+        work.submit(
+            _write_checkpoint,
+            env.checkpoint_dir,
+            epoch,
+            (dict(model_json), record, summary, evaluation, task, class_names),
+            work.frozen_weights(model),
+            state,
+            int(hp["max_num_checkpoints"]),
+            task,
+        )
+        emit_metric(
+            metrics.EVAL_ACCURACY if task == "classification" else metrics.EVAL_MAP,
+            headline(task, evaluation.metrics),
+        )
 
     for epoch in range(start_epoch, total_epoch + 1):
         if isinstance(train_loader.sampler, DistributedSampler):
@@ -466,52 +503,37 @@ def _run(ctx, stack: contextlib.ExitStack) -> None:
             clip_grad_base_and_max=hp["clip_grad_base_and_max"],
             on_batch=progress.on_batch,
             should_stop=ctx.should_stop,
+            agree=lambda stop, failure, at=f"epoch {epoch}": group.agree_stop(stop, failure, at),
             warmup_iterations=warmup_iterations if epoch == 1 else 0,
         )
         if result.stopped:
-            log.info("stop requested during epoch %d: resuming will restart it", epoch)
+            log.info(
+                "Stop agreed at epoch %d, batch %d (rank %d of %d): resuming will restart the epoch",
+                epoch,
+                result.num_batches,
+                group.rank,
+                world,
+            )
+            ctx.stop_event.set()
             break
         scheduler.step()
         if is_master:
             emit_metric(metrics.TRAIN_EPOCH, epoch)
             emit_metric(metrics.TRAIN_EPOCH_LOSS, result.avg_loss)
             emit_metric(metrics.TRAIN_SAMPLES_PER_SEC, progress.samples_per_sec)
-        if epoch % every == 0 or epoch == total_epoch:
-            if is_master:
-                ctx.reporter.update(force=True, phase=statuses.EVALUATING, eta_hr=-1)
-                evaluation = engine.evaluate(model, val_loader, device, task, class_names, amp_dtype)
-                if summary is None:
-                    summary = ckpt.summarize(model, task, input_size(task, hp), device)
-                record = {
-                    "epoch": epoch,
-                    "avg_loss": round(result.avg_loss, 6),
-                    "metrics": evaluation.metrics,
-                    "num_losses": len(
-                        ctx.reporter.losses
-                    ),  # where a resume from these weights cuts the history
-                }
-                state = work.frozen(ckpt.make_train_state(epoch, optimizer, len(ctx.reporter.losses), scaler))
-                work.submit(
-                    _write_checkpoint,
-                    env.checkpoint_dir,
-                    epoch,
-                    (dict(model_json), record, summary, evaluation, task, class_names),
-                    work.frozen_weights(model),
-                    state,
-                    int(hp["max_num_checkpoints"]),
-                    task,
-                )
-                emit_metric(
-                    metrics.EVAL_ACCURACY if task == "classification" else metrics.EVAL_MAP,
-                    headline(task, evaluation.metrics),
-                )
-            if world > 1:
-                torch.distributed.barrier()
-        if ctx.should_stop():
+        failure = None
+        if is_master and (epoch % every == 0 or epoch == total_epoch):
+            try:
+                checkpoint(epoch, result.avg_loss)
+            except Exception as exc:  # agreed on below: the others are not left waiting for it
+                failure = exc
+        # the others wait here for rank 0's checkpoint; a stop at an epoch's end keeps the epoch
+        if group.agree_stop(ctx.should_stop(), failure, f"the end of epoch {epoch}"):
+            log.info("Stop agreed at the end of epoch %d (rank %d of %d)", epoch, group.rank, world)
+            ctx.stop_event.set()
             break
 
     work.drain()  # every checkpoint on disk before the best one is chosen
     if is_master:
         export_best(ctx, task)
-    if world > 1:
-        torch.distributed.destroy_process_group()
+    group.barrier("rank 0's model export")  # the others exit once the job's files are written
