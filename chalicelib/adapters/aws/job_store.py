@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib import job_index, tenancy
+from chalicelib.job_record import Job
 from chalicelib.ports import ConflictError
 from chalicelib.tenancy import DEFAULT
 
@@ -130,11 +131,12 @@ class DynamoJobStore:
 
     # --- item <-> record ------------------------------------------------------
     @staticmethod
-    def _item(record: dict[str, Any], version: int) -> dict[str, Any]:
+    def _item(record: Mapping[str, Any], version: int) -> dict[str, Any]:
+        record = Job.from_item(record)
         item: dict[str, Any] = {
-            "job_id": {"S": str(record["job_id"])},
+            "job_id": {"S": str(record.job_id)},
             "version": {"N": str(version)},
-            "doc": {"S": json.dumps(record, separators=(",", ":"), sort_keys=True)},
+            "doc": {"S": json.dumps(record.to_item(), separators=(",", ":"), sort_keys=True)},
         }
         for name in INDEXED_FIELDS:
             value = record.get(name)
@@ -148,10 +150,11 @@ class DynamoJobStore:
         return item
 
     @staticmethod
-    def _record(item: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(item["doc"]["S"])
+    def _record(item: dict[str, Any]) -> Job:
+        """The item's record (`Job.from_item` migrates items of older record versions)."""
+        return Job.from_item(json.loads(item["doc"]["S"]))
 
-    def _read(self, job_id: str) -> tuple[dict[str, Any], int] | None:
+    def _read(self, job_id: str) -> tuple[Job, int] | None:
         response = self._client.get_item(
             TableName=self.table_name, Key={"job_id": {"S": job_id}}, ConsistentRead=True
         )
@@ -161,9 +164,8 @@ class DynamoJobStore:
         return self._record(item), int(item["version"]["N"])
 
     # --- JobStore -------------------------------------------------------------
-    def create(self, job: dict[str, Any]) -> None:
-        if not job.get("job_id"):
-            raise ValueError("A job record needs a 'job_id'.")
+    def create(self, job: Mapping[str, Any]) -> None:
+        job = Job.from_item(job)  # a record without a job_id is a ValueError
         try:
             self._client.put_item(
                 TableName=self.table_name,
@@ -172,14 +174,14 @@ class DynamoJobStore:
             )
         except ClientError as error:
             if _is_conditional_failure(error):
-                raise ConflictError(f"Job '{job['job_id']}' already exists.") from error
+                raise ConflictError(f"Job '{job.job_id}' already exists.") from error
             raise
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> Job | None:
         found = self._read(job_id)
         return found[0] if found else None
 
-    def get_by_name(self, job_name: str) -> dict[str, Any] | None:
+    def get_by_name(self, job_name: str) -> Job | None:
         paginator = self._client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table_name,
@@ -191,11 +193,9 @@ class DynamoJobStore:
         if not records:
             return None
         # Names are unique by construction; if a race ever duplicated one, the newest wins.
-        return max(records, key=lambda r: str(r.get("created_at") or ""))
+        return max(records, key=lambda r: r.created_at)
 
-    def update(
-        self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def update(self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> Job:
         if "job_id" in changes and changes["job_id"] != job_id:
             raise ValueError("A job's 'job_id' cannot change.")
         for _ in range(self.max_attempts):
@@ -206,7 +206,7 @@ class DynamoJobStore:
             unmet = _unmet_expectations(record, expect)
             if unmet:
                 raise ConflictError(f"Job '{job_id}' is not in the expected state: {', '.join(unmet)}.")
-            updated = {**record, **changes}
+            updated = record.with_changes(changes)
             try:
                 self._client.put_item(
                     TableName=self.table_name,
@@ -223,7 +223,7 @@ class DynamoJobStore:
             f"Job '{job_id}' kept changing under {self.max_attempts} update attempts; try again."
         )
 
-    def list(self, api: str | None = None) -> list[dict[str, Any]]:
+    def list(self, api: str | None = None) -> list[Job]:
         kwargs: dict[str, Any] = {"TableName": self.table_name}
         if api is not None:
             kwargs["FilterExpression"] = "#api = :api"
@@ -233,7 +233,7 @@ class DynamoJobStore:
             kwargs["PaginationConfig"] = {"PageSize": self.page_size}
         pages = self._client.get_paginator("scan").paginate(**kwargs)
         records = [self._record(item) for page in pages for item in page.get("Items", [])]
-        return sorted(records, key=lambda r: (str(r.get("created_at") or ""), str(r["job_id"])))
+        return sorted(records, key=lambda r: (r.created_at, r.job_id))
 
     # --- sweeps and pages: the lane index ----------------------------------------
     def _query_lane(
@@ -260,19 +260,19 @@ class DynamoJobStore:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _sweep(self, lane: str) -> list[dict[str, Any]]:
+    def _sweep(self, lane: str) -> list[Job]:
         records = [self._record(item) for item in self._query_lane(lane)]
         return sorted(records, key=job_index.newest_first_key)
 
-    def list_active(self) -> list[dict[str, Any]]:
+    def list_active(self) -> list[Job]:
         return self._sweep(job_index.ACTIVE)
 
-    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+    def list_due_callbacks(self, now: float) -> list[Job]:
         return [job for job in self._sweep(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
 
     def page(
         self, api: str, limit: int, after: tuple[str, str] | None = None, tenants: Sequence[str] = (DEFAULT,)
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Job], bool]:
         """An api's jobs of `tenants` live in the active and callback lanes (filtered by tenant:
         they hold only unsettled work) and in each tenant's history lane: each is queried newest
         first for `limit` + 1 items from the cursor on, and all merged."""

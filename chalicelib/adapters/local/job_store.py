@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from typing import Any
 from chalicelib import job_index, tenancy
 from chalicelib.adapters.local.disk_full import is_disk_full, storage_full_as_domain_error
 from chalicelib.errors import StorageFull
+from chalicelib.job_record import Job
 from chalicelib.ports import ConflictError
 from chalicelib.tenancy import DEFAULT
 
@@ -151,39 +152,38 @@ class SqliteJobStore:
             finally:
                 conn.close()
 
-    def create(self, job: dict[str, Any]) -> None:
+    def create(self, job: Mapping[str, Any]) -> None:
+        job = Job.from_item(job)
         with self._connect() as conn:
             try:
                 conn.execute(
                     "INSERT INTO jobs (job_id, job_name, api, status, created_at, doc, sweep, tenant)"
                     " VALUES (?,?,?,?,?,?,?,?)",
                     (
-                        job["job_id"],
-                        job["job_name"],
-                        job["api"],
-                        job["status"],
-                        job["created_at"],
-                        json.dumps(job),
+                        job.job_id,
+                        job.job_name,
+                        job.api,
+                        job.status,
+                        job.created_at,
+                        json.dumps(job.to_item()),
                         job_index.sweep_lane(job),
                         tenancy.owner(job),
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise ConflictError(f"Job {job['job_id']} already exists") from exc
+                raise ConflictError(f"Job {job.job_id} already exists") from exc
 
-    def _get(self, conn, column: str, value: str) -> dict[str, Any] | None:
+    def _get(self, conn, column: str, value: str) -> Job | None:
         row = conn.execute(f"SELECT doc FROM jobs WHERE {column} = ?", (value,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return _job(row[0]) if row else None
 
-    def get(self, job_id: str) -> dict[str, Any] | None:
+    def get(self, job_id: str) -> Job | None:
         return self._read(lambda conn: self._get(conn, "job_id", job_id))
 
-    def get_by_name(self, job_name: str) -> dict[str, Any] | None:
+    def get_by_name(self, job_name: str) -> Job | None:
         return self._read(lambda conn: self._get(conn, "job_name", job_name))
 
-    def update(
-        self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def update(self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> Job:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -194,10 +194,10 @@ class SqliteJobStore:
                     allowed = value if isinstance(value, (list, tuple, set)) else (value,)
                     if job.get(key) not in allowed:
                         raise ConflictError(f"Job {job_id} has {key}={job.get(key)!r}")
-                job.update(changes)
+                job = job.with_changes(changes)
                 conn.execute(
                     "UPDATE jobs SET status = ?, doc = ?, sweep = ? WHERE job_id = ?",
-                    (job["status"], json.dumps(job), job_index.sweep_lane(job), job_id),
+                    (job.status, json.dumps(job.to_item()), job_index.sweep_lane(job), job_id),
                 )
                 conn.execute("COMMIT")
                 return job
@@ -206,7 +206,7 @@ class SqliteJobStore:
                     conn.execute("ROLLBACK")
                 raise
 
-    def list(self, api: str | None = None) -> list[dict[str, Any]]:
+    def list(self, api: str | None = None) -> list[Job]:
         def query(conn):
             if api is None:
                 return conn.execute("SELECT doc FROM jobs ORDER BY created_at, job_id").fetchall()
@@ -214,25 +214,25 @@ class SqliteJobStore:
                 "SELECT doc FROM jobs WHERE api = ? ORDER BY created_at, job_id", (api,)
             ).fetchall()
 
-        return [json.loads(row[0]) for row in self._read(query)]
+        return [_job(row[0]) for row in self._read(query)]
 
-    def _lane(self, lane: str) -> list[dict[str, Any]]:
+    def _lane(self, lane: str) -> list[Job]:
         rows = self._read(
             lambda conn: conn.execute(
                 "SELECT doc FROM jobs WHERE sweep = ? ORDER BY created_at, job_id", (lane,)
             ).fetchall()
         )
-        return [json.loads(row[0]) for row in rows]
+        return [_job(row[0]) for row in rows]
 
-    def list_active(self) -> list[dict[str, Any]]:
+    def list_active(self) -> list[Job]:
         return self._lane(job_index.ACTIVE)
 
-    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+    def list_due_callbacks(self, now: float) -> list[Job]:
         return [job for job in self._lane(job_index.CALLBACK) if job_index.callback_is_due(job, now)]
 
     def page(
         self, api: str, limit: int, after: tuple[str, str] | None = None, tenants: Sequence[str] = (DEFAULT,)
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Job], bool]:
         marks = ",".join("?" * len(tenants))
 
         def query(conn):
@@ -249,11 +249,16 @@ class SqliteJobStore:
             ).fetchall()
 
         rows = self._read(query)
-        return [json.loads(row[0]) for row in rows[:limit]], len(rows) > limit
+        return [_job(row[0]) for row in rows[:limit]], len(rows) > limit
 
     def delete(self, job_id: str) -> None:
         with self._connect() as conn:
             conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+
+def _job(doc: str) -> Job:
+    """A stored row's record (`Job.from_item` migrates rows of older versions)."""
+    return Job.from_item(json.loads(doc))
 
 
 def _columns(conn) -> set[str]:
