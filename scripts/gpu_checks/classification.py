@@ -23,6 +23,7 @@ import torch
 from scripts.gpu_checks.common import BELOW, OK, Config, Row, maybe_fail, release
 
 TASK = "classification"
+DECODE_ENV = "AIFACTORY_DEVICE_DECODE"  # trainer.vision.device_input.DECODE_ENV (imported lazily)
 NUM_CLASSES = 4
 MIN_RATIO = 0.9  # samples/s against the compute limit (issue 19's target on a GPU)
 MAX_WAIT = 0.10  # data wait as a share of step time
@@ -60,7 +61,18 @@ def run(config: Config) -> Row:
     maybe_fail(config, TASK)
     # decode_on_device() picks the device path for classification on CUDA; forcing it makes the
     # CPU run take that same path (DeviceDecode on CPU tensors) instead of the worker pipeline.
-    os.environ["AIFACTORY_DEVICE_DECODE"] = "1"
+    previous = os.environ.get(DECODE_ENV)
+    os.environ[DECODE_ENV] = "1"
+    try:
+        return _run(config)
+    finally:
+        if previous is None:
+            os.environ.pop(DECODE_ENV, None)
+        else:
+            os.environ[DECODE_ENV] = previous
+
+
+def _run(config: Config) -> Row:
     from trainer.vision import data as vision_data
     from trainer.vision import device_input, engine, synthetic
     from trainer.vision import main as vision_main
