@@ -145,3 +145,24 @@ def test_the_bundled_wheels_import_without_site_packages_and_carry_the_pins():
         package, version = wheel.name.split("-")[:2]
         assert pins[package] == version, f"{wheel.name} differs from the containers' pin {pins[package]}"
         assert wheel.name.endswith("-none-any.whl")  # pure Python: imports from the zip on any machine
+
+
+def test_the_devices_row_holds_readings_to_the_specs_fields():
+    from scripts.gpu_checks.devices import SPEC_FIELDS, shape_problems
+
+    good = {
+        "id": 0,
+        "name": "NVIDIA H100 80GB HBM3",
+        "utilization_in_percent": 0,
+        "memory_total_in_mb": 81559,
+        "memory_used_in_mb": 1,
+        "memory_free_in_mb": 81558,
+        "power_limit_in_watt": 700,
+        "power_usage_in_watt": 70,
+    }
+    assert set(good) == set(SPEC_FIELDS) and shape_problems([good]) == []
+    missing = {k: v for k, v in good.items() if k != "memory_free_in_mb"}
+    assert shape_problems([good, missing]) == ["device 1 lacks memory_free_in_mb"]
+    assert shape_problems([{**good, "power_usage_in_watt": True}]) == [
+        "device 0: power_usage_in_watt is bool, not int"
+    ]
