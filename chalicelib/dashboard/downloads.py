@@ -1,4 +1,5 @@
-"""The files of one v1.5 checkpoint, for the dashboard's download links.
+"""The files of one v1.5 checkpoint, and an AI Factory job's model, for the dashboard's
+download links.
 
 The v1.5 spec has no route that hands out a checkpoint's files, yet a user comparing runs
 wants the weights of the one they picked. Only the files a checkpoint directory is made of
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.ai_factory import service as ai_factory
 from chalicelib.aws_limits import LAMBDA_MAX_RESPONSE_BYTES
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Adapters
@@ -45,12 +47,7 @@ def checkpoint_file(
         number = int(epoch)
     except ValueError:
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
-    try:
-        start = int(offset or 0)
-    except ValueError:
-        raise ValidationError("offset", f"must be a byte offset (an integer); got '{offset}'") from None
-    if start < 0:
-        raise ValidationError("offset", f"must be 0 or more; got '{offset}'")
+    start = _offset(offset)
     job = jobs.get(svc, job_id, API)
     key = layout.job_key(job["job_id"], layout.epoch_file(number, name))
     # A presigned URL does not say whether the object exists: look first, so a pruned
@@ -63,6 +60,30 @@ def checkpoint_file(
     data = svc.artifacts.get_bytes(key)
     if data is None:
         raise NotFound(f"Epoch {number} of job {job_id} has no {name}.")
+    return _part(data, start, offset)
+
+
+def model_file(svc: Adapters, job_name: str, offset: str | None = None) -> dict[str, Any]:
+    """An AI Factory job's model.tar.gz (what the callback's link serves), as above: a
+    presigned link on AWS, else the part from byte `offset`."""
+    start = _offset(offset)
+    _key, data, url = ai_factory.model_artifact(svc, job_name)
+    if url:
+        return {"url": url}
+    return _part(data or b"", start, offset)
+
+
+def _offset(offset: str | None) -> int:
+    try:
+        start = int(offset or 0)
+    except ValueError:
+        raise ValidationError("offset", f"must be a byte offset (an integer); got '{offset}'") from None
+    if start < 0:
+        raise ValidationError("offset", f"must be 0 or more; got '{offset}'")
+    return start
+
+
+def _part(data: bytes, start: int, offset: str | None) -> dict[str, Any]:
     if start and start >= len(data):
         raise ValidationError("offset", f"must be below the file's {len(data)} bytes; got '{offset}'")
     part = data[start : start + PART_BYTES]

@@ -1,5 +1,6 @@
 """`GET /` (the page), `GET /dashboard/<file>` (its scripts, style sheet and icon) and the
-one route the APIs lack for it: a checkpoint's files, for the dashboard's download links."""
+download routes the APIs lack for it: a checkpoint's files and an AI Factory model, each a
+part at a time (chalicelib.dashboard.downloads)."""
 
 from __future__ import annotations
 
@@ -74,14 +75,32 @@ def checkpoint_file(job_id, epoch, name):
     file from `?offset=` (Content-Range says which, and the file's size)."""
     query = bp.current_request.query_params or {}
     found = downloads.checkpoint_file(adapters(), job_id, epoch, name, query.get("offset"))
+    return _download(found, f"epoch-{int(epoch)}-{name}")
+
+
+@bp.route("/dashboard/api/aif/{job_name}/model", methods=["GET"], api_key_required=True)
+@any_accept
+@ai_factory_errors
+def model_file(job_name):
+    """An AI Factory job's model.tar.gz, the same way (GET /models/<job_name> answers it whole,
+    or a redirect to S3 that the page's own fetch may not follow)."""
+    query = bp.current_request.query_params or {}
+    return _download(
+        downloads.model_file(adapters(), job_name, query.get("offset")), f"{job_name}-model.tar.gz"
+    )
+
+
+def _download(found: dict, filename: str) -> Response:
     if "url" in found:
-        return {"url": found["url"]}
+        return Response(
+            body={"url": found["url"]}, status_code=200, headers={"Content-Type": "application/json"}
+        )
     return Response(
         body=found["data"],
         status_code=200,
         headers={
             "Content-Type": "application/octet-stream",
-            "Content-Disposition": f'attachment; filename="epoch-{int(epoch)}-{name}"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Content-Range": f"bytes {found['start']}-{found['end']}/{found['total']}",
         },
     )

@@ -13,12 +13,15 @@ looks at them there), or to the directory `AIFACTORY_SCREENSHOTS` names.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
+from tests.builders import DATASET_SECRET, create_payload, fast_tagger_hyperparameters
+from tests.dataset_fetcher.loopback import DatasetServer
 from tests.polling import wait_until as wait
-from tests.servers import ApiServer
+from tests.servers import ApiServer, CallbackServer, tagging_records
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +55,7 @@ def browser_paths():
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     home = tmp_path_factory.mktemp("dashboard") / "home"
-    with ApiServer(home, extra_env={"AIFACTORY_MAX_CONCURRENT_JOBS": "2"}) as server:
+    with ApiServer(home, extra_env={"AIFACTORY_MAX_CONCURRENT_JOBS": "3"}) as server:
         try:
             yield server
         finally:
@@ -100,13 +103,30 @@ def data_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def jobs(api, data_dir):
-    """Both jobs start at once, before the first browser test, and train while the others run."""
+def loopback():
+    """An AI Factory job's dataset endpoint and callback receiver, for the whole module."""
+    records = tagging_records(200)
+    with DatasetServer(records, header=("x-api-key", DATASET_SECRET), reply="data") as dataset:
+        with CallbackServer() as callback:
+            yield dataset, callback
+
+
+@pytest.fixture(scope="module")
+def jobs(api, data_dir, loopback):
+    """All three jobs start at once, before the first browser test, and train while the
+    others run: two v1.5 vision jobs and a small AI Factory tagger."""
     ids = {}
     for name, form in (("long", LONG), ("short", SHORT)):
         status, body = api.call("POST", f"{V}/train", form={**form, "data_dir": str(data_dir)})
         assert status == 200, body
         ids[name] = body["job_id"]
+    dataset, callback = loopback
+    payload = create_payload(
+        callback=callback.url, dataset=dataset.url, hyperparameters=fast_tagger_hyperparameters(steps=30)
+    )
+    status, body = api.call("POST", "/create_training_job", payload)
+    assert status == 200, body
+    ids["aif"] = body["job_name"]
     return ids
 
 
@@ -302,7 +322,7 @@ def test_the_finished_job_shows_every_plot_the_api_draws(driver, finished_job):
     )
     best = "#checkpoints tr.best button[data-epoch]"
     wait(lambda: click(driver, best), 60, "the best checkpoint")
-    wait(lambda: "Epoch 2 (best)" in by_id(driver, "checkpoint-title").text, 60, "the best checkpoint's view")
+    wait(lambda: "(best)" in by_id(driver, "checkpoint-title").text, 60, "the best checkpoint's view")
     for plot in ("metric-plot", "confusion-plot", "threshold-plot", "model-graph-plot", "loss-plot"):
         wait(lambda plot=plot: loaded(driver, plot), 90, f"the {plot}")
     assert "class" in by_id(driver, "class-metrics").text and "red" in by_id(driver, "class-metrics").text
@@ -385,6 +405,22 @@ def test_the_launch_form_shows_the_apis_400_beside_the_field(api, driver, data_d
     assert len(api.call("GET", f"{V}/train")[1]["jobs"]) == before  # nothing started
     screenshot(driver, "dashboard-launch.png")
     by_id(driver, "launch-close").click()
+
+
+def test_an_ai_factory_job_shows_steps_loss_its_callback_and_model(driver, jobs):
+    selector = f"tr[data-job-key='aif:{jobs['aif']}']"
+    wait(lambda: status_of(driver, selector) == "Completed", 240, "the AI Factory job to complete")
+    wait(lambda: click(driver, selector), 30, "a click on the AI Factory job")
+    wait(lambda: "AI Factory job" in by_id(driver, "job-title").text, 30, "its view")
+    wait(lambda: "Callback delivered" in by_id(driver, "job-callback").text, 120, "the callback's outcome")
+    progress = by_id(driver, "job-progress").text
+    assert re.search(r"step \d+/\d+", progress) and "loss" in progress, progress
+    assert int(by_id(driver, "loss-chart").get_attribute("data-points") or 0) >= 1
+    assert "step" in query(driver, "#loss-chart", "return element.textContent")  # its x axis
+    assert not by_id(driver, "checkpoints").is_displayed()  # no v1.5 checkpoints for a text job
+    by_id(driver, "model-download").click()
+    wait(lambda: "Saved" in by_id(driver, "job-message").text, 60, "the model download")
+    assert "model.tar.gz" in by_id(driver, "job-message").text
 
 
 def test_deploy_a_checkpoint_and_infer_on_an_uploaded_image(driver, finished_job, data_dir):

@@ -4,7 +4,7 @@
 
 import { $, button, el, fillTable, wrap } from "./dom.js";
 import { ACTIVE, KEY, V15, api, apiForm, missing, state, whenRefused } from "./http.js";
-import { infer, loadThreshold, redrawLossPlot, refreshJob, restartLogs, restoreJob, select, stopJob } from "./job.js";
+import { downloadModel, infer, loadThreshold, redrawLossPlot, refreshJob, restartLogs, restoreJob, select, stopJob } from "./job.js";
 import { openCompare } from "./compare.js";
 import { buildForm, openLaunch, submitLaunch } from "./launch.js";
 
@@ -226,6 +226,7 @@ function start() {
     poll().then(() => state.jobs.has(`v15:${id}`) && openJob(`v15:${id}`));
   });
   on("stop-button", "click", stopJob);
+  on("model-download", "click", downloadModel);
   on("restore-button", "click", restoreJob);
   on("log-metrics", "change", restartLogs); // the next refresh reads from line 0
   on("threshold-class", "change", loadThreshold);

@@ -54,6 +54,7 @@ export async function refreshJob() {
   $("restore-button").hidden = !v15;
   $("restore-button").disabled = job.status !== "stopped";
   for (const id of ["v15-only", "job-v15", "plots-panel", "infer-panel"]) $(id).hidden = !v15;
+  $("model-download").hidden = v15 || job.status !== "Completed";
   if (v15) {
     view.losses = (await api("GET", `${jobPath(job.id)}/losses`)).losses || [];
     const m = job.monitor;
@@ -164,6 +165,19 @@ async function saveFile(job, epoch, name) {
     $("checkpoint-message").textContent = saved.url ? `Opening the link to ${name}.` : `Saved ${name} of epoch ${epoch} (${bytes(saved.bytes)}).`;
   } catch (error) {
     $("checkpoint-message").textContent = error.message;
+  }
+}
+
+/** An AI Factory job's model.tar.gz: what the callback's `model` link serves, here with the key. */
+export async function downloadModel() {
+  const job = state.jobs.get(state.selected);
+  if (!job || job.api !== "aif") return;
+  $("job-message").textContent = "Downloading the model…";
+  try {
+    const saved = await download(`/dashboard/api/aif/${encodeURIComponent(job.id)}/model`, `${job.id}-model.tar.gz`);
+    $("job-message").textContent = saved.url ? "Opening the model's link." : `Saved ${job.id}-model.tar.gz (${bytes(saved.bytes)}).`;
+  } catch (error) {
+    $("job-message").textContent = error.message;
   }
 }
 
