@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from trainer import entry
 from trainer.vision import synthetic
+
+from tests.trainer.opt_ml import OptMlJob
+
+DATA_DIR = {"type": "data_dir", "channel": "training"}
 
 MODELS = {
     "faster_rcnn": (
@@ -55,12 +57,10 @@ def run(root: Path, name: str, args) -> dict:
     data = synthetic.generate(
         root / "data", task, num_images=args.images, image_size=args.size, num_classes=2
     )
-    base, artifacts = root / "opt_ml", root / "artifacts"
-    (base / "input" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "training").symlink_to(data)
-    (artifacts / "checkpoints").mkdir(parents=True)
-    (base / "checkpoints").symlink_to(artifacts / "checkpoints")
+    job = OptMlJob(root, {"job_id": name, "job_name": name, "api": "v1.5", "task": task, "data": DATA_DIR})
+    job.link_data(data)
+    job.link_checkpoints()
+    base, artifacts = job.base, job.artifacts
     hp = {
         "task": task,
         "backbone_pretrained": False,
@@ -76,28 +76,9 @@ def run(root: Path, name: str, args) -> dict:
         **(SMALL_RPN if args.small_rpn else {}),
         **specific,
     }
-    (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({k: str(v) for k, v in hp.items()})
-    )
-    (base / "input" / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
-    job = {
-        "format_version": 1,
-        "job_id": name,
-        "job_name": name,
-        "api": "v1.5",
-        "task": task,
-        "attempt": 1,
-        "hyperparameters": hp,
-        "data": {"type": "data_dir", "channel": "training"},
-        "artifacts": {"uri": str(artifacts)},
-        "finetune": None,
-    }
-    (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
-    os.environ["AIFACTORY_OPT_ML"] = str(base)
+    job.write(hp)  # job.json through contracts.job_config, as the API writes it
     start = time.perf_counter()
-    code = entry.main([])
+    code = job.run()
     wall = time.perf_counter() - start
     rows = []
     for epoch in range(1, args.epochs + 1):

@@ -66,12 +66,22 @@ def build_data(root: Path, images: int) -> Path:
 
 
 def opt_ml_tree(root: Path, data: Path, args) -> Path:
-    base, artifacts = root / "opt_ml", root / "artifacts"
-    (base / "input" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "training").symlink_to(data)
-    (artifacts / "checkpoints").mkdir(parents=True)
-    (base / "checkpoints").symlink_to(artifacts / "checkpoints")
+    """The tests' /opt/ml layout (tests/trainer/opt_ml.py), job.json through contracts.job_config."""
+    sys.path[:0] = [str(TRAINER), str(REPO)]
+    from tests.trainer.opt_ml import OptMlJob
+
+    job = OptMlJob(
+        root,
+        {
+            "job_id": "small-job",
+            "job_name": "small-job",
+            "api": "v1.5",
+            "task": "classification",
+            "data": {"type": "data_dir", "channel": "training"},
+        },
+    )
+    job.link_data(data)
+    job.link_checkpoints()
     hp = {
         "task": "classification",
         "algorithm": "resnet18",
@@ -89,26 +99,8 @@ def opt_ml_tree(root: Path, data: Path, args) -> Path:
     }
     if args.workers >= 0:
         hp["num_workers"] = args.workers
-    (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({k: str(v) for k, v in hp.items()})
-    )
-    (base / "input" / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
-    job = {
-        "format_version": 1,
-        "job_id": "small-job",
-        "job_name": "small-job",
-        "api": "v1.5",
-        "task": "classification",
-        "attempt": 1,
-        "hyperparameters": hp,
-        "data": {"type": "data_dir", "channel": "training"},
-        "artifacts": {"uri": str(artifacts)},
-        "finetune": None,
-    }
-    (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
-    return base
+    job.write(hp)
+    return job.base
 
 
 def wait_for_quiet(limit: float, max_wait: float) -> float:

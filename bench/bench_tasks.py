@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from trainer import entry
 from trainer.vision import synthetic
+
+from tests.trainer.opt_ml import OptMlJob
+
+DATA_DIR = {"type": "data_dir", "channel": "training"}
 
 TASKS = {
     "classification": {"algorithm": "resnet50", "pretrained": False, "batch_size": 32},
@@ -40,12 +42,10 @@ TASKS = {
 def run_task(root: Path, task: str, args) -> dict:
     size = args.image_size
     data = synthetic.generate(root / "data", task, num_images=args.images, image_size=size, num_classes=3)
-    base, artifacts = root / "opt_ml", root / "artifacts"
-    (base / "input" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "config").mkdir(parents=True)
-    (base / "input" / "data" / "training").symlink_to(data)
-    (artifacts / "checkpoints").mkdir(parents=True)
-    (base / "checkpoints").symlink_to(artifacts / "checkpoints")
+    job = OptMlJob(root, {"job_id": task, "job_name": task, "api": "v1.5", "task": task, "data": DATA_DIR})
+    job.link_data(data)
+    job.link_checkpoints()
+    base, artifacts = job.base, job.artifacts
     hp = {
         "task": task,
         "num_epochs_to_finish": args.epochs,
@@ -58,28 +58,9 @@ def run_task(root: Path, task: str, args) -> dict:
         "image_max_side": size,
         **TASKS[task],
     }  # per-task values (e.g. Mask R-CNN's lower rate) win
-    (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({k: str(v) for k, v in hp.items()})
-    )
-    (base / "input" / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
-    )
-    job = {
-        "format_version": 1,
-        "job_id": task,
-        "job_name": task,
-        "api": "v1.5",
-        "task": task,
-        "attempt": 1,
-        "hyperparameters": hp,
-        "data": {"type": "data_dir", "channel": "training"},
-        "artifacts": {"uri": str(artifacts)},
-        "finetune": None,
-    }
-    (base / "input" / "data" / "config" / "job.json").write_text(json.dumps(job))
-    os.environ["AIFACTORY_OPT_ML"] = str(base)
+    job.write(hp)  # job.json through contracts.job_config, as the API writes it
     start = time.perf_counter()
-    code = entry.main([])
+    code = job.run()
     wall = time.perf_counter() - start
     progress = json.loads((artifacts / "progress.json").read_text())
     failure = base / "output" / "failure"

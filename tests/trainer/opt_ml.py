@@ -1,12 +1,14 @@
 """A SageMaker `/opt/ml` tree for one job and its artifact directory, run in this process.
 
 Text and vision trainer tests lay out their jobs with it; they differ only in the job's
-data section and what they put beside it.
+data section and what they put beside it. The bench scripts (bench/bench_tasks.py, ...) run
+the trainer on the same tree (`run()` without a monkeypatch sets the variable for good).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -49,8 +51,24 @@ class OptMlJob:
         (channel / layout.JOB_FILE).write_text(config.to_json())
         return config
 
-    def run(self, monkeypatch) -> int:
-        monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))
+    def link_data(self, data: Path) -> None:
+        """The `training` channel: a v1.5 data_dir, linked as the local platform links it."""
+        channel = self.base / "input" / "data" / "training"
+        channel.parent.mkdir(parents=True, exist_ok=True)
+        channel.symlink_to(data)
+
+    def link_checkpoints(self) -> Path:
+        """/opt/ml/checkpoints is the artifact directory's, as the local platform links it."""
+        checkpoints = self.artifacts / layout.CHECKPOINTS
+        checkpoints.mkdir(parents=True)
+        (self.base / "checkpoints").symlink_to(checkpoints)
+        return checkpoints
+
+    def run(self, monkeypatch=None) -> int:
+        if monkeypatch is None:  # a bench script: one job per process, or one after another
+            os.environ["AIFACTORY_OPT_ML"] = str(self.base)
+        else:
+            monkeypatch.setenv("AIFACTORY_OPT_ML", str(self.base))
         previous = signal.getsignal(signal.SIGTERM)
         try:
             return entry.main([])

@@ -96,11 +96,8 @@ class Job(OptMlJob):
         self.data = data or synthetic.generate(
             root / "data", task, num_images=num_images, image_size=image_size, num_classes=2, seed=seed
         )
-        (self.base / "input" / "data").mkdir(parents=True)
-        (self.base / "input" / "data" / "training").symlink_to(self.data)
-        self.checkpoints = self.artifacts / "checkpoints"
-        self.checkpoints.mkdir(parents=True)
-        (self.base / "checkpoints").symlink_to(self.checkpoints)
+        self.link_data(self.data)
+        self.checkpoints = self.link_checkpoints()
         self.configure(hp)
 
     def configure(self, hp: dict | None = None, **job_fields) -> None:
