@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.errors import Conflict, Unavailable
+from chalicelib.settings import Settings
+from chalicelib.settings import current as current_settings
 from chalicelib.tenancy import DEFAULT as DEFAULT_TENANT_ID
 from chalicelib.tenancy import Quotas, Tenant
 from contracts.statuses import (  # noqa: F401 - re-exported: the platform statuses services use
@@ -298,7 +300,9 @@ class TenantStore(Protocol):
 
 @dataclass
 class Adapters:
-    """The adapters of one stage, built by an entry point (`chalicelib.wiring`)."""
+    """The adapters of one stage, built by an entry point (`chalicelib.wiring`), and the
+    settings they were built with: services read the stage's settings from here, handed down
+    with the adapters, rather than each reaching for the process-wide `settings.current()`."""
 
     jobs: JobStore
     artifacts: ArtifactStore
@@ -308,3 +312,5 @@ class Adapters:
     tools: ToolRunner | None = None
     data: DataStore | None = None
     tenants: TenantStore | None = None
+    # A bundle built without them (a test's or a benchmark's stand-ins) gets the stage's.
+    settings: Settings = field(default_factory=current_settings)

@@ -54,6 +54,7 @@ def _local() -> Adapters:
         tools=LocalToolRunner(DirectoryArtifactStore(config.home / "artifacts")),  # answers go there
         tenants=KeysFileTenantStore(config.home / "tenants.json", lambda: config.api_key),
         data=LocalDataStore(),
+        settings=config,
     )
 
 
@@ -107,6 +108,7 @@ def _aws() -> Adapters:
         if config.tools_function
         else None,
         tenants=ApiGatewayTenantStore(boto3.client("apigateway"), config.stage),
+        settings=config,
     )
 
 

@@ -11,10 +11,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import limits, settings
+from chalicelib import limits
 from chalicelib.errors import ValidationError
 from chalicelib.images import image_allowed
 from chalicelib.security import check_headers, check_outbound_url
+from chalicelib.settings import Settings
 from contracts import argument_names, text_hyperparameters
 
 TASK_DEFS = ("ml_tagger", "ml_topic")
@@ -92,22 +93,21 @@ def _integer(value: Any, name: str, lo: int, hi: int | None = None) -> int:
     return number
 
 
-def check_image_allowed(image: str, name: str = "training_model.image") -> str:
-    config = settings.current()
+def check_image_allowed(config: Settings, image: str, name: str = "training_model.image") -> str:
     allowed = config.allowed_images
     if image_allowed(image, allowed, local=config.is_local, trainer_image=config.trainer_image):
         return image
     raise ValidationError(name, f"image '{image}' is not allowed; allowed repositories: {', '.join(allowed)}")
 
 
-def check_resource(resource: dict, base: str) -> tuple[str, int, int]:
+def check_resource(config: Settings, resource: dict, base: str) -> tuple[str, int, int]:
     instance_type = _string(resource.get("InstanceType"), f"{base}.InstanceType", 64)
-    if instance_type not in settings.current().allowed_instance_types:
+    if instance_type not in config.allowed_instance_types:
         raise ValidationError(
             f"{base}.InstanceType", f"'{instance_type}' is not an allowed training instance type"
         )
     count = _integer(
-        resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, settings.current().max_instance_count
+        resource.get("InstanceCount", 1), f"{base}.InstanceCount", 1, config.max_instance_count
     )
     volume = _integer(resource.get("VolumeSizeInGB", 5), f"{base}.VolumeSizeInGB", 1, 16384)
     return instance_type, count, volume
@@ -170,7 +170,8 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
     return result
 
 
-def parse_create(payload: Any) -> CreateRequest:
+def parse_create(payload: Any, config: Settings) -> CreateRequest:
+    """The create request, every field checked against the stage's settings `config`."""
     body = _object(payload, "body")
     task_def = _string(body.get("task_def"), "task_def", 64)
     if task_def not in TASK_DEFS:
@@ -178,7 +179,7 @@ def parse_create(payload: Any) -> CreateRequest:
     creator = _string(body.get("creator"), "creator", 256)
 
     callback = _object(body.get("callback_url"), "callback_url")
-    allow_private = settings.current().allow_private_urls
+    allow_private = config.allow_private_urls
     callback_url = check_outbound_url("callback_url.url", callback.get("url"), allow_private)
     callback_headers = _headers(callback.get("headers"), "callback_url.headers")
 
@@ -204,13 +205,13 @@ def parse_create(payload: Any) -> CreateRequest:
         limits.check(pages[key], f"pagination.{key}", f"dataset_endpoint.pagination.{key}")
 
     model = _object(body.get("training_model"), "training_model")
-    image = check_image_allowed(_string(model.get("image"), "training_model.image", 512))
+    image = check_image_allowed(config, _string(model.get("image"), "training_model.image", 512))
     secrets = [v for v in [*callback_headers.values(), *dataset_headers.values()] if len(v) >= 4]
     hyperparameters = _hyperparameters(
         model.get("hyperparameters"), "training_model.hyperparameters", secrets
     )
     resource = _object(model.get("resource"), "training_model.resource")
-    instance_type, count, volume = check_resource(resource, "training_model.resource")
+    instance_type, count, volume = check_resource(config, resource, "training_model.resource")
     capacity = check_capacity(resource, "training_model.resource")
     return CreateRequest(
         task_def=task_def,

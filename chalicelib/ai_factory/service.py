@@ -51,7 +51,7 @@ def resolve_finetune(svc: Adapters, task: str, hyperparameters: dict[str, str]) 
 
 
 def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[str, str]:
-    req = parse_create(payload)
+    req = parse_create(payload, svc.settings)
     finetune = resolve_finetune(svc, req.task_def, req.hyperparameters)
     svc.platform.check_image(req.image)
     job_id, job_name = jobs.new_ids()

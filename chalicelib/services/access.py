@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from chalicelib import settings, tenancy
+from chalicelib import tenancy
 from chalicelib.errors import NotFound, Unavailable, ValidationError
 from chalicelib.ports import Adapters
 from chalicelib.tenancy import Quotas, Tenant
@@ -22,7 +22,7 @@ NAME_MAX = 64
 
 def tenant_of(svc: Adapters, headers: dict[str, str] | None, context: dict[str, Any] | None) -> Tenant | None:
     """The request's tenant; None when its key is no tenant's (a 403)."""
-    config = settings.current()
+    config = svc.settings
     if config.check_api_key:
         key = (headers or {}).get("x-api-key", "")
         if svc.tenants is not None:
@@ -45,7 +45,7 @@ def _store(svc: Adapters):
     return svc.tenants
 
 
-def _quotas(body: dict[str, Any]) -> Quotas:
+def _quotas(body: dict[str, Any], allowed: tuple[str, ...]) -> Quotas:
     raw = body.get("quotas") or {}
     if not isinstance(raw, dict):
         raise ValidationError("quotas", "must be an object")
@@ -55,7 +55,6 @@ def _quotas(body: dict[str, Any]) -> Quotas:
     types = raw.get("instance_types") or []
     if not isinstance(types, list) or not all(isinstance(t, str) and t for t in types):
         raise ValidationError("quotas.instance_types", "must be a list of instance type names")
-    allowed = settings.current().allowed_instance_types
     outside = [t for t in types if allowed and t not in allowed]
     if outside:
         raise ValidationError(
@@ -84,7 +83,7 @@ def create_key(svc: Adapters, body: Any) -> dict[str, Any]:
     if not isinstance(admin, bool):
         raise ValidationError("admin", "must be true or false")
     store = _store(svc)
-    tenant, key = store.create(name, admin, _quotas(body))
+    tenant, key = store.create(name, admin, _quotas(body, svc.settings.allowed_instance_types))
     return {"status": "success", "tenant": tenant, "api_key": key}
 
 

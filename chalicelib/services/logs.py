@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import settings
 from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts.v15_literals import parse_bool, parse_int_in
@@ -80,7 +79,7 @@ def read(
     name = job["attempts"][number - 1]["training_job_name"]
     lines, next_offset, complete = _page(svc, name, start, count, with_metrics)
     secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
-    config = settings.current()
+    config = svc.settings
     scrub = Redactor(
         {
             **(secret.get("callback_headers") or {}),

@@ -32,9 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from callbacks import delivery, payload
-from chalicelib import settings
 from chalicelib.ports import TERMINAL, Adapters, ConflictError
 from chalicelib.services import jobs, model_links
+from chalicelib.settings import Settings
 from contracts import layout, timeutil
 from contracts.api_names import CALLBACK_API
 
@@ -49,10 +49,9 @@ def _fit(timeout: float, left_s: float) -> float:
 
 
 # --- the schedule -------------------------------------------------------------------------
-def retry_delay(failed_attempts: int, retry_after: float | None = None) -> float:
+def retry_delay(config: Settings, failed_attempts: int, retry_after: float | None = None) -> float:
     """Seconds to wait after the `failed_attempts`-th failure: the backoff doubling per
     failure up to the cap; a receiver's Retry-After lengthens it (never past the cap)."""
-    config = settings.current()
     cap = config.callback_max_delay_seconds
     delay = min(config.callback_backoff_seconds * 2 ** max(0, failed_attempts - 1), cap)
     if retry_after:
@@ -60,13 +59,12 @@ def retry_delay(failed_attempts: int, retry_after: float | None = None) -> float
     return delay
 
 
-def schedule() -> list[float]:
+def schedule(config: Settings) -> list[float]:
     """Every wait of a callback that never succeeds (for docs and tests)."""
-    return [retry_delay(n) for n in range(1, settings.current().callback_attempts)]
+    return [retry_delay(config, n) for n in range(1, config.callback_attempts)]
 
 
-def lease_seconds() -> float:
-    config = settings.current()
+def lease_seconds(config: Settings) -> float:
     return max(config.callback_lease_seconds, 2 * config.callback_timeout_seconds + 1.0)
 
 
@@ -124,7 +122,7 @@ def claim(svc: Adapters, job: dict[str, Any], now: float | None = None) -> tuple
     if not is_due(job, now):
         return None
     expect = {"callback_outbox": box}  # unchanged since we read it: a compare-and-swap
-    if box["attempts"] >= settings.current().callback_attempts:
+    if box["attempts"] >= svc.settings.callback_attempts:
         error = box.get("last_error") or "no outcome was recorded (the sender stopped mid-attempt)"
         _write(svc, job, {**box, "state": FAILED, "lease_until": None, "last_error": error}, expect)
         log.warning("callback of %s failed for good after %d attempts", job["job_name"], box["attempts"])
@@ -133,7 +131,7 @@ def claim(svc: Adapters, job: dict[str, Any], now: float | None = None) -> tuple
     claimed = {
         **box,
         "attempts": box["attempts"] + 1,
-        "lease_until": now + lease_seconds(),
+        "lease_until": now + lease_seconds(svc.settings),
         "lease_owner": token,
     }
     if box.get("lease_until") is not None:  # the last sender never came back
@@ -154,7 +152,7 @@ def _write(svc: Adapters, job: dict, box: dict, expect: dict) -> dict | None:
 def attempt(svc: Adapters, job: dict[str, Any], token: str, timeout: float | None = None) -> dict | None:
     """One HTTP attempt of a claimed callback, and its outcome on the record. Never raises."""
     box = job["callback_outbox"]
-    config = settings.current()
+    config = svc.settings
     try:
         secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
         result = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.RESULT), {}) or {}
@@ -183,8 +181,8 @@ def record(svc: Adapters, job: dict[str, Any], token: str, outcome, now: float |
         box.update(state=DELIVERED, delivered_at=now, last_error="")
     else:
         box["last_error"] = outcome.error or (f"HTTP {outcome.status}" if outcome.status else "failed")
-        if outcome.retryable and box["attempts"] < settings.current().callback_attempts:
-            box["next_attempt_at"] = now + retry_delay(box["attempts"], outcome.retry_after)
+        if outcome.retryable and box["attempts"] < svc.settings.callback_attempts:
+            box["next_attempt_at"] = now + retry_delay(svc.settings, box["attempts"], outcome.retry_after)
         else:
             box["state"] = FAILED
             log.warning("callback of %s failed: %s", job["job_name"], box["last_error"])
@@ -198,7 +196,7 @@ def record(svc: Adapters, job: dict[str, Any], token: str, outcome, now: float |
 def send_now(svc: Adapters, job: dict[str, Any], budget_s: float | None = None) -> dict | None:
     """Enqueue a job that just ended and try its callback once (the state-change handler)."""
     job = enqueue(svc, job)
-    timeout = settings.current().callback_timeout_seconds
+    timeout = svc.settings.callback_timeout_seconds
     if budget_s is not None:
         if budget_s < MIN_ATTEMPT_S:
             return job  # the scheduled sender will try
@@ -240,7 +238,7 @@ def run_due(svc: Adapters, budget_s: float, workers: int | None = None) -> int:
     """Sends every due callback within `budget_s` seconds (the scheduled Lambda); returns how
     many attempts were made. Attempts run on a small pool; none starts without time to finish."""
     deadline = time.monotonic() + budget_s
-    workers = workers or settings.current().callback_workers
+    workers = workers or svc.settings.callback_workers
     made = 0
     with ThreadPoolExecutor(workers) as pool:
         futures = []
@@ -251,7 +249,7 @@ def run_due(svc: Adapters, budget_s: float, workers: int | None = None) -> int:
             claimed = claim(svc, job)
             if claimed is None:
                 continue
-            timeout = _fit(settings.current().callback_timeout_seconds, left)
+            timeout = _fit(svc.settings.callback_timeout_seconds, left)
             futures.append(pool.submit(attempt, svc, *claimed, timeout))
             made += 1
         for future in futures:
@@ -267,7 +265,7 @@ class Outbox:
     def __init__(self, services: Callable[[], Adapters], workers: int | None = None):
         self._services = services
         self._pool = ThreadPoolExecutor(
-            workers or settings.current().callback_workers, thread_name_prefix="callback"
+            workers or services().settings.callback_workers, thread_name_prefix="callback"
         )
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()

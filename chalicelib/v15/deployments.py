@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
-from chalicelib import aws_limits, settings, tenancy
+from chalicelib import aws_limits, tenancy
 from chalicelib.errors import (
     Conflict,
     DomainError,
@@ -25,6 +25,7 @@ from chalicelib.errors import (
 )
 from chalicelib.ports import IN_SERVICE, Adapters, Deployment, DeploymentCapReached
 from chalicelib.services import budget, data_roots
+from chalicelib.settings import Settings
 from chalicelib.v15 import forms, image_input
 from contracts import layout
 from contracts.v15_literals import parse_bool, parse_float, parse_int, parse_literal, quote
@@ -117,7 +118,7 @@ def deploy(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, str]:
                 deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri,
                 tenant=tenancy.owner(job),
             ),
-            max_live=tenancy.current().limit("max_deployments", settings.current().max_deployments),
+            max_live=tenancy.current().limit("max_deployments", svc.settings.max_deployments),
         )  # fmt: skip
     except DeploymentCapReached as full:
         raise Conflict(_cap_message(full)) from None
@@ -228,23 +229,21 @@ def _invoke(
     return decoded
 
 
-def image_limits() -> tuple[int, int]:
+def image_limits(config: Settings) -> tuple[int, int]:
     """(largest image by path_to_image or a pattern, largest base64_image), in bytes, both
     within what reaches the endpoint: an image goes to it as it is, so a path may name up to
     InvokeEndpoint's 6 MB; a base64_image comes in the request body, inside Lambda's 6 MB
     event, so about 4.4 MB (chalicelib.aws_limits). Settings above those are held to them
     unless the AWS limits are relaxed (debugging on the local stage)."""
-    config = settings.current()
     by_path = config.max_image_bytes
     if not config.relax_aws_limits:
         by_path = min(by_path, aws_limits.MAX_IMAGE_BYTES)
     return by_path, min(by_path, config.max_base64_image_bytes)
 
 
-def _image_source(form: dict[str, str]) -> tuple[str, str | bytes]:
+def _image_source(config: Settings, form: dict[str, str]) -> tuple[str, str | bytes]:
     """The image a form names, checked without touching the disk: ("base64_image", bytes) or
     ("path_to_image", an allowed location), so a bad form is a 400 before anything else."""
-    config = settings.current()
     given = [
         name for name in ("path_to_image", "base64_image") if form.get(name, "").strip() not in ("", "None")
     ]
@@ -255,7 +254,7 @@ def _image_source(form: dict[str, str]) -> tuple[str, str | bytes]:
             + ("; got both" if len(given) == 2 else ""),
         )
     if given[0] == "base64_image":
-        limit = image_limits()[1]
+        limit = image_limits(config)[1]
         why = aws_limits.image_limit_reason("base64_image", limit)
         data = image_input.decode_base64("base64_image", form["base64_image"], limit, why)
         image_input.check_image("base64_image", data, limit, config.max_image_pixels, why)
@@ -268,7 +267,7 @@ def _image_source(form: dict[str, str]) -> tuple[str, str | bytes]:
 def _image(svc: Adapters, field: str, source: str | bytes) -> bytes:
     if isinstance(source, bytes):
         return source  # checked with the form
-    limit = image_limits()[0]
+    limit = image_limits(svc.settings)[0]
     why = aws_limits.image_limit_reason(field, limit)
     try:
         data = svc.data.read(source, limit)
@@ -276,7 +275,7 @@ def _image(svc: Adapters, field: str, source: str | bytes) -> bytes:
         if f" {limit} " not in f" {refused.problem} ":
             raise
         raise ValidationError(refused.field, f"{refused.problem}: {why}") from None
-    image_input.check_image(field, data, limit, settings.current().max_image_pixels, why)
+    image_input.check_image(field, data, limit, svc.settings.max_image_pixels, why)
     return data
 
 
@@ -285,7 +284,7 @@ def infer(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
     images = parse_bool("returns_images", form.get("returns_images", "True"))
-    field, source = _image_source(form)
+    field, source = _image_source(svc.settings, form)
     deployment = _serving(svc, job, epoch)  # a 404 before any file is read
     return _invoke(svc, deployment, _image(svc, field, source), low, high, images)
 
@@ -313,7 +312,7 @@ def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str
     the synchronous budget: past it, 503 "retry" (Retry-After) while each answered image is
     kept (`_answer_key`), so the retry asks only for the others."""
     until = budget.deadline()
-    config = settings.current()
+    config = svc.settings
     job = forms.job(svc, job_id, form)
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
@@ -354,7 +353,7 @@ def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str
         return {"path": path, **{k: v for k, v in body.items() if k not in ("result", "base64_images")}}
 
     # in pattern order, each pattern's matches sorted
-    return {"result": "OK", "images": _each_within(one, paths, config.infer_concurrency, until)}
+    return {"result": "OK", "images": _each_within(one, paths, config.infer_concurrency, until, config.sync_budget_seconds)}
 
 
 INFER_ANSWERS = "infer_multiple"  # under the job's prefix: removed with the job
@@ -375,10 +374,11 @@ def _keep(svc: Adapters, key: str, body: dict[str, Any]) -> None:
         log.warning("infer_multiple answer %s not kept: %s", key, exc.message)
 
 
-def _each_within(one, items: list, workers: int, until: float) -> list:
+def _each_within(one, items: list, workers: int, until: float, budget_s: float) -> list:
     """`one` of each item, `workers` at a time, until `until` (`time.monotonic()`): the answers
     in order; the first failure as it is; StillComputing when time ran out first (what is in
-    flight finishes and is kept; what has not started is not started)."""
+    flight finishes and is kept; what has not started is not started). `budget_s`: the
+    synchronous budget `until` was set from, named in the 503."""
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="infer_multiple")
     futures = [pool.submit(one, item) for item in items]
     try:
@@ -389,7 +389,6 @@ def _each_within(one, items: list, workers: int, until: float) -> list:
         if future in done and future.exception() is not None:
             raise future.exception()
     if pending:
-        budget_s = settings.current().sync_budget_seconds
         raise StillComputing(
             f"infer_multiple answered {len(done)} of {len(futures)} images within the {budget_s:g} s "
             f"budget; the others are still being computed; retry in {INFER_RETRY_AFTER_S} s "

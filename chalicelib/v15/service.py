@@ -64,17 +64,13 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         source_job = _source_job(svc, field, source_id, epoch)
     resolved = params.resolve_train_args(form, source_job)
     limits.check_v15_arguments(resolved["hyperparameters"])
-    data_dir = check_data_location(
-        "data_dir",
-        resolved["data_dir"],
-        local=settings.current().is_local,
-        roots=settings.current().data_roots,
-    )
+    config = svc.settings
+    data_dir = check_data_location("data_dir", resolved["data_dir"], local=config.is_local, roots=config.data_roots)
     task = resolved["task"]
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")
     artifact_uri = svc.artifacts.job_uri(job_id)
-    resource = {"InstanceType": settings.current().v15_instance_type, **DEFAULT_RESOURCE, **capacity(form)}
+    resource = {"InstanceType": config.v15_instance_type, **DEFAULT_RESOURCE, **capacity(form)}
     record = jobs.base_record(
         job_id,
         job_name,
@@ -84,7 +80,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         hyperparameters=hyperparameters,
         resource=resource,
         artifact_uri=artifact_uri,
-        image=settings.current().trainer_image,
+        image=config.trainer_image,
         resume=resolved["resume"],
         finetune=resolved["finetune"],
     )

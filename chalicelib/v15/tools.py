@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import limits, settings
+from chalicelib import limits
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Adapters
 from chalicelib.security import check_data_location
@@ -79,7 +79,7 @@ def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     """An augmented sample of a data directory, drawn in the trainer image. Its answer waits
     under the stage's tools prefix for the retry only (the directory may change)."""
     until = budget.deadline()
-    config = settings.current()
+    config = svc.settings
     task = (form.get("task") or "").strip()
     if task not in params.TASKS:
         raise ValidationError("task", f"must be one of {{{', '.join(params.TASKS)}}}; got {quote(task)}")

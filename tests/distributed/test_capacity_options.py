@@ -3,6 +3,7 @@ monitor shows of a job waiting for capacity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -30,14 +31,15 @@ def test_the_ai_factory_resource_takes_create_training_jobs_spelling(local_stage
     request = parse_create(
         resource_payload(
             EnableManagedSpotTraining=True, MaxWaitTimeInSeconds=90000, KeepAlivePeriodInSeconds=0
-        )
+        ),
+        settings.current(),
     )
     assert request.capacity == {
         "EnableManagedSpotTraining": True,
         "MaxWaitTimeInSeconds": 90000,
         "KeepAlivePeriodInSeconds": 0,
     }
-    assert parse_create(create_payload()).capacity == {}  # absent: the stage decides
+    assert parse_create(create_payload(), settings.current()).capacity == {}  # absent: the stage decides
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,7 @@ def test_the_ai_factory_resource_takes_create_training_jobs_spelling(local_stage
 )
 def test_a_bad_capacity_option_names_its_field(local_stage, resource, field, message):
     with pytest.raises(ValidationError) as caught:
-        parse_create(resource_payload(**resource))
+        parse_create(resource_payload(**resource), settings.current())
     assert caught.value.field == f"training_model.resource.{field}"
     assert message in caught.value.message
 
@@ -160,6 +162,7 @@ def test_a_queued_job_gives_up_after_the_stages_wait(local_stage, tmp_path, monk
     svc, job_id = queued_service(local_stage, tmp_path, refusals=5)
     monkeypatch.setenv("AIFACTORY_CAPACITY_MAX_WAIT_SECONDS", "0")
     settings.reset()
+    svc = dataclasses.replace(svc, settings=settings.current())  # the stage restarted with the new wait
     assert events.launch_queued(svc) == 0
     job = svc.jobs.get(job_id)
     assert job["status"] == "Failed" and job["queued_request"] is None

@@ -4,6 +4,8 @@ that the scheduled handler launches later (botocore Stubber; DynamoDB and S3 on 
 
 from __future__ import annotations
 
+import dataclasses
+
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
@@ -161,6 +163,7 @@ def test_resource_limit_exceeded_queues_the_job_and_the_schedule_launches_it(
 
     monkeypatch.setenv("AIFACTORY_CAPACITY_BACKOFF_SECONDS", "0")  # each sweep may try again
     settings.reset()
+    svc = dataclasses.replace(svc, settings=settings.current())  # the stage's settings, as changed
     with Stubber(offline_client) as stub:
         limit_exceeded(stub, None)
         record, params = submit(svc)

@@ -72,15 +72,16 @@ def sweep_until(predicate, timeout: float = 60):
 
 
 def test_default_schedule_reaches_hours_and_days(local_stage):
-    waits = outbox.schedule()
+    waits = outbox.schedule(settings.current())
     assert waits[0] == 30.0 and waits == sorted(waits)
     assert max(waits) == 8 * 3600
     assert 2 * 86400 < sum(waits) < 3 * 86400
 
 
 def test_retry_after_lengthens_a_wait_up_to_the_cap(local_stage):
-    assert outbox.retry_delay(1, retry_after=600) == 600
-    assert outbox.retry_delay(1, retry_after=10**9) == settings.current().callback_max_delay_seconds
+    config = settings.current()
+    assert outbox.retry_delay(config, 1, retry_after=600) == 600
+    assert outbox.retry_delay(config, 1, retry_after=10**9) == config.callback_max_delay_seconds
 
 
 def test_receiver_down_then_up_is_delivered_later(api, api_headers):

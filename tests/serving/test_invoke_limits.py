@@ -288,17 +288,17 @@ def test_a_base64_image_at_the_limit_infers(http):
 def test_image_settings_are_held_to_what_reaches_the_endpoint(local_stage, monkeypatch):
     from chalicelib.v15 import deployments
 
-    assert deployments.image_limits() == (LIMIT, MAX_BASE64)
+    assert deployments.image_limits(settings.current()) == (LIMIT, MAX_BASE64)
     monkeypatch.setenv("AIFACTORY_MAX_IMAGE_BYTES", str(20 * 1024 * 1024))
     monkeypatch.setenv("AIFACTORY_MAX_BASE64_IMAGE_BYTES", str(8 * 1024 * 1024))
     settings.reset()
-    assert deployments.image_limits() == (LIMIT, LIMIT)
+    assert deployments.image_limits(settings.current()) == (LIMIT, LIMIT)
     monkeypatch.setenv("AIFACTORY_RELAX_AWS_LIMITS", "1")
     settings.reset()
-    assert deployments.image_limits() == (20 * 1024 * 1024, 8 * 1024 * 1024)
+    assert deployments.image_limits(settings.current()) == (20 * 1024 * 1024, 8 * 1024 * 1024)
     monkeypatch.setenv("AIFACTORY_MAX_IMAGE_BYTES", "1000")
     settings.reset()
-    assert deployments.image_limits() == (1000, 1000)  # a base64_image is never larger than a path's
+    assert deployments.image_limits(settings.current()) == (1000, 1000)  # a base64_image is never larger than a path's
 
 
 def test_infer_whose_answer_is_over_6_mb_is_502_in_the_v15_envelope(http):
