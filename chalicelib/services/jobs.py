@@ -28,10 +28,12 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib import settings, stage_names, tenancy
 from chalicelib.errors import Conflict, NotFound, QuotaExceeded, StorageFull
+from chalicelib.job_record import Job
 from chalicelib.ports import (
     FAILED,
     IN_PROGRESS,
@@ -78,8 +80,8 @@ def job_name_of(training_job_name: str) -> str:
     return match.group("name") if match else training_job_name
 
 
-def current_attempt(job: dict[str, Any]) -> dict[str, Any]:
-    return job["attempts"][-1]
+def current_attempt(job: Job) -> dict[str, Any]:
+    return job.attempts[-1]
 
 
 def read_config(svc: Adapters, job_id: str) -> JobConfig | None:
@@ -101,12 +103,13 @@ def _next_attempt_config(svc: Adapters, job_id: str, attempt: int) -> None:
 
 def launch(
     svc: Adapters,
-    record: dict[str, Any],
+    record: Mapping[str, Any],
     job_config: JobConfig,
     secret: dict[str, Any] | None,
     request: TrainingRequest,
-) -> dict[str, Any]:
-    job_id = record["job_id"]
+) -> Job:
+    record = Job.from_item(record)
+    job_id = record.job_id
     check_quotas(svc, record)  # before anything is written
     key = artifact_key(job_id)
     secret_ref = None
@@ -114,13 +117,14 @@ def launch(
     try:
         if secret:
             secret_ref = svc.secrets.put(job_id, secret)
-            record["secret_ref"] = secret_ref
+            record = record.with_changes({"secret_ref": secret_ref})
             if job_config.data.type == FETCH:  # the trainer gets the reference, never the headers
                 job_config = dataclasses.replace(
                     job_config, data=dataclasses.replace(job_config.data, secret=secret_ref)
                 )
         write_config(svc, job_config)
-        record["launched_request"] = dataclasses.asdict(request)  # a capacity failure re-sends it
+        # a capacity failure re-sends it
+        record = record.with_changes({"launched_request": dataclasses.asdict(request)})
         svc.jobs.create(record)
         created = True
         try:
@@ -141,11 +145,11 @@ def launch(
         raise
 
 
-def check_quotas(svc: Adapters, record: dict[str, Any]) -> None:
+def check_quotas(svc: Adapters, record: Job) -> None:
     """The request's tenant may start this job: its instance types and its concurrent jobs
     (queued ones count: they start on their own). Read from the active-jobs index: O(active)."""
     tenant = tenancy.current()
-    instance_type = (record.get("resource") or {}).get("InstanceType")
+    instance_type = (record.resource or {}).get("InstanceType")
     allowed = tenant.quotas.instance_types
     if allowed and instance_type not in allowed:
         raise QuotaExceeded(
@@ -208,16 +212,16 @@ def _gave_up(config: Settings, queued: dict[str, Any], now: float) -> bool:
     return since is not None and now - since >= config.capacity_max_wait_seconds
 
 
-def _give_up(svc: Adapters, job: dict[str, Any], reason: str, since_ts: float) -> dict[str, Any]:
+def _give_up(svc: Adapters, job: Job, reason: str, since_ts: float) -> Job:
     waited = time.time() - since_ts
-    resource = job.get("resource") or {}
+    resource = job.resource or {}
     message = (
         f"No capacity for {resource.get('InstanceCount', 1)} x {resource.get('InstanceType', '?')} after "
         f"{waited / 3600:.1f} h of tries (AIFACTORY_CAPACITY_MAX_WAIT_SECONDS); the platform's last answer: {reason}"
     )
-    log.warning("%s: %s", job["job_id"], message)
+    log.warning("%s: %s", job.job_id, message)
     return svc.jobs.update(
-        job["job_id"],
+        job.job_id,
         {
             "queued_request": None,
             "status": FAILED,
@@ -230,12 +234,12 @@ def _give_up(svc: Adapters, job: dict[str, Any], reason: str, since_ts: float) -
     )
 
 
-def enqueue(svc: Adapters, job: dict[str, Any], request: TrainingRequest, reason: str) -> dict[str, Any]:
+def enqueue(svc: Adapters, job: Job, request: TrainingRequest, reason: str) -> Job:
     """The platform cannot start `request` now: the job waits, InProgress, until it can."""
     log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
-    since = job.get("capacity_since") or time.time()
+    since = job.capacity_since or time.time()
     return svc.jobs.update(
-        job["job_id"],
+        job.job_id,
         {
             "queued_request": _queued(svc.settings, request, reason, 1, since),
             "secondary_status": WAITING_FOR_CAPACITY,
@@ -245,27 +249,27 @@ def enqueue(svc: Adapters, job: dict[str, Any], request: TrainingRequest, reason
     )
 
 
-def requeue_after_capacity_failure(svc: Adapters, job: dict[str, Any], reason: str) -> dict[str, Any]:
+def requeue_after_capacity_failure(svc: Adapters, job: Job, reason: str) -> Job:
     """SageMaker failed the current attempt for capacity: a new attempt of the same request
     waits in the queue (it resumes from the job's checkpoints), unless the job has waited long
     enough. Conditional on `capacity_tries`: two handlers seeing the failure queue one attempt."""
     now = time.time()
-    since = job.get("capacity_since") or now
+    since = job.capacity_since or now
     if now - since >= svc.settings.capacity_max_wait_seconds:
         return _give_up(svc, job, reason, since)
     number = current_attempt(job)["attempt"] + 1
-    name = attempt_name(job["job_name"], number)
-    request = TrainingRequest(**{**job["launched_request"], "training_job_name": name})
-    tries = int(job.get("capacity_tries") or 0) + 1
+    name = attempt_name(job.job_name, number)
+    request = TrainingRequest(**{**job.launched_request, "training_job_name": name})
+    tries = int(job.capacity_tries or 0) + 1
     attempts = [
-        *job["attempts"],
+        *job.attempts,
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
-    log.warning("%s failed for capacity (%s): attempt %d queued", job["job_id"], reason, number)
-    _next_attempt_config(svc, job["job_id"], number)  # the trainer resumes as attempt N
+    log.warning("%s failed for capacity (%s): attempt %d queued", job.job_id, reason, number)
+    _next_attempt_config(svc, job.job_id, number)  # the trainer resumes as attempt N
     try:
         return svc.jobs.update(
-            job["job_id"],
+            job.job_id,
             {
                 "attempts": attempts,
                 "queued_request": _queued(svc.settings, request, reason, tries, since),
@@ -278,10 +282,10 @@ def requeue_after_capacity_failure(svc: Adapters, job: dict[str, Any], reason: s
                 "capacity_since": since,
                 "capacity_tries": tries,
             },
-            expect={"capacity_tries": job.get("capacity_tries")},  # a scalar the requeue bumps
+            expect={"capacity_tries": job.capacity_tries},  # a scalar the requeue bumps
         )
     except ConflictError:
-        return svc.jobs.get(job["job_id"]) or job  # another handler queued it first
+        return svc.jobs.get(job.job_id) or job  # another handler queued it first
 
 
 def launch_queued(svc: Adapters) -> int:
@@ -290,15 +294,15 @@ def launch_queued(svc: Adapters) -> int:
     store's active jobs only (queued ones are among them), never the whole table."""
     started, now = 0, time.time()
     for job in svc.jobs.list_active():
-        queued = job.get("queued_request")
-        if not queued or job["status"] != IN_PROGRESS or now < float(queued.get("not_before") or 0):
+        queued = job.queued_request
+        if not queued or job.status != IN_PROGRESS or now < float(queued.get("not_before") or 0):
             continue
         if _gave_up(svc.settings, queued, now):
             _give_up(svc, job, queued.get("reason", ""), float(queued["since_ts"]))
             continue
         try:
             svc.jobs.update(
-                job["job_id"],
+                job.job_id,
                 {"queued_request": None, "secondary_status": "Starting"},
                 expect={"queued_request": queued, "status": IN_PROGRESS},
             )
@@ -311,7 +315,7 @@ def launch_queued(svc: Adapters) -> int:
             tries = queued.get("tries", 1) + 1
             again = _queued(svc.settings, request, str(exc), tries, float(queued.get("since_ts") or now))
             svc.jobs.update(
-                job["job_id"],
+                job.job_id,
                 {
                     "queued_request": again,
                     "secondary_status": WAITING_FOR_CAPACITY,
@@ -322,9 +326,9 @@ def launch_queued(svc: Adapters) -> int:
         except Conflict:
             log.info("%s was already started", request.training_job_name)  # a sweep died after start
         except Exception as exc:
-            log.exception("queued job %s cannot start", job["job_id"])
+            log.exception("queued job %s cannot start", job.job_id)
             svc.jobs.update(
-                job["job_id"],
+                job.job_id,
                 {
                     "status": FAILED,
                     "secondary_status": "Failed",
@@ -334,14 +338,15 @@ def launch_queued(svc: Adapters) -> int:
                 },
             )
             continue
-        svc.jobs.update(job["job_id"], {"status_message": "", "launched_request": queued["request"]})
+        svc.jobs.update(job.job_id, {"status_message": "", "launched_request": queued["request"]})
         started += 1
     return started
 
 
-def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) -> dict[str, Any]:
+def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) -> Job:
+    """A new job's record, before `launch` stores it."""
     now = timeutil.now_str()
-    return {
+    item = {
         "job_id": job_id,
         "job_name": job_name,
         "api": api,
@@ -357,13 +362,14 @@ def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) 
         tenancy.TENANT_KEY: tenancy.owner_of_new_work(),
         **fields,
     }
+    return Job.from_item(item)
 
 
-def refresh(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
+def refresh(svc: Adapters, job: Job) -> Job:
     """Brings the record's status up to date with the current attempt's platform status."""
-    if job["status"] in TERMINAL and job.get("settled"):
+    if job.status in TERMINAL and job.settled:
         return job
-    if job.get("queued_request"):
+    if job.queued_request:
         return job  # waiting for capacity: the platform has no such job yet
     try:
         description = svc.platform.describe(current_attempt(job)["training_job_name"])
@@ -377,14 +383,14 @@ def refresh(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     billable = description.billable_seconds
     if billable is not None and (
         description.status in TERMINAL
-        or abs(billable - (job.get("billable_seconds") or 0)) >= BILLABLE_REFRESH_S
-        or job.get("billable_seconds") is None
+        or abs(billable - (job.billable_seconds or 0)) >= BILLABLE_REFRESH_S
+        or job.billable_seconds is None
     ):
         changes["billable_seconds"] = billable
     if (
         description.status == FAILED
         and is_capacity_failure(description.failure_reason)
-        and job.get("launched_request")  # jobs launched before this was kept fail as they did
+        and job.launched_request  # jobs launched before this was kept fail as they did
     ):
         return requeue_after_capacity_failure(svc, job, description.failure_reason)
     if description.status in TERMINAL:
@@ -393,32 +399,32 @@ def refresh(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
     if all(job.get(k) == v for k, v in changes.items()):
         return job
     try:
-        return svc.jobs.update(job["job_id"], changes)
+        return svc.jobs.update(job.job_id, changes)
     except StorageFull as exc:  # the read still answers; the next one saves it
-        log.warning("refreshed status of %s not saved: %s", job["job_id"], exc.message)
-        return {**job, **changes}
+        log.warning("refreshed status of %s not saved: %s", job.job_id, exc.message)
+        return job.with_changes(changes)
 
 
-def get(svc: Adapters, job_id: str, api: str | None = None) -> dict[str, Any]:
+def get(svc: Adapters, job_id: str, api: str | None = None) -> Job:
     job = svc.jobs.get(job_id)
-    if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
+    if not tenancy.current().can_see(job) or (api and job.api != api):  # another's: as if absent
         raise NotFound("Job not found.")
     return refresh(svc, job)
 
 
-def get_by_name(svc: Adapters, job_name: str, api: str | None = None) -> dict[str, Any]:
+def get_by_name(svc: Adapters, job_name: str, api: str | None = None) -> Job:
     job = svc.jobs.get_by_name(job_name)
-    if not tenancy.current().can_see(job) or (api and job["api"] != api):  # another's: as if absent
+    if not tenancy.current().can_see(job) or (api and job.api != api):  # another's: as if absent
         raise NotFound(f"Job {job_name} not found.")
     return refresh(svc, job)
 
 
-def stop(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
-    queued = job.get("queued_request")
-    if queued and job["status"] == IN_PROGRESS:  # never started: nothing to ask the platform
+def stop(svc: Adapters, job: Job) -> Job:
+    queued = job.queued_request
+    if queued and job.status == IN_PROGRESS:  # never started: nothing to ask the platform
         try:
             return svc.jobs.update(
-                job["job_id"],
+                job.job_id,
                 {
                     "status": STOPPED,
                     "secondary_status": "Stopped",
@@ -430,30 +436,30 @@ def stop(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
                 expect={"queued_request": queued, "status": IN_PROGRESS},
             )
         except ConflictError:
-            job = svc.jobs.get(job["job_id"]) or job  # a sweep is launching it right now
+            job = svc.jobs.get(job.job_id) or job  # a sweep is launching it right now
     try:
         svc.platform.stop(current_attempt(job)["training_job_name"])
     except NotFound:
-        if job["status"] == IN_PROGRESS:
+        if job.status == IN_PROGRESS:
             raise Conflict("The job is being launched; stop it again in a moment.") from None
         raise
     return refresh(svc, job)
 
 
-def restore(svc: Adapters, job: dict[str, Any], image: str, data_uri: str | None) -> dict[str, Any]:
+def restore(svc: Adapters, job: Job, image: str, data_uri: str | None) -> Job:
     """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints
     (and reads the job's hyper-parameters from its job.json, as the first attempt did)."""
-    if job["status"] != STOPPED:
+    if job.status != STOPPED:
         raise Conflict("Job is not stopped.")
     number = current_attempt(job)["attempt"] + 1
-    name = attempt_name(job["job_name"], number)
+    name = attempt_name(job.job_name, number)
     attempts = [
-        *job["attempts"],
+        *job.attempts,
         {"attempt": number, "training_job_name": name, "created_at": timeutil.now_str()},
     ]
     try:  # the conditional write decides a race between two restores: the loser gets a 409
         job = svc.jobs.update(
-            job["job_id"],
+            job.job_id,
             {
                 "attempts": attempts,
                 "status": IN_PROGRESS,
@@ -470,28 +476,28 @@ def restore(svc: Adapters, job: dict[str, Any], image: str, data_uri: str | None
         raise Conflict("Job is not stopped.") from None
     request = training_request(job, image, data_uri, name)
     try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
-        _next_attempt_config(svc, job["job_id"], number)
-        job = svc.jobs.update(job["job_id"], {"launched_request": dataclasses.asdict(request)})
+        _next_attempt_config(svc, job.job_id, number)
+        job = svc.jobs.update(job.job_id, {"launched_request": dataclasses.asdict(request)})
         svc.platform.start(request)
     except CapacityError as exc:
         return enqueue(svc, job, request, str(exc))
     except BaseException:
-        svc.jobs.update(job["job_id"], {"attempts": attempts[:-1], "status": STOPPED, "settled": True})
+        svc.jobs.update(job.job_id, {"attempts": attempts[:-1], "status": STOPPED, "settled": True})
         raise
     return job
 
 
-def clear(svc: Adapters, job: dict[str, Any]) -> None:
-    if job["status"] not in TERMINAL:
+def clear(svc: Adapters, job: Job) -> None:
+    if job.status not in TERMINAL:
         raise Conflict("Job is not stopped.")
-    svc.artifacts.delete_prefix(job["artifact_key"])
-    if job.get("secret_ref"):
-        svc.secrets.delete(job["secret_ref"])
-    svc.jobs.delete(job["job_id"])
+    svc.artifacts.delete_prefix(job.artifact_key)
+    if job.secret_ref:
+        svc.secrets.delete(job.secret_ref)
+    svc.jobs.delete(job.job_id)
 
 
 def training_request(
-    job: dict[str, Any],
+    job: Job,
     image: str,
     data_uri: str | None,
     training_job_name: str | None = None,
@@ -499,20 +505,20 @@ def training_request(
     """One attempt's platform request. No hyper-parameters: they travel once, in job.json
     (contracts.job_config), which every attempt's trainer reads; SageMaker's 100 strings of
     256 characters could not hold every job's anyway."""
-    resource = job["resource"]
+    resource = job.resource
     spot = resource.get(SPOT_KEY)
     return TrainingRequest(
-        job_id=job["job_id"],
-        training_job_name=training_job_name or job["job_name"],
+        job_id=job.job_id,
+        training_job_name=training_job_name or job.job_name,
         image=image,
         hyperparameters={},
         instance_type=resource["InstanceType"],
         instance_count=resource["InstanceCount"],
         volume_size_gb=resource["VolumeSizeInGB"],
-        artifact_uri=job["artifact_uri"],
+        artifact_uri=job.artifact_uri,
         data_uri=data_uri,
         max_runtime_s=settings.current().max_runtime_seconds,
-        tags={"aifactory:job_id": job["job_id"], "aifactory:api": job["api"], "aifactory:task": job["task"]},
+        tags={"aifactory:job_id": job.job_id, "aifactory:api": job.api, "aifactory:task": job.task},
         use_spot=settings.current().spot_training if spot is None else bool(spot),
         max_wait_s=resource.get(MAX_WAIT_KEY),
         keep_alive_s=int(resource.get(KEEP_ALIVE_KEY) or 0),
