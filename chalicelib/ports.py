@@ -8,11 +8,12 @@ bundle an entry point builds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.errors import Conflict, Unavailable
+from chalicelib.job_record import Job
 from chalicelib.settings import Settings
 from chalicelib.settings import current as current_settings
 from chalicelib.tenancy import DEFAULT as DEFAULT_TENANT_ID
@@ -38,22 +39,27 @@ class CapacityError(Unavailable):
 
 
 class JobStore(Protocol):
-    def create(self, job: dict[str, Any]) -> None: ...
-    def get(self, job_id: str) -> dict[str, Any] | None: ...
-    def get_by_name(self, job_name: str) -> dict[str, Any] | None: ...
-    def update(
-        self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None
-    ) -> dict[str, Any]: ...
-    def list(self, api: str | None = None) -> list[dict[str, Any]]:
+    """Keeps `Job` records (chalicelib.job_record), read and written with its versioned
+    `from_item`/`to_item`; `create` takes a Job or the fields of one."""
+
+    def create(self, job: Mapping[str, Any]) -> None: ...
+    def get(self, job_id: str) -> Job | None: ...
+    def get_by_name(self, job_name: str) -> Job | None: ...
+    def update(self, job_id: str, changes: dict[str, Any], expect: dict[str, Any] | None = None) -> Job:
+        """`changes` (field name -> value) applied when every `expect` field holds its value
+        (or one of a list of values); ConflictError otherwise."""
+        ...
+
+    def list(self, api: str | None = None) -> list[Job]:
         """Every record (a full table read): for tools and tests, never for a sweep or a route."""
         ...
 
-    def list_active(self) -> list[dict[str, Any]]:
+    def list_active(self) -> list[Job]:
         """Jobs that have not ended (queued, pending, in progress, stopping), oldest first, read
         from an index that holds only them (`chalicelib.job_index`): O(active), never the table."""
         ...
 
-    def list_due_callbacks(self, now: float) -> list[dict[str, Any]]:
+    def list_due_callbacks(self, now: float) -> list[Job]:
         """AI Factory jobs that ended and whose callback needs a sender at `now` (not enqueued
         yet, or pending and due), read from the same index: O(callbacks not yet settled)."""
         ...
@@ -64,7 +70,7 @@ class JobStore(Protocol):
         limit: int,
         after: tuple[str, str] | None = None,
         tenants: Sequence[str] = (DEFAULT_TENANT_ID,),
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Job], bool]:
         """At most `limit` jobs of `api` that belong to one of `tenants`, newest first by
         (created_at, job_id), all strictly before `after` when given; and whether more follow.
         Reads O(limit) records in a few batched reads (no read per job), however much work
