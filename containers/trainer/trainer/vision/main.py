@@ -309,7 +309,9 @@ def best_checkpoint(root: Path, task: str) -> tuple[int, Path, dict] | None:
         for epoch, path in ckpt.list_checkpoints(root)
         if (path / ckpt.WEIGHTS).is_file()
     }
-    best = metrics.best_epoch({epoch: headline(task, record["metrics"]) for epoch, (_, record) in found.items()})
+    best = metrics.best_epoch(
+        {epoch: headline(task, record["metrics"]) for epoch, (_, record) in found.items()}
+    )
     return None if best is None else (best, *found[best])
 
 
