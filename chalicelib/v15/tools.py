@@ -8,13 +8,14 @@ a job's artifact layout (contracts.layout) and needs no torch, so the API does i
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from chalicelib import limits
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Adapters
 from chalicelib.security import check_data_location
-from chalicelib.services import budget
+from chalicelib.services import budget, jobs
 from chalicelib.v15 import forms, tool_jobs
 from chalicelib.v15.tool_jobs import ToolError  # noqa: F401 - re-exported: the tool's own failure
 from contracts import layout, tools
@@ -139,11 +140,11 @@ def upgrade(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
         }
     if job["status"] not in ("Completed", "Failed", "Stopped"):
         raise ValidationError("job_id", "a job is upgraded when it is not running; stop it first")
-    config_key = layout.job_key(job_id, layout.JOB_FILE)
     while version < layout.FORMAT_VERSION:
         MIGRATIONS[version](svc, job)
         version += 1
-    job_config = svc.artifacts.get_json(config_key) or {}
-    svc.artifacts.put_json(config_key, {**job_config, "format_version": version})
+    job_config = jobs.read_config(svc, job_id)
+    if job_config is not None:  # job.json names the layout its artifacts now have
+        jobs.write_config(svc, dataclasses.replace(job_config, format_version=version))
     svc.jobs.update(job_id, {"format_version": version})
     return {"result": "OK", "upgraded": True, "exception": None}
