@@ -117,7 +117,7 @@ class Group:
         failed = int(votes[1]) - 1
         if failed >= 0:
             origin = self.broadcast(describe(failure) if self.rank == failed else None, src=failed)
-            if self.rank == failed:
+            if failure is not None:  # its own error first, also when another rank failed too
                 raise failure
             log.error("%s (rank %d) failed at %s: stopping with it", self.host_of(failed), failed, what)
             raise peer_failure(origin, failed, self.host_of(failed))
