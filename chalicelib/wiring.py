@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 
 from chalicelib import settings
+from chalicelib.ai_factory import service as ai_factory
 from chalicelib.ports import Adapters
 
 
@@ -21,6 +22,9 @@ def _stage_secret(secret_id: str) -> str:
 
 
 settings.read_secrets_with(_stage_secret)
+# Each API surface registers its own part of the job lifecycle (services.events.on_job_end);
+# the v1.5 surface has nothing to do when a job ends (monitor reads the settled record).
+ai_factory.register_hooks()
 
 
 def _local() -> Adapters:

@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound, ValidationError
 from chalicelib.ports import Adapters
-from chalicelib.services import jobs, outbox, paging
+from chalicelib.services import events, jobs, outbox, paging
 from chalicelib.services import logs as job_logs
 from contracts import heartbeat as heartbeats
 from contracts import layout
@@ -183,6 +183,12 @@ def model_artifact(svc: Adapters, job_name: str) -> tuple[str, bytes | None, str
     if data is None:
         raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
     return key, data, None
+
+
+def register_hooks() -> None:
+    """This surface's part of the shared job lifecycle: an AI Factory job's end is its
+    callback (the outbox sends it now, and retries it on its schedule)."""
+    events.on_job_end(API, outbox.send_now)
 
 
 def training_logs(svc: Adapters, payload: Any) -> dict[str, Any]:

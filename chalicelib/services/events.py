@@ -1,21 +1,34 @@
 """The job-state-change handler: SageMaker Training Job State Change (EventBridge) on AWS,
 the runner's report on the local platform.
 
-It settles the job record and, for AI Factory jobs, puts the callback in the outbox
-(`chalicelib.services.outbox`) and tries it once: for every terminal state, so a job that
-died without a word (capacity error, killed container) is still reported, and at least
-once, so a sender that dies mid-attempt loses nothing.
+It settles the job record and, once the job is terminal, runs what the job's API surface
+registered for its jobs' end (`on_job_end`): the AI Factory surface puts the callback in the
+outbox (`chalicelib.services.outbox`) and tries it once: for every terminal state, so a job
+that died without a word (capacity error, killed container) is still reported, and at least
+once, so a sender that dies mid-attempt loses nothing. This handler names no surface.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.ports import TERMINAL, Adapters
 from chalicelib.services import jobs, outbox
 
 log = logging.getLogger("aifactory.events")
 SWEEP_BUDGET_S = 600.0
+
+# What each API surface does when one of its jobs ends: (adapters, the settled record, the
+# caller's budget in seconds or None). Filled by the surfaces, at wiring time.
+EndHook = Callable[[Adapters, Any, float | None], object]
+_on_end: dict[str, EndHook] = {}
+
+
+def on_job_end(api: str, hook: EndHook) -> None:
+    """Registers what `api`'s jobs do once terminal; a surface registers one (again: replaced)."""
+    _on_end[api] = hook
 
 
 def on_training_state_change(
@@ -30,8 +43,9 @@ def on_training_state_change(
     if jobs.current_attempt(job)["training_job_name"] != training_job_name:
         return  # an older attempt's late event
     job = jobs.refresh(svc, job)
-    if job["status"] in TERMINAL and job["api"] == "ai_factory":
-        outbox.send_now(svc, job, budget_s)
+    hook = _on_end.get(job["api"])
+    if job["status"] in TERMINAL and hook is not None:
+        hook(svc, job, budget_s)
 
 
 def deliver_pending(svc: Adapters, budget_s: float = SWEEP_BUDGET_S) -> int:
