@@ -404,6 +404,32 @@ def test_the_launch_form_shows_the_apis_400_beside_the_field(api, driver, data_d
     assert by_id(driver, "err-data_dir").text == ""
     assert len(api.call("GET", f"{V}/train")[1]["jobs"]) == before  # nothing started
     screenshot(driver, "dashboard-launch.png")
+
+
+def test_the_text_tasks_form_comes_from_the_ai_factory_table_and_shows_its_400(api, driver):
+    before = len(api.call("POST", "/check_trained_job", {})[1])
+    driver.execute_script(
+        "const s = document.getElementById('launch-task'); s.value = 'ml_tagger';"
+        "s.dispatchEvent(new Event('change'))"
+    )
+    steps = "training_model.hyperparameters.process.train.steps"
+    wait(lambda: query(driver, f"[id='arg-{steps}']"), 30, "the AI Factory form")
+    hint = by_id(driver, f"hint-{steps}").text
+    assert "positive integer" in hint  # the rule, from contracts/text_hyperparameters.py
+    payload = create_payload()
+    for name, value in {
+        "callback_url.url": "http://127.0.0.1:9/callback",
+        "dataset_endpoint.url": "http://127.0.0.1:9/fetch",
+        "training_model.image": payload["training_model"]["image"],
+        "training_model.resource.InstanceType": payload["training_model"]["resource"]["InstanceType"],
+        "creator": "dashboard",
+        steps: "0",
+    }.items():
+        by_id(driver, f"arg-{name}").send_keys(value)
+    by_id(driver, "launch-submit").click()
+    wait(lambda: by_id(driver, f"err-{steps}").text, 30, "the error beside process.train.steps")
+    assert f"Invalid '{steps}'" in by_id(driver, f"err-{steps}").text
+    assert len(api.call("POST", "/check_trained_job", {})[1]) == before  # nothing started
     by_id(driver, "launch-close").click()
 
 

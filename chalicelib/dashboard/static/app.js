@@ -238,9 +238,9 @@ function start() {
   on("launch-close", "click", () => ($("launch").hidden = true));
   on("launch-task", "change", buildForm);
   on("launch-form", "submit", () =>
-    submitLaunch((id) => {
-      state.opened.add(id);
-      poll().then(() => state.jobs.has(`v15:${id}`) && openJob(`v15:${id}`));
+    submitLaunch(({ api: which, id }) => {
+      if (which === "v15") state.opened.add(id);
+      poll().then(() => state.jobs.has(`${which}:${id}`) && openJob(`${which}:${id}`));
     }),
   );
   const key = sessionStorage.getItem(KEY);
