@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+import torch
 from trainer import launcher
 from trainer.environment import TrainingEnvironment
 
@@ -115,3 +117,56 @@ def test_two_ranks_agree_on_stop_failure_and_a_missing_peer():
     assert message.startswith("algo-1 (rank 0 of 2) lost the other hosts at rank 0's checkpoint")
     assert "did not answer within 3 s" in message and "AIFACTORY_COLLECTIVE_TIMEOUT_S" in message
     assert "restore the job" in message
+
+
+class _Votes:
+    """A stand-in for Group.agree_stop that records each call and stops when told."""
+
+    def __init__(self, stop_at: int | None = None):
+        self.calls: list[tuple[bool, str | None]] = []
+        self.stop_at = stop_at
+
+    def __call__(self, stop: bool, failure: BaseException | None) -> bool:
+        self.calls.append((stop, None if failure is None else str(failure)))
+        if failure is not None:
+            raise failure
+        return stop or len(self.calls) == self.stop_at
+
+
+def _epoch(batches, agree, on_batch=None):
+    from trainer.vision import engine
+
+    model = torch.nn.Linear(2, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    return engine.train_one_epoch(
+        model, optimizer, batches, torch.device("cpu"), 1, "classification", agree=agree, on_batch=on_batch
+    )
+
+
+def test_the_epoch_agrees_before_every_step_and_at_its_end():
+    batches = [(torch.rand(4, 2), torch.randint(0, 3, (4,))) for _ in range(3)]
+    votes = _Votes()
+    result = _epoch(batches, votes)
+    assert votes.calls == [(False, None)] * 4 and not result.stopped  # 3 steps and the epoch's end
+
+    votes = _Votes(stop_at=2)  # another rank asked to stop: this one stops before its 2nd step
+    result = _epoch(batches, votes)
+    assert result.stopped and result.num_batches == 1 and len(votes.calls) == 2
+
+    def broken():  # loading the 2nd batch fails: agreed on before any rank trains on it
+        yield batches[0]
+        raise OSError("image 7.jpg is truncated")
+
+    votes = _Votes()
+    with pytest.raises(OSError, match="truncated"):
+        _epoch(broken(), votes)
+    assert votes.calls == [(False, None), (False, "image 7.jpg is truncated")]
+
+    def report(batch, loss, size):  # the last step's report fails: agreed on at the epoch's end
+        if batch == 3:
+            raise RuntimeError("Loss is nan at epoch 1, batch 3")
+
+    votes = _Votes()
+    with pytest.raises(RuntimeError, match="Loss is nan"):
+        _epoch(batches, votes, on_batch=report)
+    assert votes.calls[-1] == (False, "Loss is nan at epoch 1, batch 3") and len(votes.calls) == 4
