@@ -1,6 +1,8 @@
 """Several processes per host: the trainer relaunches itself under torchrun and trains with DDP.
 
 Two CPU workers with gloo stand in for two GPUs with NCCL: the same code path, minus CUDA.
+Below them, trainer.distributed's agreement between two real gloo ranks (stop, failure, a
+missing peer) and the vision epoch's agreement points.
 """
 
 from __future__ import annotations
