@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ports import TrainingRequest
+from contracts.job_config import JobConfig
 from tests.polling import wait_until as _wait_until
 
 TRAINER_IMAGE = "aifactory-trainer:latest"
@@ -38,28 +39,16 @@ def submit(
     """Writes job.json as `jobs.launch` does and starts the training job; returns its artifacts."""
     artifacts = root / "artifacts" / name
     artifacts.mkdir(parents=True)
-    (artifacts / "job.json").write_text(
-        json.dumps(
-            {
-                "format_version": 2,
-                "job_id": name,
-                "job_name": name,
-                "attempt": 1,
-                "artifacts": {"uri": str(artifacts)},
-                "finetune": None,
-                **job,
-            }
-        )
+    config = JobConfig.from_dict(
+        {"format_version": 2, "job_id": name, "job_name": name, "artifacts": {"uri": str(artifacts)}, **job}
     )
-    hyperparameters = {
-        k: v if isinstance(v, str) else json.dumps(v) for k, v in job["hyperparameters"].items()
-    }
+    (artifacts / "job.json").write_text(config.to_json())
     platform.start(
         TrainingRequest(
             job_id=name,
             training_job_name=name,
             image=TRAINER_IMAGE,
-            hyperparameters=hyperparameters,
+            hyperparameters={},  # they travel in job.json only
             instance_type="ml.m5.large",
             instance_count=instance_count,
             volume_size_gb=1,
