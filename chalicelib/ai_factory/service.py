@@ -32,22 +32,22 @@ def resolve_finetune(svc: Adapters, task: str, hyperparameters: dict[str, str]) 
         return None
     field = f"training_model.hyperparameters.{FINETUNE_KEY}"
     source = svc.jobs.get_by_name(name)
-    if source is None or source["api"] != API:
+    if source is None or source.api != API:
         raise ValidationError(field, f"job '{name}' not found")
-    if source["task"] != task:
+    if source.task != task:
         raise ValidationError(
-            field, f"job '{name}' trained a {source['task']} model; a {task} job can only start from {task}"
+            field, f"job '{name}' trained a {source.task} model; a {task} job can only start from {task}"
         )
     steps = [
         int(match.group(1))
-        for key in svc.artifacts.list_keys(layout.job_key(source["job_id"], layout.CHECKPOINTS))
+        for key in svc.artifacts.list_keys(layout.job_key(source.job_id, layout.CHECKPOINTS))
         if (match := _STEP_WEIGHTS.search(key))
     ]
     for step in sorted(steps, reverse=True):
         model_json = f"{layout.text_step_dir(step)}/{layout.MODEL_JSON}"
-        if svc.artifacts.get_bytes(layout.job_key(source["job_id"], model_json)) is not None:
-            return {"checkpoint_uri": source["artifact_uri"], "step": step, "job_name": name}
-    raise ValidationError(field, f"job '{name}' has no saved model yet (status {source['status']})")
+        if svc.artifacts.get_bytes(layout.job_key(source.job_id, model_json)) is not None:
+            return {"checkpoint_uri": source.artifact_uri, "step": step, "job_name": name}
+    raise ValidationError(field, f"job '{name}' has no saved model yet (status {source.status})")
 
 
 def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[str, str]:

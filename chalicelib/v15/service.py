@@ -14,6 +14,7 @@ from typing import Any
 from chalicelib import limits, settings, tenancy
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.job_index import newest_first_key
+from chalicelib.job_record import Job
 from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, Adapters
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
@@ -38,9 +39,9 @@ DEFAULT_RESOURCE = {"InstanceCount": 1, "VolumeSizeInGB": 30}
 
 
 # --- train -----------------------------------------------------------------------------
-def _source_job(svc: Adapters, field: str, job_id: str, epoch: int) -> dict[str, Any]:
+def _source_job(svc: Adapters, field: str, job_id: str, epoch: int) -> Job:
     job = svc.jobs.get(job_id)
-    if job is None or job["api"] != API:
+    if job is None or job.api != API:
         raise ValidationError(field, f"job '{job_id}' not found")
     weights = layout.job_key(job_id, layout.epoch_file(epoch, layout.WEIGHTS))
     if svc.artifacts.get_bytes(weights) is None:
@@ -86,7 +87,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     )
     finetune = None
     if resolved["finetune"]:
-        finetune = {"checkpoint_uri": source_job["artifact_uri"], "epoch": resolved["finetune"]["epoch"]}
+        finetune = {"checkpoint_uri": source_job.artifact_uri, "epoch": resolved["finetune"]["epoch"]}
     job_config = JobConfig(
         job_id=job_id,
         job_name=job_name,
@@ -98,7 +99,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         data=DataSource(type=DATA_DIR, channel="training"),
         finetune=finetune,
     )
-    request = jobs.training_request(record, record["image"], data_dir)
+    request = jobs.training_request(record, record.image, data_dir)
     try:
         if resolved["resume"]:
             _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], job_id)
@@ -146,12 +147,12 @@ def capacity(form: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def _copy_resume_point(svc: Adapters, source: dict[str, Any], epoch: int, target_id: str) -> None:
+def _copy_resume_point(svc: Adapters, source: Job, epoch: int, target_id: str) -> None:
     """The new job starts with the source's checkpoint of `epoch`, so its trainer resumes at epoch+1.
 
     Server-side copies: checkpoint bytes never pass through the API's memory.
     """
-    source_prefix = layout.job_prefix(source["job_id"])
+    source_prefix = layout.job_prefix(source.job_id)
     for key in list(svc.artifacts.list_keys(f"{source_prefix}/{layout.CHECKPOINTS}/")):
         found = layout.parse_epoch_key(key)
         if found and found[0] <= epoch:
@@ -159,8 +160,8 @@ def _copy_resume_point(svc: Adapters, source: dict[str, Any], epoch: int, target
                 continue  # earlier epochs come along as history, not as resume points
             svc.artifacts.copy(key, layout.job_prefix(target_id) + key[len(source_prefix) :])
     for name in (layout.LOSSES, layout.LOSS_STEPS):
-        if svc.artifacts.get_bytes(layout.job_key(source["job_id"], name)) is not None:
-            svc.artifacts.copy(layout.job_key(source["job_id"], name), layout.job_key(target_id, name))
+        if svc.artifacts.get_bytes(layout.job_key(source.job_id, name)) is not None:
+            svc.artifacts.copy(layout.job_key(source.job_id, name), layout.job_key(target_id, name))
 
 
 # --- lifecycle ---------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def stop(svc: Adapters, job_id: str) -> dict[str, str]:
 
 def restore(svc: Adapters, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
-    jobs.restore(svc, job, job["image"], job["data_dir"])
+    jobs.restore(svc, job, job.image, job.data_dir)
     return {"result": "OK"}
 
 
@@ -321,7 +322,7 @@ def hyper_parameters(svc: Adapters, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
-        "hyper-parameters": params.hyperparameters_view(job["task"], job["hyperparameters"]),
+        "hyper-parameters": params.hyperparameters_view(job.task, job.hyperparameters or {}),
     }
 
 
