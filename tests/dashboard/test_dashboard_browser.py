@@ -449,6 +449,22 @@ def test_an_ai_factory_job_shows_steps_loss_its_callback_and_model(driver, jobs)
     assert "model.tar.gz" in by_id(driver, "job-message").text
 
 
+def test_the_filter_box_narrows_the_job_list(driver, jobs):
+    def shown():
+        return by_id(driver, "jobs").get_attribute("data-shown")
+
+    by_id(driver, "jobs-filter").send_keys("ai factory completed")
+    wait(lambda: shown() == "1/3", 30, "one job left")
+    assert query(driver, f"tr[data-job-key='aif:{jobs['aif']}']")
+    assert not query(driver, f"tr[data-job-key='v15:{jobs['short']}']")
+    assert "1 of 3 jobs match" in by_id(driver, "jobs-note").text
+    driver.execute_script(
+        "const box = document.getElementById('jobs-filter'); box.value = '';"
+        "box.dispatchEvent(new Event('input'))"
+    )
+    wait(lambda: shown() == "3/3", 30, "every job again")
+
+
 def test_deploy_a_checkpoint_and_infer_on_an_uploaded_image(driver, finished_job, data_dir):
     _open_finished(driver, finished_job)
     wait(lambda: click(driver, "#checkpoints tr.best button[data-deploy]"), 30, "the deploy button")

@@ -138,9 +138,20 @@ async function loadDevices() {
   $("deploy-device").replaceChildren(...options.map(([label, value]) => Object.assign(el("option", label), { value })));
 }
 
+/** The filter box: every word must appear in the job's API, id, task or status. */
+function shown(job) {
+  const words = $("jobs-filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  const text = `${job.api === "aif" ? "ai factory" : "v1.5"} ${job.id} ${job.task} ${job.status}`.toLowerCase();
+  return words.every((word) => text.includes(word));
+}
+
 function renderJobs() {
   const body = $("jobs").tBodies[0];
-  const jobs = [...state.jobs.entries()].sort((a, b) => String(b[1].created).localeCompare(String(a[1].created)));
+  const all = [...state.jobs.entries()].sort((a, b) => String(b[1].created).localeCompare(String(a[1].created)));
+  const jobs = all.filter(([, job]) => shown(job));
+  $("jobs").dataset.shown = `${jobs.length}/${all.length}`;
+  if (jobs.length < all.length) $("jobs-note").textContent = `${jobs.length} of ${all.length} jobs match the filter.`;
+  else if (/match the filter/.test($("jobs-note").textContent)) $("jobs-note").textContent = "";
   body.replaceChildren(
     ...jobs.map(([key, job]) => {
       const row = document.createElement("tr");
@@ -198,7 +209,11 @@ async function poll() {
       await Promise.all([loadAiFactoryJobs(), loadV15Jobs(), loadDeployments()]);
       renderJobs();
       if (state.selected && !$("job").hidden) await refreshJob();
-      document.body.dataset.polled = String(Number(document.body.dataset.polled || 0) + 1);
+      const polled = Number(document.body.dataset.polled || 0) + 1;
+      // An open compare view follows runs still training, every few refreshes.
+      const training = [...state.compare].some((key) => ACTIVE.has((state.jobs.get(key) || {}).status));
+      if (!$("compare").hidden && training && polled % 4 === 0) await openCompare();
+      document.body.dataset.polled = String(polled);
     } catch (error) {
       $("jobs-note").textContent = `Refresh failed: ${error.message}`;
     } finally {
@@ -237,6 +252,7 @@ function start() {
   on("launch-button", "click", () => openLaunch().catch((error) => ($("launch-error").textContent = error.message)));
   on("launch-close", "click", () => ($("launch").hidden = true));
   on("launch-task", "change", buildForm);
+  on("jobs-filter", "input", renderJobs);
   on("launch-form", "submit", () =>
     submitLaunch(({ api: which, id }) => {
       if (which === "v15") state.opened.add(id);

@@ -53,7 +53,12 @@ export function drawChart(svg, series, labels = {}) {
   if (ya === yb) [ya, yb] = [ya - (Math.abs(ya) * 0.1 || 1), yb + (Math.abs(yb) * 0.1 || 1)];
   const sx = (x) => x0px + ((x - xa) / (xb - xa)) * (x1px - x0px);
   const sy = (y) => y0px - ((y - ya) / (yb - ya)) * (y0px - y1px);
-  for (const [i, value] of [xa, (xa + xb) / 2, xb].entries()) {
+  // Epochs and steps are whole numbers: their middle tick is one too, or none.
+  const whole = xs.every(Number.isInteger);
+  const middle = whole ? Math.round((xa + xb) / 2) : (xa + xb) / 2;
+  const xTicks = whole && (middle === xa || middle === xb) ? [xa, null, xb] : [xa, middle, xb];
+  for (const [i, value] of xTicks.entries()) {
+    if (value === null) continue;
     const anchor = ["start", "middle", "end"][i];
     svg.append(
       svgEl("path", { class: "tick", d: `M${sx(value)},${y0px} v4` }),
