@@ -44,6 +44,7 @@ from chalicelib.adapters.aws.artifact_store import S3ArtifactStore, make_s3_clie
 from chalicelib.adapters.aws.job_store import DynamoJobStore, table_definition  # noqa: E402
 from chalicelib.ai_factory import service as ai_factory  # noqa: E402
 from chalicelib.errors import NotFound  # noqa: E402
+from chalicelib.job_record import Job  # noqa: E402
 from chalicelib.ports import COMPLETED, IN_PROGRESS, Adapters, TrainingDescription  # noqa: E402
 from chalicelib.services import events, jobs  # noqa: E402
 from chalicelib.v15 import service as v15  # noqa: E402
@@ -64,7 +65,7 @@ class Platform:
         return TrainingDescription(IN_PROGRESS, "Starting")
 
 
-def record(n: int, active: bool) -> dict:
+def record(n: int, active: bool) -> Job:
     """A record as the routes write it: about 1.3 KB of JSON."""
     api = "ai_factory" if n % 2 else "v1.5"
     stamp = f"2025-{1 + n // 2_000_000 % 12:02d}-01 {n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}"
@@ -82,12 +83,12 @@ def record(n: int, active: bool) -> dict:
         callback={"url": "https://hooks.example.com/aifactory/callback"},
         dataset={"url": "https://data.example.com/pages", "pagination": {"page_size": 100}},
     )
-    job["created_at"] = job["attempts"][0]["created_at"] = stamp
+    changes = {"created_at": stamp, "attempts": [{**job.attempts[0], "created_at": stamp}]}
     if not active:
-        job.update(status=COMPLETED, secondary_status="Completed", ended_at=stamp, settled=True)
-        job["billable_seconds"] = 1800
+        changes.update(status=COMPLETED, secondary_status="Completed", ended_at=stamp, settled=True)
+        changes["billable_seconds"] = 1800
         if api == "ai_factory":
-            job["callback_outbox"] = {
+            changes["callback_outbox"] = {
                 "state": "delivered",
                 "status": COMPLETED,
                 "attempts": 1,
@@ -97,7 +98,7 @@ def record(n: int, active: bool) -> dict:
                 "last_error": "",
                 "delivered_at": 1.0,
             }
-    return job
+    return job.with_changes(changes)
 
 
 def seed(client, store: DynamoJobStore, finished: int, active: int) -> set[str]:
@@ -158,13 +159,14 @@ def old_read(svc: Adapters) -> int:
 
 def records_heap_mb(finished: int, active: int) -> float:
     """What the records `JobStore.list()` returns hold once parsed, on the client alone (no
-    moto): the same records as seeded, json.loads'd under tracemalloc."""
+    moto): the same records as seeded, read back as the stores do (`Job.from_item`) under
+    tracemalloc."""
     docs = [
-        json.dumps(record(n, n >= finished), separators=(",", ":"), sort_keys=True)
+        json.dumps(record(n, n >= finished).to_item(), separators=(",", ":"), sort_keys=True)
         for n in range(finished + active)
     ]
     tracemalloc.start()
-    held = [json.loads(doc) for doc in docs]
+    held = [Job.from_item(json.loads(doc)) for doc in docs]
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     del held

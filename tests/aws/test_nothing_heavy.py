@@ -44,9 +44,9 @@ def sent(svc):
 
 
 def _record(job_id: str, name: str, created_at: str, status: str = IN_PROGRESS, api: str = "ai_factory"):
-    record = jobs.base_record(job_id, name, api, "tagger")
-    record.update(created_at=created_at, status=status)
-    return record
+    return jobs.base_record(job_id, name, api, "tagger").with_changes(
+        {"created_at": created_at, "status": status}
+    )
 
 
 # -- resume: CopyObject only ----------------------------------------------------------------
