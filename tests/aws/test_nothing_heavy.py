@@ -13,6 +13,7 @@ from chalicelib.adapters.aws.secret_store import SecretsManagerStore
 from chalicelib.adapters.aws.training_platform import SageMakerTrainingPlatform
 from chalicelib.ai_factory import service as ai_factory
 from chalicelib.errors import NotFound, ValidationError
+from chalicelib.job_record import Job
 from chalicelib.ports import COMPLETED, IN_PROGRESS, Adapters
 from chalicelib.services import jobs
 from chalicelib.v15 import service as v15
@@ -53,11 +54,11 @@ def _record(job_id: str, name: str, created_at: str, status: str = IN_PROGRESS, 
 
 
 def test_v15_resume_copies_checkpoints_inside_s3(svc, sent):
-    source = {"job_id": "20261122194501-src"}
+    source = Job(job_id="20261122194501-src")
     for epoch in (1, 2, 3):
         for name in (layout.WEIGHTS, layout.MODEL_JSON):
             svc.artifacts.put_bytes(
-                layout.job_key(source["job_id"], f"{layout.epoch_dir(epoch)}/{name}"), WEIGHTS
+                layout.job_key(source.job_id, f"{layout.epoch_dir(epoch)}/{name}"), WEIGHTS
             )
     sent["s3"].clear()
     v15._copy_resume_point(svc, source, 2, "20261122194501-new")
