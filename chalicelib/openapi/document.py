@@ -33,7 +33,7 @@ def _template(path: str) -> str:
 def _surface(path: str) -> str:
     if path == "/openapi.json":
         return "Meta"
-    if path == "/" or path.startswith("/dashboard/"):
+    if path in ("/", "/favicon.ico") or path.startswith("/dashboard/"):
         return "Dashboard"
     return "v1.5" if path.startswith("/api/") else "AI Factory"
 
@@ -88,16 +88,50 @@ def _success(surface: str, spec: dict[str, Any] | None) -> dict[str, Any]:
     return {"200": _json(spec["ok"], "Success")}
 
 
+# The dashboard's downloads (chalicelib.dashboard.downloads): a part of the file, or a link.
+_DASHBOARD_DOWNLOAD = {
+    "responses": {
+        "200": {
+            "description": "The part of the file from `offset` (Content-Range), or `{url}` to a presigned link (AWS)",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {"url": {"type": "string"}},
+                    }
+                },
+            },
+        },
+        **_error_responses("AI Factory", []),
+    },
+    "parameters": [
+        {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}}
+    ],
+}
+
+
 def _dashboard_operation(path: str) -> dict[str, Any]:
+    if path.startswith("/dashboard/api/"):
+        return {"summary": "A file for the dashboard's download links", **_DASHBOARD_DOWNLOAD}
+    if path == "/favicon.ico":
+        content = {"image/svg+xml": {"schema": {"type": "string"}}}
+        return {
+            "summary": "The dashboard's icon",
+            "responses": {"200": {"description": "SVG", "content": content}},
+        }
     if path == "/":
         content = {"text/html": {"schema": {"type": "string"}}}
         return {
             "summary": "The dashboard page",
             "responses": {"200": {"description": "HTML", "content": content}},
         }
-    content = {kind: {"schema": {"type": "string"}} for kind in ("text/css", "text/javascript")}
+    content = {
+        kind: {"schema": {"type": "string"}} for kind in ("text/css", "text/javascript", "image/svg+xml")
+    }
     return {
-        "summary": "The dashboard's script and style sheet",
+        "summary": "The dashboard's scripts, style sheet and icon",
         "responses": {
             "200": {"description": "The file", "content": content},
             "404": {"description": "No such file", "content": {"text/plain": {"schema": {"type": "string"}}}},
@@ -149,7 +183,7 @@ def operation(path: str, method: str, entry) -> dict[str, Any]:
     if doc and "description" not in op:
         op["description"] = doc
     if surface == "Dashboard" and _parameters(entry):
-        op["parameters"] = _parameters(entry)
+        op["parameters"] = _parameters(entry) + op.get("parameters", [])
     op["operationId"] = f"{method.lower()}_{entry.view_name}"
     op["tags"] = [surface]
     op["security"] = [{API_KEY: []}] if entry.api_key_required else []

@@ -78,7 +78,8 @@ def test_component_schemas_are_valid_json_schema(built):
 def test_api_routes_need_the_key_and_dashboard_files_do_not(built):
     for path, item in built["paths"].items():
         for op in item.values():
-            public = path == "/" or path.startswith("/dashboard/") or path.endswith("/signed")
+            dashboard_file = path in ("/", "/favicon.ico") or path == "/dashboard/{name}"
+            public = dashboard_file or path.endswith("/signed")
             assert op["security"] == ([] if public else [{"ApiKey": []}]), path
     assert built["components"]["securitySchemes"]["ApiKey"] == {
         "type": "apiKey",
