@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from sagemaker.estimator import Estimator
 from sdk_session import offline_session
@@ -24,14 +23,12 @@ from sdk_session import offline_session
 
 def main(image: str, config_dir: str, data_dir: str, output_dir: str) -> int:
     session = offline_session()
-    hyperparameters = json.loads((Path(config_dir) / "job.json").read_text())["hyperparameters"]
-    estimator = Estimator(
+    estimator = Estimator(  # no hyper-parameters: the trainer reads them from job.json only
         image_uri=image,
         role="arn:aws:iam::123456789012:role/aifactory-local",
         instance_count=1,
         instance_type="local",
         output_path=f"file://{output_dir}",
-        hyperparameters={k: v if isinstance(v, str) else json.dumps(v) for k, v in hyperparameters.items()},
         sagemaker_session=session,
         base_job_name="aifactory-sdk",
     )

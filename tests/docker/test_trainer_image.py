@@ -20,6 +20,7 @@ import pytest
 
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ports import TrainingRequest
+from contracts.job_config import JobConfig
 from tests.builders import DATASET_SECRET, create_payload, fast_tagger_hyperparameters
 from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
 from tests.docker.conftest import BASE_IMAGE, SDK_PYTHON, docker, sdk_env, sdk_missing, skip_reason
@@ -303,7 +304,7 @@ def test_the_image_trains_under_the_sagemaker_sdk_local_mode(engine, tmp_path):
         "artifacts": {"uri": "/opt/ml/model/artifacts"},  # packed into model.tar.gz by the SDK
         "finetune": None,
     }
-    (config / "job.json").write_text(json.dumps(job))
+    (config / "job.json").write_text(JobConfig.from_dict(job).to_json())  # as the API writes it
     output = tmp_path / "output"
     output.mkdir()
     before = sdk_containers()
