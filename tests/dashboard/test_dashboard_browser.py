@@ -343,6 +343,22 @@ def test_the_finished_job_shows_every_plot_the_api_draws(driver, finished_job):
     screenshot(driver, "dashboard-job.png", height=2600)
 
 
+def test_the_loss_smoothing_slider_and_point_values_on_hover(driver):
+    assert not query(driver, "#loss-chart polyline.raw")  # unsmoothed by default
+    driver.execute_script(
+        "const s = document.getElementById('loss-smoothing'); s.value = '0.6';"
+        "s.dispatchEvent(new Event('input'))"
+    )
+    wait(lambda: query(driver, "#loss-chart polyline.raw"), 10, "the raw curve beside the smoothed one")
+    assert len(driver.find_elements("css selector", "#loss-chart polyline.line")) == 2
+    title = query(driver, "#loss-chart circle title", "return element.textContent")
+    assert title.startswith("report (every num_batches_to_display batches) 1: training loss "), title
+    driver.execute_script(
+        "const s = document.getElementById('loss-smoothing'); s.value = '0';"
+        "s.dispatchEvent(new Event('input'))"
+    )
+
+
 def test_checkpoints_say_best_and_kept_and_download(api, driver, finished_job):
     rows = driver.execute_script(
         "return [...document.querySelectorAll('#checkpoints tbody tr')].map(r => r.textContent)"
@@ -463,6 +479,15 @@ def test_the_filter_box_narrows_the_job_list(driver, jobs):
         "box.dispatchEvent(new Event('input'))"
     )
     wait(lambda: shown() == "3/3", 30, "every job again")
+
+
+def test_a_link_to_a_job_opens_it(api, driver, finished_job):
+    driver.execute_script("location.hash = arguments[0]", f"v15:{finished_job}")
+    driver.refresh()  # the link opened anew, the key still in the tab's sessionStorage
+    wait(lambda: finished_job in by_id(driver, "job-title").text, 60, "the linked job's view")
+    assert query(
+        driver, f"tr[data-job-key='v15:{finished_job}']", "return element.classList.contains('selected')"
+    )
 
 
 def test_deploy_a_checkpoint_and_infer_on_an_uploaded_image(driver, finished_job, data_dir):

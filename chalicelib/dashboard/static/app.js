@@ -4,7 +4,7 @@
 
 import { $, button, el, fillTable, wrap } from "./dom.js";
 import { ACTIVE, KEY, V15, api, apiForm, missing, state, whenRefused } from "./http.js";
-import { downloadModel, infer, loadThreshold, redrawLossPlot, refreshJob, restartLogs, restoreJob, select, stopJob } from "./job.js";
+import { downloadModel, drawLoss, infer, loadThreshold, redrawLossPlot, refreshJob, restartLogs, restoreJob, select, stopJob } from "./job.js";
 import { openCompare } from "./compare.js";
 import { buildForm, openLaunch, submitLaunch } from "./launch.js";
 
@@ -34,6 +34,13 @@ async function signIn(key) {
   $("login").hidden = true;
   $("app").hidden = false;
   $("logout-button").hidden = false;
+  // A link to one job (`#v15:<job_id>`, `#aif:<job_name>`, the address a job's view sets)
+  // opens it once the list has it.
+  const linked = decodeURIComponent(location.hash.slice(1));
+  if (/^(v15|aif):./.test(linked)) {
+    state.linked = linked;
+    if (linked.startsWith("v15:")) state.opened.add(linked.slice(4));
+  }
   loadDevices();
   poll();
 }
@@ -189,6 +196,7 @@ function renderJobs() {
 }
 
 function openJob(key) {
+  history.replaceState(null, "", `#${encodeURIComponent(key)}`);
   $("compare").hidden = true;
   $("launch").hidden = true;
   select(key, () => {
@@ -208,6 +216,11 @@ async function poll() {
     try {
       await Promise.all([loadAiFactoryJobs(), loadV15Jobs(), loadDeployments()]);
       renderJobs();
+      if (state.linked && state.jobs.has(state.linked)) {
+        const key = state.linked;
+        state.linked = null;
+        openJob(key);
+      }
       if (state.selected && !$("job").hidden) await refreshJob();
       const polled = Number(document.body.dataset.polled || 0) + 1;
       // An open compare view follows runs still training, every few refreshes.
@@ -253,6 +266,7 @@ function start() {
   on("launch-close", "click", () => ($("launch").hidden = true));
   on("launch-task", "change", buildForm);
   on("jobs-filter", "input", renderJobs);
+  on("loss-smoothing", "input", drawLoss);
   on("launch-form", "submit", () =>
     submitLaunch(({ api: which, id }) => {
       if (which === "v15") state.opened.add(id);

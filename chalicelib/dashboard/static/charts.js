@@ -71,14 +71,33 @@ export function drawChart(svg, series, labels = {}) {
       svgEl("text", { x: x0px - 4, y: sy(value) + 4, "text-anchor": "end" }, tick(value)),
     );
   }
+  const smoothing = Number(labels.smoothing) || 0;
   lines.forEach((line, i) => {
     if (!line.points.length) return;
     const color = line.color || COLORS[i % COLORS.length];
-    const path = line.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" ");
-    svg.append(svgEl("polyline", { class: "line", points: path, stroke: color }));
-    for (const p of line.points.length <= 40 ? line.points : []) {
-      svg.append(svgEl("circle", { cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: 2.5, fill: color }));
+    const polyline = (points, cls) =>
+      svgEl("polyline", { class: cls, points: points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(" "), stroke: color });
+    if (smoothing > 0 && line.points.length > 2) {
+      svg.append(polyline(line.points, "line raw"), polyline(smooth(line.points, smoothing), "line"));
+    } else {
+      svg.append(polyline(line.points, "line"));
     }
+    // Each point says its values on hover (an SVG <title>), as TensorBoard's tooltips do.
+    const radius = line.points.length <= 40 ? 2.5 : 1.2;
+    for (const p of line.points.length <= 400 ? line.points : []) {
+      const dot = svgEl("circle", { cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: radius, fill: color });
+      dot.append(svgEl("title", {}, `${line.name ? `${line.name}\n` : ""}${labels.x || "x"} ${tick(p[0])}: ${labels.y || "y"} ${p[1]}`));
+      svg.append(dot);
+    }
+  });
+}
+
+/** TensorBoard's smoothing: an exponential moving average, debiased at the start. */
+export function smooth(points, weight) {
+  let last = 0;
+  return points.map((p, i) => {
+    last = last * weight + (1 - weight) * p[1];
+    return [p[0], last / (1 - weight ** (i + 1))];
   });
 }
 

@@ -40,7 +40,14 @@ export async function openCompare() {
   const runs = await Promise.all(jobs.map(runOf));
   const names = runs.map((r) => r.name);
   legend($("compare-legend"), names);
-  drawChart($("compare-loss"), runs.map((r) => ({ name: r.name, points: r.losses })), { x: "report (every num_batches_to_display batches)", y: "training loss" });
+  const drawLoss = () =>
+    drawChart($("compare-loss"), runs.map((r) => ({ name: r.name, points: r.losses })), {
+      x: "report (every num_batches_to_display batches)",
+      y: "training loss",
+      smoothing: $("compare-smoothing").value,
+    });
+  drawLoss();
+  $("compare-smoothing").oninput = drawLoss;
   const metrics = [...new Set(runs.map((r) => r.metric))];
   drawChart($("compare-metric"), runs.map((r) => ({ name: r.name, points: r.scores })), { x: "epoch", y: `validation ${metrics.join(" / ")}` });
   renderTable(runs);

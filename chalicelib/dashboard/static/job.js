@@ -25,7 +25,7 @@ const HEADLINE_LABEL = { accuracy: "accuracy (0-1)", mean_ap: "mean AP (0-1)" };
 export function select(key, onSelected) {
   if (state.selected === key) return;
   state.selected = key;
-  Object.assign(view, { losses: [], lrs: [], aifLoss: new Map(), logs: true, plotsFor: "", checkpoints: [], epoch: null });
+  Object.assign(view, { losses: [], lossPoints: [], lrs: [], aifLoss: new Map(), logs: true, plotsFor: "", checkpoints: [], epoch: null });
   restartLogs();
   $("checkpoint-detail").hidden = true;
   fillTable($("checkpoints"), []);
@@ -71,9 +71,18 @@ export async function refreshJob() {
     $("lr-value").textContent = job.last.learning_rate > 0 ? job.last.learning_rate.toPrecision(3) : "";
   }
   const lossPoints = v15 ? view.losses.map((y, i) => [i + 1, y]) : view.losses;
-  drawChart($("loss-chart"), lossPoints, { x: v15 ? "report (every num_batches_to_display batches)" : "step", y: "training loss" });
+  view.lossPoints = lossPoints;
+  drawLoss();
   drawChart($("lr-chart"), view.lrs, { x: v15 ? "epoch" : "step", y: "learning rate" });
   await tailLogs(job);
+}
+
+/** The loss curve, smoothed as the slider says (redrawn at once when it moves). */
+export function drawLoss() {
+  const job = state.jobs.get(state.selected);
+  const v15 = !job || job.api === "v15";
+  const smoothing = $("loss-smoothing").value;
+  drawChart($("loss-chart"), view.lossPoints || [], { x: v15 ? "report (every num_batches_to_display batches)" : "step", y: "training loss", smoothing });
 }
 
 function progressText(job) {
