@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib import settings, tenancy
+from chalicelib import tenancy
 from chalicelib.ai_factory import service
 from chalicelib.services import model_links
 from chalicelib.web.api_app import any_accept
@@ -16,8 +16,9 @@ bp = Blueprint(__name__)
 
 
 def public_url(request) -> str:
-    if settings.current().public_url:
-        return settings.current().public_url
+    configured = adapters().settings.public_url
+    if configured:
+        return configured
     context = request.context or {}
     domain, stage = context.get("domainName"), context.get("stage")
     return f"https://{domain}/{stage}" if domain and stage else ""
@@ -69,7 +70,7 @@ def download_model_signed(job_name):
     """The callback's link: a plain GET downloads until it expires, like an S3 presigned URL (no API key, any Accept or none)."""
     # urllib and Go's net/http send no Accept. On AWS this redirects to S3; on the local stage it
     # serves the file whatever the Accept (`chalicelib.web.api_app` says why that is right on both).
-    model_links.check(job_name, bp.current_request.query_params)
+    model_links.check(adapters().settings, job_name, bp.current_request.query_params)
     with tenancy.acting_as(tenancy.SYSTEM):  # the signature is the authority, for this one job
         return _model_response(job_name)
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 
-from chalicelib import settings
+from chalicelib.settings import Settings
 
 
-def deadline() -> float:
-    """`time.monotonic()` past which the route stops waiting, counted from now."""
-    return time.monotonic() + settings.current().sync_budget_seconds
+def deadline(config: Settings) -> float:
+    """`time.monotonic()` past which the route stops waiting, counted from now (the stage's
+    AIFACTORY_SYNC_BUDGET_SECONDS, from the settings the adapters were built with)."""
+    return time.monotonic() + config.sync_budget_seconds
 
 
 def left(until: float) -> float:

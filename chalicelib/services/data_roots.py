@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from chalicelib import settings
+from chalicelib.settings import Settings
 
 UPLOADS = "uploads"
 _REGISTRY = "data_dirs"
@@ -26,27 +26,27 @@ _REGISTRY = "data_dirs"
 log = logging.getLogger("aifactory.data_roots")
 
 
-def uploads_dir() -> Path:
-    return settings.current().home / UPLOADS
+def uploads_dir(config: Settings) -> Path:
+    return config.home / UPLOADS
 
 
-def _registry() -> Path:
-    return settings.current().home / _REGISTRY
+def _registry(config: Settings) -> Path:
+    return config.home / _REGISTRY
 
 
-def remembered() -> list[str]:
+def remembered(config: Settings) -> list[str]:
     try:
-        return [line for line in _registry().read_text().splitlines() if line]
+        return [line for line in _registry(config).read_text().splitlines() if line]
     except FileNotFoundError:
         return []
 
 
-def remember(data_dir: str) -> None:
+def remember(config: Settings, data_dir: str) -> None:
     """Adds a job's (resolved, local) data directory to the default image roots. Best effort:
     a job is never refused for it, and a directory not remembered only narrows the roots."""
-    if data_dir.startswith("s3://") or not settings.current().is_local:
+    if data_dir.startswith("s3://") or not config.is_local:
         return
-    path = _registry()
+    path = _registry(config)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a+") as handle:
@@ -60,9 +60,8 @@ def remember(data_dir: str) -> None:
         log.warning("data directory %s not remembered as an image root: %s", data_dir, exc)
 
 
-def for_images() -> tuple[str, ...]:
+def for_images(config: Settings) -> tuple[str, ...]:
     """The roots an image path given to infer may be under."""
-    config = settings.current()
     if config.data_roots or not config.is_local:
         return config.data_roots
-    return (str(uploads_dir()), *remembered())
+    return (str(uploads_dir(config)), *remembered(config))

@@ -17,8 +17,9 @@ import hmac
 import os
 import time
 
-from chalicelib import key_files, settings
+from chalicelib import key_files
 from chalicelib.errors import DISK_FULL_ERRNOS, Forbidden, StorageFull, ValidationError
+from chalicelib.settings import Settings
 
 SIGNED_SUFFIX = "/signed"
 
@@ -44,31 +45,30 @@ def _stored_key(home: str) -> bytes | None:
     return key.encode() if key else None
 
 
-def _signature(job_name: str, expires: int, create: bool = True) -> str | None:
+def _signature(config: Settings, job_name: str, expires: int, create: bool = True) -> str | None:
     """The link's HMAC; None when `create` is false and no key exists yet (nothing was signed)."""
-    config = settings.current()
     if not create and not config.model_link_key and _stored_key(str(config.home)) is None:
         return None
     key = _key(config.model_link_key, str(config.home))
     return hmac.new(key, f"{job_name}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def signed_url(base_url: str | None, job_name: str, now: float | None = None) -> str | None:
+def signed_url(config: Settings, base_url: str | None, job_name: str, now: float | None = None) -> str | None:
     """`base_url` is the job's `<API>/models/<job_name>`; None when the API's address is unknown."""
     if not base_url:
         return None
-    expires = int((now or time.time()) + settings.current().model_link_days * 86400)
-    return f"{base_url}{SIGNED_SUFFIX}?expires={expires}&signature={_signature(job_name, expires)}"
+    expires = int((now or time.time()) + config.model_link_days * 86400)
+    return f"{base_url}{SIGNED_SUFFIX}?expires={expires}&signature={_signature(config, job_name, expires)}"
 
 
-def check(job_name: str, query: dict[str, str] | None, now: float | None = None) -> None:
+def check(config: Settings, job_name: str, query: dict[str, str] | None, now: float | None = None) -> None:
     query = query or {}
     try:
         expires = int(query.get("expires", ""))
     except ValueError:
         raise ValidationError("expires", "must be the link's expiry time (seconds since 1970)") from None
     given = query.get("signature", "")
-    expected = _signature(job_name, expires, create=False)
+    expected = _signature(config, job_name, expires, create=False)
     if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Forbidden("The link's signature does not match; use the link from the callback as it is.")
     if expires < (now or time.time()):

@@ -156,7 +156,7 @@ def attempt(svc: Adapters, job: dict[str, Any], token: str, timeout: float | Non
     try:
         secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
         result = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.RESULT), {}) or {}
-        link = model_links.signed_url(job.get("model_url"), job["job_name"])
+        link = model_links.signed_url(config, job.get("model_url"), job["job_name"])
         body = payload.build({**job, "status": box["status"]}, result, link)
         outcome = delivery.deliver_once(
             job["callback"]["url"],

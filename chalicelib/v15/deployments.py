@@ -260,7 +260,7 @@ def _image_source(config: Settings, form: dict[str, str]) -> tuple[str, str | by
         image_input.check_image("base64_image", data, limit, config.max_image_pixels, why)
         return given[0], data
     return given[0], image_input.check_location(
-        "path_to_image", form["path_to_image"], local=config.is_local, roots=data_roots.for_images()
+        "path_to_image", form["path_to_image"], local=config.is_local, roots=data_roots.for_images(config)
     )
 
 
@@ -311,14 +311,14 @@ def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str
     """Each image one invocation, at most AIFACTORY_INFER_CONCURRENCY in flight, for at most
     the synchronous budget: past it, 503 "retry" (Retry-After) while each answered image is
     kept (`_answer_key`), so the retry asks only for the others."""
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     config = svc.settings
     job = forms.job(svc, job_id, form)
     epoch = forms.epoch(form)
     low, high = _thresholds(form)
     patterns = _patterns(form)
     deployment = _serving(svc, job, epoch)  # a 404 before any directory is walked
-    roots = data_roots.for_images()
+    roots = data_roots.for_images(config)
     paths: list[str] = []
     for pattern in patterns:
         location = image_input.check_location(

@@ -95,7 +95,7 @@ def checkpoint_plot(
 
 
 def model_graph(svc: Adapters, job_id: str) -> dict[str, Any]:
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     jobs.get(svc, job_id, API)
     key = layout.job_key(job_id, layout.MODEL_GRAPH_PLOT)
     plot = svc.artifacts.get_bytes(key)
@@ -116,7 +116,7 @@ def _display(job: dict[str, Any]) -> int:
 
 def loss(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Redrawn when the job has recorded more loss points than the stored JPEG shows."""
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     job = jobs.get(svc, job_id, API)
     losses = svc.artifacts.get_json(layout.job_key(job_id, layout.LOSSES)) or []
     key = layout.job_key(job_id, layout.LOSS_PLOT)
@@ -141,7 +141,7 @@ def loss(svc: Adapters, job_id: str) -> dict[str, Any]:
 
 
 def confusion_matrix(svc: Adapters, job_id: str, epoch: str) -> dict[str, Any]:
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "confusion matrix")
     plot = checkpoint_plot(svc, job, number, record, plots.CONFUSION_MATRIX, until=until)
@@ -151,7 +151,7 @@ def confusion_matrix(svc: Adapters, job_id: str, epoch: str) -> dict[str, Any]:
 
 
 def threshold(svc: Adapters, job_id: str, epoch: str, class_index: str) -> dict[str, Any]:
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     job = jobs.get(svc, job_id, API)
     number, record = _checkpoint(svc, job, epoch, "threshold")
     index = _number("class", class_index)

@@ -107,7 +107,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     except BaseException:
         svc.artifacts.delete_prefix(layout.job_prefix(job_id))  # the copied resume point, if any
         raise
-    data_roots.remember(data_dir)  # its images may be inferred on by path (services.data_roots)
+    data_roots.remember(config, data_dir)  # its images may be inferred on by path (services.data_roots)
     return {"result": "OK", "job_id": job_id, "ignored_arguments": params.ignored_arguments(task, form)}
 
 

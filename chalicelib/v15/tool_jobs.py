@@ -141,7 +141,7 @@ def run(
     on past it; ToolError with the tool's status when it failed."""
     if svc.tools is None:
         raise Unavailable("This stage has no tools function configured.")
-    until = budget.deadline() if until is None else until
+    until = budget.deadline(svc.settings) if until is None else until
     entry = entry_key(prefix, request)
     answer = svc.artifacts.get_json(f"{entry}/{ANSWER}")
     if answer is None:

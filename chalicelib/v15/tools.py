@@ -49,7 +49,7 @@ def summarize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any
     """The trainer measured FLOPs (torch's FlopCounterMode) when it wrote the checkpoint; a
     checkpoint without summary.json (an older trainer's) is measured in the trainer image, and
     the measure kept beside the job for the next request (a checkpoint never changes)."""
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     _, epoch = _job_and_epoch(svc, job_id, form)
     summary = svc.artifacts.get_json(layout.job_key(job_id, layout.epoch_file(epoch, layout.SUMMARY_JSON)))
     if not summary:
@@ -65,7 +65,7 @@ def summarize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any
 
 def visualize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     """A parameter of a checkpoint drawn in the trainer image; kept for the next request."""
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     _, epoch = _job_and_epoch(svc, job_id, form)
     key = (form.get("param_key") or "").strip()
     if not key:
@@ -79,7 +79,7 @@ def visualize(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any
 def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     """An augmented sample of a data directory, drawn in the trainer image. Its answer waits
     under the stage's tools prefix for the retry only (the directory may change)."""
-    until = budget.deadline()
+    until = budget.deadline(svc.settings)
     config = svc.settings
     task = (form.get("task") or "").strip()
     if task not in params.TASKS:

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from chalicelib import wiring
+from chalicelib import settings, wiring
 from chalicelib.ports import COMPLETED
 from chalicelib.services import jobs, model_links
 from contracts import layout
@@ -33,7 +33,7 @@ def path_of(url: str) -> str:
 
 
 def test_a_signed_link_downloads_without_the_key(client, completed):
-    link = model_links.signed_url(completed["model_url"], NAME)
+    link = model_links.signed_url(settings.current(), completed["model_url"], NAME)
     response = client.http.get(path_of(link), headers={"Accept": "*/*"})
     assert response.status_code == 200 and response.body == MODEL
 
@@ -41,7 +41,7 @@ def test_a_signed_link_downloads_without_the_key(client, completed):
 @pytest.mark.parametrize("accept", [None, "application/json", "text/html, */*;q=0.1"])
 def test_a_signed_link_downloads_whatever_the_accept(client, completed, accept):
     """urllib and Go's net/http send no Accept; a plain GET must download like an S3 link."""
-    link = model_links.signed_url(completed["model_url"], NAME)
+    link = model_links.signed_url(settings.current(), completed["model_url"], NAME)
     response = client.http.get(path_of(link), headers={"Accept": accept} if accept else {})
     assert response.status_code == 200 and response.body == MODEL
     assert response.headers["Content-Type"] == "application/gzip"
@@ -53,7 +53,7 @@ def test_a_signed_link_redirects_to_the_stores_download_url_whatever_the_accept(
     """On AWS the store presigns: a redirect carries no binary body, so API Gateway's Accept rule never applies."""
     presigned = "https://bucket.s3.amazonaws.com/jobs/x/model.tar.gz?X-Amz-Signature=abc"
     monkeypatch.setattr(wiring.adapters().artifacts, "download_url", lambda key: presigned)
-    link = model_links.signed_url(completed["model_url"], NAME)
+    link = model_links.signed_url(settings.current(), completed["model_url"], NAME)
     response = client.http.get(path_of(link))
     assert response.status_code == 302 and response.headers["Location"] == presigned
     assert response.body == b""
@@ -70,7 +70,7 @@ def test_the_keyed_route_without_accept_says_what_to_send_in_the_envelope(client
 
 
 def test_an_expired_link_says_to_use_the_key(client, completed, api_headers):
-    link = model_links.signed_url(completed["model_url"], NAME, now=time.time() - 30 * 86400)
+    link = model_links.signed_url(settings.current(), completed["model_url"], NAME, now=time.time() - 30 * 86400)
     response = client.http.get(path_of(link), headers={"Accept": "*/*"})
     assert response.status_code == 403
     assert response.json_body == {
@@ -82,7 +82,7 @@ def test_an_expired_link_says_to_use_the_key(client, completed, api_headers):
 
 
 def test_a_tampered_link_is_refused(client, completed):
-    link = model_links.signed_url(completed["model_url"], NAME)
+    link = model_links.signed_url(settings.current(), completed["model_url"], NAME)
     other = link.replace(NAME + "/signed", "aif-20261130-000000-00000000/signed")
     assert client.http.get(path_of(other), headers={"Accept": "*/*"}).status_code == 403
     forged = path_of(link)[:-4] + "0000"
@@ -99,5 +99,5 @@ def test_links_expire_after_the_configured_days(local_stage, monkeypatch):
 
     monkeypatch.setenv("AIFACTORY_MODEL_LINK_DAYS", "2")
     settings.reset()
-    link = model_links.signed_url("http://api/models/x", "x", now=1_000_000)
+    link = model_links.signed_url(settings.current(), "http://api/models/x", "x", now=1_000_000)
     assert "expires=1172800&" in link

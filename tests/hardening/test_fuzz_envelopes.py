@@ -95,7 +95,7 @@ def completed(api):
             {**record, "status": COMPLETED, "settled": True, "model_url": f"{api.url}/models/{NAME}"}
         )
         svc.artifacts.put_bytes(layout.job_key(JOB_ID, layout.model_output(NAME)), MODEL)
-        link = model_links.signed_url(f"{api.url}/models/{NAME}", NAME)
+        link = model_links.signed_url(svc.settings, f"{api.url}/models/{NAME}", NAME)
         stage_settings.reset()
         wiring.reset()
     return link

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib import settings
 from chalicelib.adapters.local import disk_full
 from chalicelib.adapters.local.artifact_store import DirectoryArtifactStore
 from chalicelib.adapters.local.job_store import SqliteJobStore
@@ -309,16 +310,16 @@ def test_checking_a_link_never_makes_a_key(local_stage):
     model_links._key.cache_clear()
     try:
         with pytest.raises(Forbidden):
-            model_links.check("aif-x", {"expires": "9999999999", "signature": "00"})
+            model_links.check(settings.current(), "aif-x", {"expires": "9999999999", "signature": "00"})
         assert not key_file.exists()
         local_stage.mkdir(parents=True, exist_ok=True)
         key_file.write_text("")  # left by a full disk before keys were written whole
         with pytest.raises(Forbidden):
-            model_links.check("aif-x", {"expires": "9999999999", "signature": ""})
-        link = model_links.signed_url("http://api/models/aif-x", "aif-x")
+            model_links.check(settings.current(), "aif-x", {"expires": "9999999999", "signature": ""})
+        link = model_links.signed_url(settings.current(), "http://api/models/aif-x", "aif-x")
         assert key_file.read_text()  # the empty one was replaced
         query = dict(part.split("=") for part in link.split("?", 1)[1].split("&"))
-        model_links.check("aif-x", query)
+        model_links.check(settings.current(), "aif-x", query)
     finally:
         model_links._key.cache_clear()
 

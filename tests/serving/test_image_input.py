@@ -224,25 +224,25 @@ def test_without_data_roots_images_are_read_only_under_uploads_and_jobs_data(loc
 
     data = tmp_path / "CatDog"
     data.mkdir()
-    roots = data_roots.for_images()
+    roots = data_roots.for_images(settings.current())
     assert roots == (str(local_stage / "uploads"),)
     for path in ("/etc/shadow", "/proc/self/environ", str(data / "images" / "1.jpg")):
         with pytest.raises(ValidationError, match=r"outside the allowed data roots \(.*uploads\)"):
             image_input.check_location("path_to_image", path, local=True, roots=roots)
-    data_roots.remember(str(data))
-    data_roots.remember(str(data))  # once
-    assert data_roots.for_images() == (str(local_stage / "uploads"), str(data))
+    data_roots.remember(settings.current(), str(data))
+    data_roots.remember(settings.current(), str(data))  # once
+    assert data_roots.for_images(settings.current()) == (str(local_stage / "uploads"), str(data))
     inside = str(data / "images" / "1.jpg")
-    assert image_input.check_location("path_to_image", inside, local=True, roots=data_roots.for_images())
+    assert image_input.check_location("path_to_image", inside, local=True, roots=data_roots.for_images(settings.current()))
     upload = str(local_stage / "uploads" / "mine.jpg")  # in the home, yet the user's own
-    assert image_input.check_location("path_to_image", upload, local=True, roots=data_roots.for_images())
+    assert image_input.check_location("path_to_image", upload, local=True, roots=data_roots.for_images(settings.current()))
 
 
 def test_data_roots_when_set_replace_the_default(local_stage, tmp_path, monkeypatch):
     from chalicelib import settings
     from chalicelib.services import data_roots
 
-    data_roots.remember(str(tmp_path / "job-data"))
+    data_roots.remember(settings.current(), str(tmp_path / "job-data"))
     monkeypatch.setenv("AIFACTORY_DATA_ROOTS", str(tmp_path / "only"))
     settings.reset()
-    assert data_roots.for_images() == (str(tmp_path / "only"),)
+    assert data_roots.for_images(settings.current()) == (str(tmp_path / "only"),)
