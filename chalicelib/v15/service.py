@@ -11,7 +11,7 @@ import itertools
 import logging
 from typing import Any
 
-from chalicelib import limits, settings, tenancy
+from chalicelib import limits, tenancy
 from chalicelib.errors import Conflict, DomainError, NotFound, StillComputing, ValidationError
 from chalicelib.job_index import newest_first_key
 from chalicelib.job_record import Job
@@ -19,6 +19,7 @@ from chalicelib.ports import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, 
 from chalicelib.security import check_data_location
 from chalicelib.services import data_roots, jobs, paging
 from chalicelib.services import logs as job_logs
+from chalicelib.settings import Settings
 from chalicelib.v15 import class_pages, deployments, disk_space, plots
 from contracts import heartbeat as heartbeats
 from contracts import layout, statuses, timeutil
@@ -71,7 +72,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")
     artifact_uri = svc.artifacts.job_uri(job_id)
-    resource = {"InstanceType": config.v15_instance_type, **DEFAULT_RESOURCE, **capacity(form)}
+    resource = {"InstanceType": config.v15_instance_type, **DEFAULT_RESOURCE, **capacity(form, config)}
     record = jobs.base_record(
         job_id,
         job_name,
@@ -111,7 +112,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     return {"result": "OK", "job_id": job_id, "ignored_arguments": params.ignored_arguments(task, form)}
 
 
-def capacity(form: dict[str, str]) -> dict[str, Any]:
+def capacity(form: dict[str, str], config: Settings) -> dict[str, Any]:
     """`use_spot` (true/false; the stage's AIFACTORY_SPOT when absent), `max_wait_seconds` and
     `keep_alive_seconds`: the AI Factory resource's spot and warm pool options in v1.5's style;
     `instance_count`: hosts of one job (1 to the stage's AIFACTORY_MAX_INSTANCE_COUNT)."""
@@ -119,10 +120,10 @@ def capacity(form: dict[str, str]) -> dict[str, Any]:
     count = form.get("instance_count")
     if count not in (None, ""):
         expected = (
-            f"an integer in [1, {settings.current().max_instance_count}] (AIFACTORY_MAX_INSTANCE_COUNT)"
+            f"an integer in [1, {config.max_instance_count}] (AIFACTORY_MAX_INSTANCE_COUNT)"
         )
         number = parse_int("instance_count", count, expected)
-        if not 1 <= number <= settings.current().max_instance_count:
+        if not 1 <= number <= config.max_instance_count:
             raise ValidationError("instance_count", f"must be {expected}; got {number}")
         found["InstanceCount"] = number
     spot = form.get("use_spot")

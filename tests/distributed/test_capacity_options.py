@@ -82,17 +82,17 @@ def test_a_jobs_own_spot_choice_wins_over_the_stages(local_stage, monkeypatch, s
 
 
 def test_v15_takes_the_options_as_form_fields():
-    assert v15.capacity({"use_spot": "True", "max_wait_seconds": "7200", "keep_alive_seconds": ""}) == {
+    assert v15.capacity({"use_spot": "True", "max_wait_seconds": "7200", "keep_alive_seconds": ""}, settings.current()) == {
         "EnableManagedSpotTraining": True,
         "MaxWaitTimeInSeconds": 7200,
     }
     with pytest.raises(ValidationError) as caught:
-        v15.capacity({"use_spot": "maybe"})
+        v15.capacity({"use_spot": "maybe"}, settings.current())
     assert caught.value.field == "use_spot" and caught.value.message.endswith(
         "must be true or false; got 'maybe'"
     )
     with pytest.raises(ValidationError) as caught:
-        v15.capacity({"keep_alive_seconds": "-1"})
+        v15.capacity({"keep_alive_seconds": "-1"}, settings.current())
     assert caught.value.field == "keep_alive_seconds" and "in [0, 21600]" in caught.value.message
 
 
@@ -187,7 +187,7 @@ def test_a_queued_job_gives_up_after_the_stages_wait(local_stage, tmp_path, monk
 )
 def test_a_v15_instance_count_outside_the_stages_range_is_named(local_stage, tmp_path, count, message):
     with pytest.raises(ValidationError) as refused:
-        v15.capacity({"instance_count": count})
+        v15.capacity({"instance_count": count}, settings.current())
     assert refused.value.message == message
 
 
