@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import outbound
-from chalicelib import settings
 from chalicelib.errors import ValidationError
 from chalicelib.services.data_roots import UPLOADS
 
@@ -45,9 +44,10 @@ def check_s3_location(field: str, location: str, *, local: bool, roots: tuple[st
     return location
 
 
-def check_local_place(field: str, location: str, path: Path, roots: tuple[str, ...]) -> None:
-    """A resolved local path: never inside the service's own state, under the data roots when set."""
-    home = settings.current().home.resolve()  # jobs, secrets, artifacts: never user data
+def check_local_place(field: str, location: str, path: Path, roots: tuple[str, ...], home: Path) -> None:
+    """A resolved local path: never inside the service's own state (`home`: the stage's
+    AIFACTORY_HOME), under the data roots when set."""
+    home = home.resolve()  # jobs, secrets, artifacts: never user data
     uploads = home / UPLOADS  # the one folder of the home that holds the user's own images
     if (path == home or home in path.parents) and not (path == uploads or uploads in path.parents):
         raise ValidationError(field, f"'{location}' is inside the service's state directory")
@@ -63,7 +63,7 @@ def check_local_place(field: str, location: str, path: Path, roots: tuple[str, .
 
 
 def check_data_location(
-    field: str, location: str, *, local: bool, roots: tuple[str, ...], images: bool = False
+    field: str, location: str, *, local: bool, roots: tuple[str, ...], home: Path, images: bool = False
 ) -> str:
     """Where the service may read data from: aws stages, an `s3://` location under an allowed
     prefix; the local stage, a path outside the service's own state (under the data roots
@@ -77,7 +77,7 @@ def check_data_location(
     if not local:
         raise ValidationError(field, f"must be an s3:// {'location' if images else 'prefix'} in this stage")
     if images:
-        return _check_image_place(field, location, roots)
+        return _check_image_place(field, location, roots, home)
     try:
         path = Path(location).expanduser().resolve()
         is_dir = path.is_dir()
@@ -87,11 +87,11 @@ def check_data_location(
         raise ValidationError(field, f"'{location}' is not a directory")
     if not os.access(path, os.R_OK | os.X_OK):
         raise ValidationError(field, f"'{location}' is not readable")
-    check_local_place(field, location, path, roots)
+    check_local_place(field, location, path, roots, home)
     return str(path)
 
 
-def _check_image_place(field: str, location: str, roots: tuple[str, ...]) -> str:
+def _check_image_place(field: str, location: str, roots: tuple[str, ...], home: Path) -> str:
     """A local image path or pattern: its fixed part must be an allowed place (the files
     themselves are checked when read, after the walk)."""
     path = Path(location).expanduser()
@@ -100,5 +100,5 @@ def _check_image_place(field: str, location: str, roots: tuple[str, ...]) -> str
         resolved = fixed.resolve()
     except (OSError, RuntimeError, ValueError) as exc:  # a name too long, a symlink loop, a NUL
         raise ValidationError(field, f"is not a usable path ({type(exc).__name__})") from None
-    check_local_place(field, location, resolved, roots)
+    check_local_place(field, location, resolved, roots, home)
     return str(path.resolve()) if fixed == path else str(path)

@@ -260,7 +260,11 @@ def _image_source(config: Settings, form: dict[str, str]) -> tuple[str, str | by
         image_input.check_image("base64_image", data, limit, config.max_image_pixels, why)
         return given[0], data
     return given[0], image_input.check_location(
-        "path_to_image", form["path_to_image"], local=config.is_local, roots=data_roots.for_images(config)
+        "path_to_image",
+        form["path_to_image"],
+        local=config.is_local,
+        roots=data_roots.for_images(config),
+        home=config.home,
     )
 
 
@@ -322,7 +326,7 @@ def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str
     paths: list[str] = []
     for pattern in patterns:
         location = image_input.check_location(
-            "path_to_image_pattern_list", pattern, local=config.is_local, roots=roots
+            "path_to_image_pattern_list", pattern, local=config.is_local, roots=roots, home=config.home
         )
         matches = (
             svc.data.glob(location, config.max_infer_images)
@@ -331,7 +335,7 @@ def infer_multiple(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str
         )
         for match in matches:
             image_input.check_location(
-                "path_to_image_pattern_list", match, local=config.is_local, roots=roots
+                "path_to_image_pattern_list", match, local=config.is_local, roots=roots, home=config.home
             )
             paths.append(match)
         if len(paths) > config.max_infer_images:

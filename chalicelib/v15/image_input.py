@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from pathlib import Path
 
 from chalicelib.errors import ValidationError
 from chalicelib.security import check_data_location
@@ -85,7 +86,7 @@ def check_image(field: str, data: bytes, max_bytes: int, max_pixels: int, why: s
     return content_type
 
 
-def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...]) -> str:
+def check_location(field: str, location: str, *, local: bool, roots: tuple[str, ...], home: Path) -> str:
     """An allowed place to read an image (or a pattern of images) from: the data-location
     rule (security.check_data_location) for images."""
-    return check_data_location(field, location, local=local, roots=roots, images=True)
+    return check_data_location(field, location, local=local, roots=roots, home=home, images=True)

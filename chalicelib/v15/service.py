@@ -67,7 +67,9 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     resolved = params.resolve_train_args(form, source_job)
     limits.check_v15_arguments(resolved["hyperparameters"])
     config = svc.settings
-    data_dir = check_data_location("data_dir", resolved["data_dir"], local=config.is_local, roots=config.data_roots)
+    data_dir = check_data_location(
+        "data_dir", resolved["data_dir"], local=config.is_local, roots=config.data_roots, home=config.home
+    )
     task = resolved["task"]
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
     job_id, job_name = jobs.new_ids("v15")

@@ -85,7 +85,7 @@ def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     if task not in params.TASKS:
         raise ValidationError("task", f"must be one of {{{', '.join(params.TASKS)}}}; got {quote(task)}")
     data_dir = check_data_location(
-        "data_dir", form.get("data_dir", ""), local=config.is_local, roots=config.data_roots
+        "data_dir", form.get("data_dir", ""), local=config.is_local, roots=config.data_roots, home=config.home
     )
     if "index" not in form:
         raise ValidationError("index", "required")

@@ -81,28 +81,28 @@ def test_local_locations_stay_out_of_the_state_directory(tmp_path, monkeypatch):
     settings.reset()
     (home / "artifacts").mkdir(parents=True)
     with pytest.raises(ValidationError, match="inside the service's state directory"):
-        image_input.check_location("path_to_image", str(home / "artifacts" / "x.jpg"), local=True, roots=())
+        image_input.check_location("path_to_image", str(home / "artifacts" / "x.jpg"), home=settings.current().home, local=True, roots=())
     with pytest.raises(ValidationError, match="inside the service's state directory"):
-        image_input.check_location("p", str(home / "*" / "*.jpg"), local=True, roots=())
+        image_input.check_location("p", str(home / "*" / "*.jpg"), home=settings.current().home, local=True, roots=())
 
 
 def test_local_locations_respect_the_data_roots(tmp_path):  # the home is ./.aifactory here
     root = tmp_path / "data"
     root.mkdir()
-    inside = image_input.check_location("p", str(root / "a" / "*.jpg"), local=True, roots=(str(root),))
+    inside = image_input.check_location("p", str(root / "a" / "*.jpg"), home=settings.current().home, local=True, roots=(str(root),))
     assert inside == str(root / "a" / "*.jpg")
     with pytest.raises(ValidationError, match="outside the allowed data roots"):
-        image_input.check_location("p", str(tmp_path / "other.jpg"), local=True, roots=(str(root),))
+        image_input.check_location("p", str(tmp_path / "other.jpg"), home=settings.current().home, local=True, roots=(str(root),))
 
 
 def test_s3_locations_follow_the_stage():
     with pytest.raises(ValidationError, match="need an aws stage"):
-        image_input.check_location("p", "s3://b/x.jpg", local=True, roots=())
-    assert image_input.check_location("p", "s3://b/in/x.jpg", local=False, roots=("s3://b/in",))
+        image_input.check_location("p", "s3://b/x.jpg", home=settings.current().home, local=True, roots=())
+    assert image_input.check_location("p", "s3://b/in/x.jpg", home=settings.current().home, local=False, roots=("s3://b/in",))
     with pytest.raises(ValidationError, match="not under an allowed S3 prefix"):
-        image_input.check_location("p", "s3://b/inner/x.jpg", local=False, roots=("s3://b/in",))
+        image_input.check_location("p", "s3://b/inner/x.jpg", home=settings.current().home, local=False, roots=("s3://b/in",))
     with pytest.raises(ValidationError, match="must be an s3:// location"):
-        image_input.check_location("p", "/etc/passwd", local=False, roots=("s3://b/in",))
+        image_input.check_location("p", "/etc/passwd", home=settings.current().home, local=False, roots=("s3://b/in",))
 
 
 def test_a_name_too_long_for_the_file_system_is_not_found_not_a_crash():
@@ -119,7 +119,7 @@ def test_a_data_dir_too_long_for_the_file_system_is_a_400():
     from chalicelib.security import check_data_location
 
     with pytest.raises(ValidationError, match="is not a usable path"):
-        check_data_location("data_dir", "/tmp/" + "{" * 600, local=True, roots=())
+        check_data_location("data_dir", "/tmp/" + "{" * 600, home=settings.current().home, local=True, roots=())
 
 
 # --- the local data store: bounded walks, careful reads (issue 16) -------------------------------
@@ -228,14 +228,14 @@ def test_without_data_roots_images_are_read_only_under_uploads_and_jobs_data(loc
     assert roots == (str(local_stage / "uploads"),)
     for path in ("/etc/shadow", "/proc/self/environ", str(data / "images" / "1.jpg")):
         with pytest.raises(ValidationError, match=r"outside the allowed data roots \(.*uploads\)"):
-            image_input.check_location("path_to_image", path, local=True, roots=roots)
+            image_input.check_location("path_to_image", path, home=settings.current().home, local=True, roots=roots)
     data_roots.remember(settings.current(), str(data))
     data_roots.remember(settings.current(), str(data))  # once
     assert data_roots.for_images(settings.current()) == (str(local_stage / "uploads"), str(data))
     inside = str(data / "images" / "1.jpg")
-    assert image_input.check_location("path_to_image", inside, local=True, roots=data_roots.for_images(settings.current()))
+    assert image_input.check_location("path_to_image", inside, home=settings.current().home, local=True, roots=data_roots.for_images(settings.current()))
     upload = str(local_stage / "uploads" / "mine.jpg")  # in the home, yet the user's own
-    assert image_input.check_location("path_to_image", upload, local=True, roots=data_roots.for_images(settings.current()))
+    assert image_input.check_location("path_to_image", upload, home=settings.current().home, local=True, roots=data_roots.for_images(settings.current()))
 
 
 def test_data_roots_when_set_replace_the_default(local_stage, tmp_path, monkeypatch):
