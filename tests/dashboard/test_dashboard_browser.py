@@ -376,6 +376,18 @@ def test_checkpoints_say_best_and_kept_and_download(api, driver, finished_job):
     assert api.call("GET", f"{route}/9/model.json")[0] == 404
 
 
+def test_deploy_a_checkpoint_from_its_row(driver, finished_job):
+    """Right after the plots, so the model server starts while the next tests run."""
+    wait(lambda: click(driver, "#checkpoints tr.best button[data-deploy]"), 30, "the deploy button")
+    wait(lambda: "deployed" in by_id(driver, "checkpoint-message").text, 120, "the deployment")
+    wait(
+        lambda: query(driver, f"#deployments tr[data-deployment^='{finished_job}']"),
+        30,
+        "the deployments list",
+    )
+    assert query(driver, "#checkpoints tr.best button[data-deploy]", "return element.disabled")
+
+
 def test_compare_overlays_runs_and_tables_the_differing_hyper_parameters(driver, jobs, finished_job):
     for name in ("long", "short"):
         selector = f"tr[data-job-key='v15:{jobs[name]}'] input.compare-tick"
@@ -490,15 +502,8 @@ def test_a_link_to_a_job_opens_it(api, driver, finished_job):
     )
 
 
-def test_deploy_a_checkpoint_and_infer_on_an_uploaded_image(driver, finished_job, data_dir):
-    _open_finished(driver, finished_job)
-    wait(lambda: click(driver, "#checkpoints tr.best button[data-deploy]"), 30, "the deploy button")
-    wait(lambda: "deployed" in by_id(driver, "checkpoint-message").text, 120, "the deployment")
-    wait(
-        lambda: query(driver, f"#deployments tr[data-deployment^='{finished_job}']"),
-        30,
-        "the deployments list",
-    )
+def test_infer_on_an_uploaded_image_shows_the_annotated_result(driver, finished_job, data_dir):
+    assert finished_job in by_id(driver, "job-title").text  # opened by the link above
     image = sorted((data_dir / "images").iterdir())[0]
     by_id(driver, "infer-file").send_keys(str(image))
     wait(lambda: by_id(driver, "infer-button").is_enabled(), 30, "infer to be offered")
