@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import settings
 from chalicelib.errors import ValidationError
+from chalicelib.settings import Settings
 from contracts import text_hyperparameters
 
 DEFAULTS: dict[str, int] = {
@@ -54,12 +54,13 @@ DEFAULTS: dict[str, int] = {
 }
 
 
-def ceilings() -> dict[str, int]:
-    return {**DEFAULTS, **settings.current().ceilings}
+def ceilings(config: Settings) -> dict[str, int]:
+    """The defaults above with the stage's AIFACTORY_CEILINGS over them."""
+    return {**DEFAULTS, **config.ceilings}
 
 
-def check(value: Any, name: str, field: str) -> None:
-    limit = ceilings().get(name)
+def check(config: Settings, value: Any, name: str, field: str) -> None:
+    limit = ceilings(config).get(name)
     if limit is None or isinstance(value, bool) or not isinstance(value, int | float):
         return
     if value > limit:
@@ -68,12 +69,12 @@ def check(value: Any, name: str, field: str) -> None:
         )
 
 
-def check_text_hyperparameters(values: Mapping[str, str], prefix: str) -> None:
+def check_text_hyperparameters(config: Settings, values: Mapping[str, str], prefix: str) -> None:
     for key, text in values.items():
         if key in DEFAULTS and key in text_hyperparameters.BY_KEY:
-            check(text_hyperparameters.parse(key, text), key, f"{prefix}.{key}")
+            check(config, text_hyperparameters.parse(key, text), key, f"{prefix}.{key}")
 
 
-def check_v15_arguments(values: Mapping[str, Any]) -> None:
+def check_v15_arguments(config: Settings, values: Mapping[str, Any]) -> None:
     for name, value in values.items():
-        check(value, name, name)
+        check(config, value, name, name)

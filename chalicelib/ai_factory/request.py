@@ -136,7 +136,7 @@ def check_capacity(resource: dict, base: str) -> dict[str, Any]:
     return found
 
 
-def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str]:
+def _hyperparameters(config: Settings, value: Any, name: str, secrets: list[str]) -> dict[str, str]:
     raw = _object(value, name, required=False)
     if len(raw) > MAX_HYPERPARAMETERS:
         raise ValidationError(name, f"at most {MAX_HYPERPARAMETERS} entries are allowed")
@@ -166,7 +166,7 @@ def _hyperparameters(value: Any, name: str, secrets: list[str]) -> dict[str, str
                 field_name, "must not contain a header value (secrets never go into hyper-parameters)"
             )
         result[key] = item
-    limits.check_text_hyperparameters(result, name)
+    limits.check_text_hyperparameters(config, result, name)
     return result
 
 
@@ -202,13 +202,13 @@ def parse_create(payload: Any, config: Settings) -> CreateRequest:
         "max_pages": _integer(pagination.get("max_pages", 0), "dataset_endpoint.pagination.max_pages", 0),
     }
     for key in ("begin_offset", "max_pages"):
-        limits.check(pages[key], f"pagination.{key}", f"dataset_endpoint.pagination.{key}")
+        limits.check(config, pages[key], f"pagination.{key}", f"dataset_endpoint.pagination.{key}")
 
     model = _object(body.get("training_model"), "training_model")
     image = check_image_allowed(config, _string(model.get("image"), "training_model.image", 512))
     secrets = [v for v in [*callback_headers.values(), *dataset_headers.values()] if len(v) >= 4]
     hyperparameters = _hyperparameters(
-        model.get("hyperparameters"), "training_model.hyperparameters", secrets
+        config, model.get("hyperparameters"), "training_model.hyperparameters", secrets
     )
     resource = _object(model.get("resource"), "training_model.resource")
     instance_type, count, volume = check_resource(config, resource, "training_model.resource")

@@ -65,8 +65,8 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         field = "resume_job_id_and_epoch" if kind == params.RESUME else "finetune_job_id_and_epoch"
         source_job = _source_job(svc, field, source_id, epoch)
     resolved = params.resolve_train_args(form, source_job)
-    limits.check_v15_arguments(resolved["hyperparameters"])
     config = svc.settings
+    limits.check_v15_arguments(config, resolved["hyperparameters"])
     data_dir = check_data_location(
         "data_dir", resolved["data_dir"], local=config.is_local, roots=config.data_roots, home=config.home
     )

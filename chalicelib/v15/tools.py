@@ -94,7 +94,7 @@ def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         raise ValidationError("index", f"must be an integer >= 0; got {index}")
     seed = parse_int("seed", form.get("seed", "0"))
     hyperparameters = params.resolve_preview_args(task, form)
-    limits.check_v15_arguments(hyperparameters)
+    limits.check_v15_arguments(config, hyperparameters)
     request = tools.request(
         tools.AUG_PREVIEW,
         data_uri=data_dir,
