@@ -54,7 +54,7 @@ def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[st
     req = parse_create(payload, svc.settings)
     finetune = resolve_finetune(svc, req.task_def, req.hyperparameters)
     svc.platform.check_image(req.image)
-    job_id, job_name = jobs.new_ids()
+    job_id, job_name = jobs.new_ids("aif", svc.settings.stage)
     resource = {
         "InstanceType": req.instance_type,
         "InstanceCount": req.instance_count,
@@ -87,7 +87,7 @@ def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[st
         data=DataSource(type=FETCH, url=req.dataset_url, pagination=req.pagination),
         finetune=finetune,
     )
-    request = jobs.training_request(record, req.image, None)
+    request = jobs.training_request(svc.settings, record, req.image, None)
     jobs.launch(svc, record, job_config, req.secret, request)
     return {"status": "success", "job_name": job_name}
 

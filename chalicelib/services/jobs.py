@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import settings, stage_names, tenancy
+from chalicelib import stage_names, tenancy
 from chalicelib.errors import Conflict, NotFound, QuotaExceeded, StorageFull
 from chalicelib.job_record import Job
 from chalicelib.ports import (
@@ -58,12 +58,12 @@ WAITING_FOR_CAPACITY = "WaitingForCapacity"  # secondary status of a job in the 
 BILLABLE_REFRESH_S = 30  # a running job's billable seconds are written back at most this often
 
 
-def new_ids(prefix: str = "aif", stage: str | None = None) -> tuple[str, str]:
+def new_ids(prefix: str, stage: str) -> tuple[str, str]:
     """v1.5 job id `YYYYmmddHHMMSS-<uuid4>` and a SageMaker-valid job name that carries the
-    stage on AWS (`v15-dev-...`: chalicelib.stage_names), the stage's settings by default."""
+    stage on AWS (`v15-dev-...`: chalicelib.stage_names): `stage`, the settings' (AIFACTORY_STAGE)."""
     now = timeutil.now()
     unique = uuid.uuid4()
-    named = stage_names.job_name_prefix(prefix, settings.current().stage if stage is None else stage)
+    named = stage_names.job_name_prefix(prefix, stage)
     return f"{now:%Y%m%d%H%M%S}-{unique}", f"{named}-{now:%Y%m%d-%H%M%S}-{unique.hex[:8]}"
 
 
@@ -474,7 +474,7 @@ def restore(svc: Adapters, job: Job, image: str, data_uri: str | None) -> Job:
         )
     except ConflictError:
         raise Conflict("Job is not stopped.") from None
-    request = training_request(job, image, data_uri, name)
+    request = training_request(svc.settings, job, image, data_uri, name)
     try:  # job.json too: on a full disk the job stays stopped, not InProgress with no attempt
         _next_attempt_config(svc, job.job_id, number)
         job = svc.jobs.update(job.job_id, {"launched_request": dataclasses.asdict(request)})
@@ -497,6 +497,7 @@ def clear(svc: Adapters, job: Job) -> None:
 
 
 def training_request(
+    config: Settings,
     job: Job,
     image: str,
     data_uri: str | None,
@@ -517,9 +518,9 @@ def training_request(
         volume_size_gb=resource["VolumeSizeInGB"],
         artifact_uri=job.artifact_uri,
         data_uri=data_uri,
-        max_runtime_s=settings.current().max_runtime_seconds,
+        max_runtime_s=config.max_runtime_seconds,
         tags={"aifactory:job_id": job.job_id, "aifactory:api": job.api, "aifactory:task": job.task},
-        use_spot=settings.current().spot_training if spot is None else bool(spot),
+        use_spot=config.spot_training if spot is None else bool(spot),
         max_wait_s=resource.get(MAX_WAIT_KEY),
         keep_alive_s=int(resource.get(KEEP_ALIVE_KEY) or 0),
     )

@@ -72,7 +72,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
     )
     task = resolved["task"]
     hyperparameters = {"task": task, **resolved["hyperparameters"]}
-    job_id, job_name = jobs.new_ids("v15")
+    job_id, job_name = jobs.new_ids("v15", config.stage)
     artifact_uri = svc.artifacts.job_uri(job_id)
     resource = {"InstanceType": config.v15_instance_type, **DEFAULT_RESOURCE, **capacity(form, config)}
     record = jobs.base_record(
@@ -102,7 +102,7 @@ def start_training(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
         data=DataSource(type=DATA_DIR, channel="training"),
         finetune=finetune,
     )
-    request = jobs.training_request(record, record.image, data_dir)
+    request = jobs.training_request(config, record, record.image, data_dir)
     try:
         if resolved["resume"]:
             _copy_resume_point(svc, source_job, resolved["resume"]["epoch"], job_id)

@@ -280,7 +280,7 @@ def test_endpoints_run_with_their_own_role_not_the_training_role(aws_stage):
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     assert sagemaker.describe_model(ModelName=name)["ExecutionRoleArn"] == ENDPOINT_ROLE.format(stage="dev")
     # The job names the stage's services make carry the stage.
-    assert stage_names.belongs_to(jobs.new_ids("v15")[1], "dev")
+    assert stage_names.belongs_to(jobs.new_ids("v15", settings.current().stage)[1], "dev")
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def sent(monkeypatch):
 
 
 def submit(svc: Adapters, api: str = "v1.5", n: int = 0) -> dict:
-    job_id, job_name = jobs.new_ids()
+    job_id, job_name = jobs.new_ids("aif", svc.settings.stage)
     job_id, job_name = f"{job_id}-{n}", f"{job_name}-{n}"
     record = jobs.base_record(
         job_id,
@@ -92,7 +92,7 @@ def submit(svc: Adapters, api: str = "v1.5", n: int = 0) -> dict:
         artifact_uri=f"s3://{BUCKET}/dev/jobs/{job_id}",
         callback={"url": "http://127.0.0.1:9/callback"},
     )
-    request = jobs.training_request(record, "trainer:latest", None)
+    request = jobs.training_request(svc.settings, record, "trainer:latest", None)
     config = JobConfig(job_id=job_id, task="classification", artifact_uri=record["artifact_uri"])
     return jobs.launch(svc, record, config, None, request)
 

@@ -77,7 +77,7 @@ def test_a_jobs_own_spot_choice_wins_over_the_stages(local_stage, monkeypatch, s
     if given is not None:
         resource["EnableManagedSpotTraining"] = given
     job = jobs.base_record("j", "n", "ai_factory", "ml_tagger", resource=resource, artifact_uri="/a")
-    request = jobs.training_request(job, "aifactory-trainer:latest", None)
+    request = jobs.training_request(settings.current(), job, "aifactory-trainer:latest", None)
     assert (request.use_spot, request.keep_alive_s, request.max_wait_s) == (expected, 600, None)
 
 

@@ -124,7 +124,7 @@ def svc(dynamodb, s3, offline_client):  # noqa: F811 - moto fixtures imported ab
 
 def submit(svc: Adapters) -> tuple[dict, dict]:
     """A v1.5 job as `start_training` builds it; returns (record, the CreateTrainingJob params)."""
-    job_id, job_name = jobs.new_ids("v15")
+    job_id, job_name = jobs.new_ids("v15", svc.settings.stage)
     record = jobs.base_record(
         job_id,
         job_name,
@@ -136,7 +136,7 @@ def submit(svc: Adapters) -> tuple[dict, dict]:
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/aifactory-trainer:1.0",
         data_dir="s3://customer-data/voc/",
     )
-    request = jobs.training_request(record, record["image"], record["data_dir"])
+    request = jobs.training_request(svc.settings, record, record["image"], record["data_dir"])
     config = JobConfig(job_id=job_id, task="classification", artifact_uri=record["artifact_uri"])
     # The queued request comes back from DynamoDB, whose maps keep no order: the tags are
     # compared as a set (test_queued_request_keeps_every_tag), the rest exactly.
