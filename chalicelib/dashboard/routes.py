@@ -31,12 +31,13 @@ FILES = {
 # Route templates (Chalice's `request.path`) the app's key check lets through: static files only.
 # Browsers ask for /favicon.ico whatever the page says; answering it keeps a 403 out of the console.
 PUBLIC_ROUTES = frozenset({"/", "/dashboard/{name}", "/favicon.ico"})
-# Everything the page loads comes from this server; plots arrive as data: URLs, downloads as blob: URLs.
+# Everything the page loads comes from this server; plots arrive as data: URLs (downloads are
+# saved from blob: URLs, a navigation no directive here governs).
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
 }

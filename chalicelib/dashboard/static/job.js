@@ -37,14 +37,18 @@ export function select(key, onSelected) {
   fillTable($("infer-result"), []);
   $("infer-error").textContent = "";
   $("job").hidden = false;
+  const job = state.jobs.get(key);
+  if (job) $("job-title").textContent = title(job); // at once, before the next refresh's requests
   if (onSelected) onSelected();
 }
+
+const title = (job) => `${job.api === "v15" ? "v1.5" : "AI Factory"} job ${job.id}`;
 
 export async function refreshJob() {
   const job = state.jobs.get(state.selected);
   if (!job) return;
   const v15 = job.api === "v15";
-  $("job-title").textContent = `${v15 ? "v1.5" : "AI Factory"} job ${job.id}`;
+  $("job-title").textContent = title(job);
   $("job-status").textContent = job.status || "";
   $("job-status").className = `status ${job.status || ""}`;
   $("job-progress").textContent = progressText(job);
