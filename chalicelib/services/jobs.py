@@ -55,6 +55,8 @@ SPOT_KEY = "EnableManagedSpotTraining"
 MAX_WAIT_KEY = "MaxWaitTimeInSeconds"
 KEEP_ALIVE_KEY = "KeepAlivePeriodInSeconds"
 WAITING_FOR_CAPACITY = "WaitingForCapacity"  # secondary status of a job in the capacity queue
+Record = Mapping[str, Any]
+"""What the functions below take: a `Job`, or a record's fields (`Job.from_item` makes one)."""
 BILLABLE_REFRESH_S = 30  # a running job's billable seconds are written back at most this often
 
 
@@ -80,8 +82,8 @@ def job_name_of(training_job_name: str) -> str:
     return match.group("name") if match else training_job_name
 
 
-def current_attempt(job: Job) -> dict[str, Any]:
-    return job.attempts[-1]
+def current_attempt(job: Record) -> dict[str, Any]:
+    return Job.from_item(job).attempts[-1]
 
 
 def read_config(svc: Adapters, job_id: str) -> JobConfig | None:
@@ -145,9 +147,10 @@ def launch(
         raise
 
 
-def check_quotas(svc: Adapters, record: Job) -> None:
+def check_quotas(svc: Adapters, record: Record) -> None:
     """The request's tenant may start this job: its instance types and its concurrent jobs
     (queued ones count: they start on their own). Read from the active-jobs index: O(active)."""
+    record = Job.from_item(record)
     tenant = tenancy.current()
     instance_type = (record.resource or {}).get("InstanceType")
     allowed = tenant.quotas.instance_types
@@ -212,7 +215,8 @@ def _gave_up(config: Settings, queued: dict[str, Any], now: float) -> bool:
     return since is not None and now - since >= config.capacity_max_wait_seconds
 
 
-def _give_up(svc: Adapters, job: Job, reason: str, since_ts: float) -> Job:
+def _give_up(svc: Adapters, job: Record, reason: str, since_ts: float) -> Job:
+    job = Job.from_item(job)
     waited = time.time() - since_ts
     resource = job.resource or {}
     message = (
@@ -234,8 +238,9 @@ def _give_up(svc: Adapters, job: Job, reason: str, since_ts: float) -> Job:
     )
 
 
-def enqueue(svc: Adapters, job: Job, request: TrainingRequest, reason: str) -> Job:
+def enqueue(svc: Adapters, job: Record, request: TrainingRequest, reason: str) -> Job:
     """The platform cannot start `request` now: the job waits, InProgress, until it can."""
+    job = Job.from_item(job)
     log.warning("no capacity for %s: queued (%s)", request.training_job_name, reason)
     since = job.capacity_since or time.time()
     return svc.jobs.update(
@@ -249,10 +254,11 @@ def enqueue(svc: Adapters, job: Job, request: TrainingRequest, reason: str) -> J
     )
 
 
-def requeue_after_capacity_failure(svc: Adapters, job: Job, reason: str) -> Job:
+def requeue_after_capacity_failure(svc: Adapters, job: Record, reason: str) -> Job:
     """SageMaker failed the current attempt for capacity: a new attempt of the same request
     waits in the queue (it resumes from the job's checkpoints), unless the job has waited long
     enough. Conditional on `capacity_tries`: two handlers seeing the failure queue one attempt."""
+    job = Job.from_item(job)
     now = time.time()
     since = job.capacity_since or now
     if now - since >= svc.settings.capacity_max_wait_seconds:
@@ -365,8 +371,9 @@ def base_record(job_id: str, job_name: str, api: str, task: str, **fields: Any) 
     return Job.from_item(item)
 
 
-def refresh(svc: Adapters, job: Job) -> Job:
+def refresh(svc: Adapters, job: Record) -> Job:
     """Brings the record's status up to date with the current attempt's platform status."""
+    job = Job.from_item(job)
     if job.status in TERMINAL and job.settled:
         return job
     if job.queued_request:
@@ -419,7 +426,8 @@ def get_by_name(svc: Adapters, job_name: str, api: str | None = None) -> Job:
     return refresh(svc, job)
 
 
-def stop(svc: Adapters, job: Job) -> Job:
+def stop(svc: Adapters, job: Record) -> Job:
+    job = Job.from_item(job)
     queued = job.queued_request
     if queued and job.status == IN_PROGRESS:  # never started: nothing to ask the platform
         try:
@@ -446,9 +454,10 @@ def stop(svc: Adapters, job: Job) -> Job:
     return refresh(svc, job)
 
 
-def restore(svc: Adapters, job: Job, image: str, data_uri: str | None) -> Job:
+def restore(svc: Adapters, job: Record, image: str, data_uri: str | None) -> Job:
     """A new attempt under the same artifact prefix: the trainer resumes from its checkpoints
     (and reads the job's hyper-parameters from its job.json, as the first attempt did)."""
+    job = Job.from_item(job)
     if job.status != STOPPED:
         raise Conflict("Job is not stopped.")
     number = current_attempt(job)["attempt"] + 1
@@ -487,7 +496,8 @@ def restore(svc: Adapters, job: Job, image: str, data_uri: str | None) -> Job:
     return job
 
 
-def clear(svc: Adapters, job: Job) -> None:
+def clear(svc: Adapters, job: Record) -> None:
+    job = Job.from_item(job)
     if job.status not in TERMINAL:
         raise Conflict("Job is not stopped.")
     svc.artifacts.delete_prefix(job.artifact_key)
@@ -498,7 +508,7 @@ def clear(svc: Adapters, job: Job) -> None:
 
 def training_request(
     config: Settings,
-    job: Job,
+    job: Record,
     image: str,
     data_uri: str | None,
     training_job_name: str | None = None,
@@ -506,6 +516,7 @@ def training_request(
     """One attempt's platform request. No hyper-parameters: they travel once, in job.json
     (contracts.job_config), which every attempt's trainer reads; SageMaker's 100 strings of
     256 characters could not hold every job's anyway."""
+    job = Job.from_item(job)
     resource = job.resource
     spot = resource.get(SPOT_KEY)
     return TrainingRequest(
