@@ -1,7 +1,9 @@
 """The AI Factory dotted hyper-parameters of the text tasks, parsed once at start.
 
-The rules, defaults and meanings are `contracts.text_hyperparameters`, which the API
-checks requests with too. A bad value fails the job at start with a ValueError naming the
+The values are job.json's `hyperparameters` (`TrainingEnvironment.hyperparameters`, the
+one source both trainers read; the user's strings as the API received them). The rules,
+defaults and meanings are `contracts.text_hyperparameters`, which the API checks requests
+with too. A bad value fails the job at start with a ValueError naming the
 key, rather than somewhere inside training.
 
 `process.eval.steps` follows tf.estimator's EvalSpec: the number of held-out batches an
