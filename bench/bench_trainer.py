@@ -328,7 +328,7 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch")
-    device = engine.select_device(None if args.device == "cuda" else [])
+    device = engine.select_device(None if args.device == "cuda" else [], {})  # no instance type: this machine
     if device.type == "cuda":
         torch.cuda.set_device(device)
 
