@@ -3,9 +3,8 @@ given), the epoch, and where that epoch's checkpoint lives."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalicelib.errors import ValidationError
+from chalicelib.job_record import Job
 from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts import layout
@@ -13,13 +12,13 @@ from contracts.api_names import V15 as API
 from contracts.v15_literals import parse_int, quote
 
 
-def job(svc: Adapters, job_id: str, form: dict[str, str], task_required: bool = False) -> dict[str, Any]:
+def job(svc: Adapters, job_id: str, form: dict[str, str], task_required: bool = False) -> Job:
     found = jobs.get(svc, job_id, API)
     task = form.get("task")
     if task is None and task_required:
         raise ValidationError("task", "required")
-    if task is not None and task.strip() != found["task"]:
-        raise ValidationError("task", f"the job's task is '{found['task']}'; got {quote(task)}")
+    if task is not None and task.strip() != found.task:
+        raise ValidationError("task", f"the job's task is '{found.task}'; got {quote(task)}")
     return found
 
 

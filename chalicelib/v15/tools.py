@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib import limits
 from chalicelib.errors import NotFound, ValidationError
+from chalicelib.job_record import Job
 from chalicelib.ports import Adapters
 from chalicelib.security import check_data_location
 from chalicelib.services import budget, jobs
@@ -107,11 +108,11 @@ def aug_preview(svc: Adapters, form: dict[str, str]) -> dict[str, Any]:
 
 
 # --- upgrade ---------------------------------------------------------------------------------
-def _migrate_1_to_2(svc: Adapters, job: dict[str, Any]) -> None:
+def _migrate_1_to_2(svc: Adapters, job: Job) -> None:
     """model.json names its normalisation: what `needs_freeze_bn` meant for R-CNNs before GroupNorm."""
-    if job["task"] not in RCNN_TASKS:
+    if job.task not in RCNN_TASKS:
         return
-    prefix = layout.job_key(job["job_id"], layout.CHECKPOINTS) + "/"
+    prefix = layout.job_key(job.job_id, layout.CHECKPOINTS) + "/"
     for key in list(svc.artifacts.list_keys(prefix)):
         found = layout.parse_epoch_key(key)
         if not found or found[1] != layout.MODEL_JSON:
@@ -128,7 +129,7 @@ MIGRATIONS = {1: _migrate_1_to_2}
 
 def upgrade(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
     job = forms.job(svc, job_id, form)
-    version = int(job.get("format_version") or 0)
+    version = int(job.format_version or 0)
     if version >= layout.FORMAT_VERSION:
         return {"result": "OK", "upgraded": False, "exception": None}
     if version < layout.OLDEST_UPGRADABLE:
@@ -138,7 +139,7 @@ def upgrade(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, Any]:
             "upgraded": False,
             "exception": {"type": "ValueError", "message": f"The version under {oldest} is not upgradable."},
         }
-    if job["status"] not in ("Completed", "Failed", "Stopped"):
+    if job.status not in ("Completed", "Failed", "Stopped"):
         raise ValidationError("job_id", "a job is upgraded when it is not running; stop it first")
     while version < layout.FORMAT_VERSION:
         MIGRATIONS[version](svc, job)
