@@ -28,10 +28,15 @@ run: $(STAMP) $(BIN)/aifactory
 # The whole suite on a fresh machine: scripts/test-deps.sh first installs or starts what the
 # tests need (chromium, a Docker engine and the images) where the machine allows; what it
 # cannot have is a loud line and a skip.
+# The suite runs on every core (pytest-xdist; a file's tests share one worker, tests/conftest.py),
+# then the few tests that assert wall-clock deadlines run alone (`serial`). TEST_WORKERS=0 runs
+# it all in one process; plain `pytest` still runs everything.
+TEST_WORKERS ?= auto
 test: $(STAMP) $(BIN)/aifactory
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chalicelib import settings, wiring
@@ -59,3 +61,18 @@ def client(local_stage):
 @pytest.fixture
 def api_headers():
     return {"x-api-key": LOCAL_ENV["AIFACTORY_API_KEY"], "Content-Type": "application/json"}
+
+
+# Folders whose fixtures are session-wide (one trained checkpoint per task, the built images):
+# under xdist they run on one worker so those are made once.
+SESSION_SHARED_FOLDERS = {"inference", "docker"}
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs the suite on every core with `--dist loadgroup`: a file's tests stay on
+    one worker, so a module fixture (a trained job) is trained once, never once per worker."""
+    for item in items:
+        parts = Path(str(item.path)).relative_to(TESTS).parts
+        group = parts[0] if parts[0] in SESSION_SHARED_FOLDERS else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -175,6 +175,7 @@ def wire_client():
                 running.join(10)
 
 
+@pytest.mark.serial
 def test_over_the_wire_a_cold_start_past_the_budget_answers_retry_then_the_answer(
     wire_client, store, monkeypatch
 ):

@@ -90,6 +90,7 @@ def get(url: str, data: bytes | None = None, ctype: str = "text/plain"):
         return error.code, error.headers, error.read()
 
 
+@pytest.mark.serial
 def test_a_lambda_past_the_integration_timeout_is_504_at_the_timeout_and_goes_on(serve, caplog):
     url = serve()
     caplog.set_level(logging.WARNING, logger="aifactory.server")

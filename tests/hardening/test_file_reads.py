@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 V = "/api/v1.5.0"
 WHOLE_DISK = "['/*/*/*/*/*/*/*/*/*/nomatch.jpg']"
 
@@ -23,6 +25,7 @@ def test_a_whole_disk_pattern_for_a_job_that_does_not_exist_walks_nothing(api):
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.serial
 def test_eight_whole_disk_patterns_at_once_leave_the_api_answering(api):
     form = {"task": "classification", "epoch": "1", "path_to_image_pattern_list": WHOLE_DISK}
     with ThreadPoolExecutor(8) as pool:

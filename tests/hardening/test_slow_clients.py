@@ -25,6 +25,8 @@ import pytest
 
 from tests.servers import ApiServer
 
+pytestmark = pytest.mark.serial  # wall-clock deadlines: run alone (make test)
+
 HEADER_TIMEOUT = 2  # seconds: short, so the tests end soon
 REQUEST_TIMEOUT = 4
 CHANNEL_TIMEOUT = 30  # longer than both: closing a trickler is the deadlines' work, not idleness

@@ -23,6 +23,8 @@ from chalicelib.ports import COMPLETED, IN_SERVICE, Adapters, Deployment
 from chalicelib.v15 import deployments
 from contracts import layout
 
+pytestmark = pytest.mark.serial  # wall-clock deadlines: run alone (make test)
+
 JOB = "20261130000000-inferbudget"
 IMAGES = 10
 DELAY_S = 0.5  # per invocation: 10 images, 2 at a time, take 2.5 s; the budget is 1.5 s
