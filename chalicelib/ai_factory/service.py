@@ -7,6 +7,7 @@ from typing import Any
 
 from chalicelib.ai_factory.request import parse_create, parse_job_name
 from chalicelib.errors import NotFound, ValidationError
+from chalicelib.job_record import Job
 from chalicelib.ports import Adapters
 from chalicelib.services import events, jobs, outbox, paging
 from chalicelib.services import logs as job_logs
@@ -95,14 +96,14 @@ def create_training_job(svc: Adapters, payload: Any, public_url: str) -> dict[st
 PAGE_LIMIT_MAX = 1000
 
 
-def _job_item(job: dict[str, Any]) -> dict[str, Any]:
+def _job_item(job: Job) -> dict[str, Any]:
     item = {
-        "TrainingJobStatus": job["status"],
-        "TrainingJobName": job["job_name"],
-        "CreationTime": job["created_at"],
+        "TrainingJobStatus": job.status,
+        "TrainingJobName": job.job_name,
+        "CreationTime": job.created_at,
     }
-    if job.get("ended_at"):
-        item["TrainingEndTime"] = job["ended_at"]
+    if job.ended_at:
+        item["TrainingEndTime"] = job.ended_at
     if outbox.summary(job):  # the callback: pending, delivered or failed (attempts, last error)
         item["callback"] = outbox.summary(job)
     return item
@@ -128,12 +129,12 @@ def list_training_jobs(svc: Adapters, params: dict[str, Any] | None = None) -> A
 
 def training_status(svc: Adapters, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
-    result = {"status": job["status"]}
-    if job.get("failure_reason"):
-        result["message"] = job["failure_reason"].split("\n\n", 1)[0]
-    if job.get("secondary_status") == jobs.WAITING_FOR_CAPACITY:  # beyond the spec: why it waits
+    result = {"status": job.status}
+    if job.failure_reason:
+        result["message"] = job.failure_reason.split("\n\n", 1)[0]
+    if job.secondary_status == jobs.WAITING_FOR_CAPACITY:  # beyond the spec: why it waits
         result["secondary_status"] = jobs.WAITING_FOR_CAPACITY
-        result["message"] = job.get("status_message") or ""
+        result["message"] = job.status_message or ""
     progress = _progress(svc, job)
     if progress:
         result["progress"] = progress
@@ -143,9 +144,9 @@ def training_status(svc: Adapters, payload: Any) -> dict[str, str]:
     return result
 
 
-def _progress(svc: Adapters, job: dict[str, Any]) -> dict[str, Any] | None:
+def _progress(svc: Adapters, job: Job) -> dict[str, Any] | None:
     """The trainer's heartbeat in the text tasks' terms: steps, not epochs (one epoch of `steps`)."""
-    heartbeat = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), None) or {}
+    heartbeat = svc.artifacts.get_json(layout.job_key(job.job_id, layout.PROGRESS), None) or {}
     if not heartbeat or not heartbeats.is_current(heartbeat, jobs.current_attempt(job)["attempt"]):
         return None
     return {**heartbeats.readings(heartbeat, _STEP_NAMES), "updated_at": heartbeat.get("datetime")}
@@ -165,13 +166,13 @@ _STEP_NAMES = {
 def stop_training_job(svc: Adapters, payload: Any) -> dict[str, str]:
     job = jobs.get_by_name(svc, parse_job_name(payload), API)
     job = jobs.stop(svc, job)
-    return {"status": "success", "job_name": job["job_name"], "TrainingJobStatus": job["status"]}
+    return {"status": "success", "job_name": job.job_name, "TrainingJobStatus": job.status}
 
 
 def model_artifact(svc: Adapters, job_name: str) -> tuple[str, bytes | None, str | None]:
     """The model.tar.gz of a completed job: (key, bytes when local, presigned URL when on S3)."""
     job = jobs.get_by_name(svc, job_name, API)
-    key = layout.job_key(job["job_id"], layout.model_output(jobs.current_attempt(job)["training_job_name"]))
+    key = layout.job_key(job.job_id, layout.model_output(jobs.current_attempt(job)["training_job_name"]))
     # A presigned URL does not say whether the object exists: look first (one ListObjectsV2 on S3),
     # so a missing model is this API's 404, not S3's XML error behind a redirect.
     if key not in set(svc.artifacts.list_keys(key.rsplit("/", 1)[0])):

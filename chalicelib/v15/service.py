@@ -173,7 +173,7 @@ def stop(svc: Adapters, job_id: str) -> dict[str, str]:
         job = jobs.get(svc, job_id, API)
     except NotFound:
         raise NotFound("Job is not under tracking.") from None
-    if job["status"] != IN_PROGRESS:
+    if job.status != IN_PROGRESS:
         raise Conflict("Job is not under tracking.")
     jobs.stop(svc, job)
     return {"result": "OK"}
@@ -187,7 +187,7 @@ def restore(svc: Adapters, job_id: str) -> dict[str, str]:
 
 def clear(svc: Adapters, job_id: str) -> dict[str, str]:
     job = jobs.get(svc, job_id, API)
-    if job["status"] not in (STOPPED, COMPLETED, FAILED):
+    if job.status not in (STOPPED, COMPLETED, FAILED):
         raise Conflict("Job is not stopped.")
     deployments.undeploy_all(svc, job_id)
     jobs.clear(svc, job)
@@ -212,12 +212,12 @@ def list_jobs(svc: Adapters, query: dict[str, Any] | None = None) -> dict[str, A
         body = _monitor(svc, jobs.refresh(svc, job))
         found.append(
             {
-                "job_id": job["job_id"],
-                "task": job["task"],
+                "job_id": job.job_id,
+                "task": job.task,
                 "status": body["status"],
                 "epoch": body["epoch"],
                 "total_epoch": body["total_epoch"],
-                "created_at": job["created_at"],
+                "created_at": job.created_at,
             }
         )
     return {"result": "OK", "jobs": found, "next_token": next_token}
@@ -238,12 +238,12 @@ def monitor(svc: Adapters, job_id: str) -> dict[str, Any]:
     return _monitor(svc, jobs.get(svc, job_id, API))
 
 
-def _monitor(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
+def _monitor(svc: Adapters, job: Job) -> dict[str, Any]:
     """The monitor body of a record already refreshed from the platform."""
-    job_id = job["job_id"]
+    job_id = job.job_id
     progress = svc.artifacts.get_json(layout.job_key(job_id, layout.PROGRESS), {}) or {}
     progress = heartbeats.of_attempt(progress, jobs.current_attempt(job)["attempt"])
-    total_epoch = job["hyperparameters"].get("num_epochs_to_finish", 0)
+    total_epoch = (job.hyperparameters or {}).get("num_epochs_to_finish", 0)
     body = {
         "result": "OK",
         "status": "initializing",
@@ -256,12 +256,12 @@ def _monitor(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
         # Added to the spec's fields: instance seconds billed so far (SageMaker's
         # BillableTimeInSeconds; locally every host's trainer wall time), and the platform's
         # secondary status (`WaitingForCapacity`, `Interrupted`, `Training`, ...) with its reason.
-        "billable_seconds": job.get("billable_seconds"),
-        "secondary_status": job.get("secondary_status", ""),
+        "billable_seconds": job.billable_seconds,
+        "secondary_status": job.secondary_status or "",
     }
-    if job.get("status_message"):
-        body["status_message"] = job["status_message"]
-    status = job["status"]
+    if job.status_message:
+        body["status_message"] = job.status_message
+    status = job.status
     if status in (IN_PROGRESS, STOPPING):
         # A stopping job is still saving: it reads "stopped" once restore (PUT) can take it.
         body["status"] = statuses.v15_progress_status(status, progress.get("status"))
@@ -277,7 +277,7 @@ def _monitor(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
         body["status"] = "exception"
         body["eta_hr"] = -1
         body["exception"] = progress.get("exception") or statuses.parse_failure_reason(
-            job.get("failure_reason", "")
+            job.failure_reason or ""
         )
     return body
 
@@ -303,7 +303,7 @@ def _latest_recorded_software(svc: Adapters) -> dict[str, Any]:
     for api in (API, AI_FACTORY):  # the other API's jobs ran the same trainer image
         newest = paging.newest_first(svc, api, ENVIRONMENT_PAGE)
         for job in itertools.islice(newest, ENVIRONMENT_LOOKBACK):
-            data = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.ENVIRONMENT), None)
+            data = svc.artifacts.get_json(layout.job_key(job.job_id, layout.ENVIRONMENT), None)
             if data:
                 found.append((newest_first_key(job), data.get("software", {})))
                 break
@@ -315,8 +315,8 @@ def devices(svc: Adapters) -> dict[str, Any]:
     if live is None:  # readings from the running jobs' heartbeats
         live = []
         for job in svc.jobs.list_active():  # the store's index of active jobs, not the table
-            if job["status"] == IN_PROGRESS and tenancy.current().can_see(job):  # its own jobs' instances
-                progress = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), {}) or {}
+            if job.status == IN_PROGRESS and tenancy.current().can_see(job):  # its own jobs' instances
+                progress = svc.artifacts.get_json(layout.job_key(job.job_id, layout.PROGRESS), {}) or {}
                 live.extend(progress.get("devices") or [])
     return {"result": "OK", "devices": live}
 
@@ -333,14 +333,14 @@ def losses(svc: Adapters, job_id: str) -> dict[str, Any]:
     job = jobs.get(svc, job_id, API)
     return {
         "result": "OK",
-        "losses": svc.artifacts.get_json(layout.job_key(job["job_id"], layout.LOSSES), []) or [],
+        "losses": svc.artifacts.get_json(layout.job_key(job.job_id, layout.LOSSES), []) or [],
     }
 
 
 # --- checkpoints ---------------------------------------------------------------------------
-def _scan_checkpoints(svc: Adapters, job: dict[str, Any]) -> list[dict[str, Any]]:
+def _scan_checkpoints(svc: Adapters, job: Job) -> list[dict[str, Any]]:
     files: dict[int, set[str]] = {}
-    for key in svc.artifacts.list_keys(layout.job_key(job["job_id"], layout.CHECKPOINTS) + "/"):
+    for key in svc.artifacts.list_keys(layout.job_key(job.job_id, layout.CHECKPOINTS) + "/"):
         found = layout.parse_epoch_key(key)
         if found:
             files.setdefault(found[0], set()).add(found[1])
@@ -349,7 +349,7 @@ def _scan_checkpoints(svc: Adapters, job: dict[str, Any]) -> list[dict[str, Any]
         if layout.METRICS_JSON not in files[epoch]:
             continue
         data = svc.artifacts.get_json(
-            layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.METRICS_JSON))
+            layout.job_key(job.job_id, layout.epoch_file(epoch, layout.METRICS_JSON))
         )
         if not data:
             continue
@@ -359,7 +359,7 @@ def _scan_checkpoints(svc: Adapters, job: dict[str, Any]) -> list[dict[str, Any]
                 "avg_loss": data.get("avg_loss", -1),
                 "metrics": data.get("metrics", {}),
                 "is_available": int(layout.WEIGHTS in files[epoch]),
-                "score": metric_names.headline(job["task"], data.get("metrics", {})),
+                "score": metric_names.headline(job.task, data.get("metrics", {})),
             }
         )
     best = metric_names.best_epoch({c["epoch"]: c["score"] for c in found})
@@ -372,8 +372,8 @@ def checkpoints(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Added to the spec's fields: each checkpoint's `bytes` and the job's `disk_bytes` (all it
     holds in the artifact store), chalicelib.v15.disk_space."""
     job = jobs.get(svc, job_id, API)
-    metric_name = "accuracy" if job["task"] == "classification" else "mean_ap"
-    space = disk_space.footprint(disk_space.sizes(svc, job["job_id"]))
+    metric_name = "accuracy" if job.task == "classification" else "mean_ap"
+    space = disk_space.footprint(disk_space.sizes(svc, job.job_id))
     return {
         "result": "OK",
         "checkpoints": [
@@ -391,7 +391,7 @@ def checkpoints(svc: Adapters, job_id: str) -> dict[str, Any]:
     }
 
 
-def _metric_plot(svc: Adapters, job: dict[str, Any], number: int, item: dict[str, Any]) -> bytes | None:
+def _metric_plot(svc: Adapters, job: Job, number: int, item: dict[str, Any]) -> bytes | None:
     """The checkpoint's metric plot, drawn on first request; a checkpoint is still shown (with
     a null plot) when drawing fails, e.g. on a stage without a tools function; a drawing still
     under way past the synchronous budget is a 503 "retry" (the plot comes with the retry)."""
@@ -400,7 +400,7 @@ def _metric_plot(svc: Adapters, job: dict[str, Any], number: int, item: dict[str
     except StillComputing:
         raise
     except DomainError as exc:
-        log.warning("metric plot of %s epoch %d not drawn: %s", job["job_id"], number, exc)
+        log.warning("metric plot of %s epoch %d not drawn: %s", job.job_id, number, exc)
         return None
 
 
