@@ -44,25 +44,8 @@ import requests  # noqa: E402
 import torch  # noqa: E402
 from inference.predict import Predictor  # noqa: E402
 from PIL import Image  # noqa: E402
-from trainer.vision import checkpoint as ckpt  # noqa: E402
-from trainer.vision.models import build_model, describe_model  # noqa: E402
 
-
-def make_checkpoint(root: Path, algorithm: str, size: int) -> Path:
-    hp = {
-        "algorithm": algorithm,
-        "pretrained": False,
-        "image_resized_width": size,
-        "image_resized_height": size,
-        "eval_center_crop_ratio": 1,
-    }
-    names = ["cat", "dog"]
-    model = build_model("classification", hp, len(names))
-    files = {
-        ckpt.MODEL_JSON: ckpt.json_bytes(describe_model("classification", hp, names)),
-        ckpt.METRICS: ckpt.json_bytes({"epoch": 1, "avg_loss": 0.0, "metrics": {}}),
-    }
-    return ckpt.write_checkpoint(root, 1, files, model, None)
+from scripts.gpu_checks.serving import make_checkpoint  # noqa: E402
 
 
 def make_images(count: int, size: int) -> list[bytes]:

@@ -101,12 +101,7 @@ def _run(config: Config) -> Row:
     train_ds, val_ds = vision_data.load_data(root, TASK, hp, as_float=False)
     model = build_model(TASK, hp, len(train_ds.class_names)).to(device)
     model = device_input.prepare_model(model, TASK, device)
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=float(hp["learning_rate"]),
-        momentum=float(hp["momentum"]),
-        weight_decay=float(hp["weight_decay"]),
-    )
+    optimizer = engine.build_optimizer(model, hp)
     amp_dtype, scaler = engine.amp_setup(device)
     loader, _ = vision_main._loaders(train_ds, val_ds, TASK, hp, device, 1, 0)
     if not isinstance(loader, device_input.DeviceLoader):

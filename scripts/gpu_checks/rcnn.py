@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from scripts.gpu_checks.common import OK, Config, Row, maybe_fail, release
 
 ALGORITHMS = {"detection": "fpn", "instance_segmentation": "mask_rcnn"}
@@ -51,12 +49,7 @@ def run(config: Config, task: str) -> Row:
     hp = vision_main.resolve_hyperparameters(task, form)
     train_ds, val_ds = vision_data.load_data(root, task, hp)
     model = build_model(task, hp, len(train_ds.class_names)).to(device)
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=float(hp["learning_rate"]),
-        momentum=float(hp["momentum"]),
-        weight_decay=float(hp["weight_decay"]),
-    )
+    optimizer = engine.build_optimizer(model, hp)
     amp_dtype, scaler = engine.amp_setup(device)
     loader, _ = vision_main._loaders(train_ds, val_ds, task, hp, device, 1, 0)
     warmup = engine.warmup_iterations(task, len(loader))

@@ -48,6 +48,17 @@ def describe_warmup(iterations: int) -> dict | None:
     return {"method": "linear", "start_factor": WARMUP_START_FACTOR, "iterations": iterations, "epoch": 1}
 
 
+def build_optimizer(model: torch.nn.Module, hp: dict) -> torch.optim.Optimizer:
+    """The job's SGD over the trainable parameters (frozen backbone levels stay out of it);
+    the trainer and `make gpu-check` build it the same way."""
+    return torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=float(hp["learning_rate"]),
+        momentum=float(hp["momentum"]),
+        weight_decay=float(hp["weight_decay"]),
+    )
+
+
 def _warmup(optimizer: torch.optim.Optimizer, iterations: int):
     """torch's LinearLR scales the current rates, so it composes with the epoch schedule."""
     if iterations <= 0:

@@ -345,13 +345,7 @@ def _prepare(env, task: str, hp: dict, device: torch.device):
         raise ValueError("The validation split lists no images; add image names to splits/val.txt")
     class_names = list(train_ds.class_names)
     model = device_input.prepare_model(build_model(task, hp, len(class_names)).to(device), task, device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(
-        params,
-        lr=float(hp["learning_rate"]),
-        momentum=float(hp["momentum"]),
-        weight_decay=float(hp["weight_decay"]),
-    )
+    optimizer = engine.build_optimizer(model, hp)
     amp_dtype, scaler = engine.amp_setup(device)
     return train_ds, val_ds, class_names, model, optimizer, amp_dtype, scaler
 
