@@ -49,7 +49,7 @@ def checkpoint_file(
         raise ValidationError("epoch", f"must be an integer; got '{epoch}'") from None
     start = _offset(offset)
     job = jobs.get(svc, job_id, API)
-    key = layout.job_key(job["job_id"], layout.epoch_file(number, name))
+    key = layout.job_key(job.job_id, layout.epoch_file(number, name))
     # A presigned URL does not say whether the object exists: look first, so a pruned
     # checkpoint is a 404 here rather than the store's error behind a link.
     if key not in set(svc.artifacts.list_keys(key.rsplit("/", 1)[0] + "/")):

@@ -43,8 +43,8 @@ def on_training_state_change(
     if jobs.current_attempt(job)["training_job_name"] != training_job_name:
         return  # an older attempt's late event
     job = jobs.refresh(svc, job)
-    hook = _on_end.get(job["api"])
-    if job["status"] in TERMINAL and hook is not None:
+    hook = _on_end.get(job.api)
+    if job.status in TERMINAL and hook is not None:
         hook(svc, job, budget_s)
 
 

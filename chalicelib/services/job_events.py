@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.job_record import Job
 from chalicelib.ports import COMPLETED, FAILED, STOPPED, TERMINAL, Adapters
 from chalicelib.services import jobs, outbox
 from contracts import layout
@@ -28,21 +29,19 @@ class Seen:
     callback: str | None
 
 
-def _snapshot(svc: Adapters, job: dict[str, Any]) -> tuple[dict[str, Any], Seen, dict[str, Any]]:
-    if job["status"] not in TERMINAL:
+def _snapshot(svc: Adapters, job: Job) -> tuple[Job, Seen, dict[str, Any]]:
+    if job.status not in TERMINAL:
         job = jobs.refresh(svc, job)
     progress = {}
-    if job["status"] not in TERMINAL:
-        progress = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.PROGRESS), {}) or {}
-    started = job["status"] in TERMINAL or job.get("secondary_status") not in ("Starting", "Pending", "")
+    if job.status not in TERMINAL:
+        progress = svc.artifacts.get_json(layout.job_key(job.job_id, layout.PROGRESS), {}) or {}
+    started = job.status in TERMINAL or job.secondary_status not in ("Starting", "Pending", "")
     callback = (outbox.summary(job) or {}).get("status")
-    return job, Seen(job["status"], started, int(progress.get("epoch") or 0), callback), progress
+    return job, Seen(job.status, started, int(progress.get("epoch") or 0), callback), progress
 
 
-def _describe(job: dict[str, Any]) -> str:
-    return (
-        f"{job['api']} job {job['job_name'] if job['api'] == 'ai_factory' else job['job_id']} ({job['task']})"
-    )
+def _describe(job: Job) -> str:
+    return f"{job.api} job {job.job_name if job.api == 'ai_factory' else job.job_id} ({job.task})"
 
 
 class JobEventLog:
@@ -56,8 +55,8 @@ class JobEventLog:
         lines: list[str] = []
         for record in svc.jobs.list():
             job, now, progress = _snapshot(svc, record)
-            before = seen.get(job["job_id"])
-            seen[job["job_id"]] = now
+            before = seen.get(job.job_id)
+            seen[job.job_id] = now
             if first:
                 continue
             lines.extend(self._changes(job, before, now, progress))
@@ -67,18 +66,18 @@ class JobEventLog:
         return lines
 
     @staticmethod
-    def _changes(job, before: Seen | None, now: Seen, progress: dict) -> list[str]:
+    def _changes(job: Job, before: Seen | None, now: Seen, progress: dict) -> list[str]:
         name = _describe(job)
         lines = []
         if before is None:
             lines.append(f"{name}: queued")
-            before = Seen(job["status"] if job["status"] not in TERMINAL else "", False, 0, None)
+            before = Seen(job.status if job.status not in TERMINAL else "", False, 0, None)
         if now.started and not before.started:
             lines.append(f"{name}: started")
         for epoch in range(max(before.epoch, 1), now.epoch):  # the heartbeat names the epoch running
             lines.append(f"{name}: epoch {epoch}/{progress.get('total_epoch') or '?'} done")
         if now.status in TERMINAL and now.status != before.status:
-            reason = (job.get("failure_reason") or "").split("\n\n", 1)[0]
+            reason = (job.failure_reason or "").split("\n\n", 1)[0]
             lines.append(f"{name}: {ENDED[now.status]}" + (f": {reason}" if reason else ""))
         if now.callback != before.callback and now.callback in ("delivered", "failed"):
             box = outbox.summary(job) or {}

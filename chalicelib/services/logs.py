@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.job_record import Job
 from chalicelib.ports import Adapters
 from chalicelib.services import jobs
 from contracts.v15_literals import parse_bool, parse_int_in
@@ -70,15 +71,16 @@ def _page(svc: Adapters, name: str, start: int, count: int, metrics: bool) -> tu
 
 
 def read(
-    svc: Adapters, job: dict[str, Any], offset: Any, limit: Any, attempt: Any = None, metrics: Any = None
+    svc: Adapters, job: jobs.Record, offset: Any, limit: Any, attempt: Any = None, metrics: Any = None
 ) -> dict[str, Any]:
+    job = Job.from_item(job)
     start = _bounded("offset", offset, 0, 0)
     count = _bounded("limit", limit, DEFAULT_LIMIT, 1, MAX_LIMIT)
-    number = _bounded("attempt", attempt, jobs.current_attempt(job)["attempt"], 1, len(job["attempts"]))
+    number = _bounded("attempt", attempt, jobs.current_attempt(job)["attempt"], 1, len(job.attempts))
     with_metrics = wants_metrics(metrics)
-    name = job["attempts"][number - 1]["training_job_name"]
+    name = job.attempts[number - 1]["training_job_name"]
     lines, next_offset, complete = _page(svc, name, start, count, with_metrics)
-    secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
+    secret = svc.secrets.get(job.secret_ref) if job.secret_ref else {}
     config = svc.settings
     scrub = Redactor(
         {
@@ -89,7 +91,7 @@ def read(
         }
     )
     return {
-        "job_id": job["job_id"],
+        "job_id": job.job_id,
         "attempt": number,
         "lines": [scrub(line) for line in lines],
         "offset": start,

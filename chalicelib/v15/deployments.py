@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -23,6 +24,7 @@ from chalicelib.errors import (
     Unavailable,
     ValidationError,
 )
+from chalicelib.job_record import Job
 from chalicelib.ports import IN_SERVICE, Adapters, Deployment, DeploymentCapReached
 from chalicelib.services import budget, data_roots
 from chalicelib.settings import Settings
@@ -42,9 +44,9 @@ class ModelServerError(DomainError):
         self.status_code = status if 400 <= status < 500 else 502
 
 
-def deployment_name(job: dict[str, Any], epoch: int, device: int) -> str:
+def deployment_name(job: Mapping[str, Any], epoch: int, device: int) -> str:
     """SageMaker names (<= 63 of [a-zA-Z0-9-]): the job's name, the epoch, the device."""
-    return f"{job['job_name']}-e{epoch}-{'cpu' if device < 0 else f'gpu{device}'}"
+    return f"{Job.from_item(job).job_name}-e{epoch}-{'cpu' if device < 0 else f'gpu{device}'}"
 
 
 def _hosting(svc: Adapters):
@@ -64,16 +66,13 @@ def _device(svc: Adapters, form: dict[str, str]) -> int:
     return device
 
 
-def _available_checkpoint(svc: Adapters, job: dict[str, Any], epoch: int) -> None:
+def _available_checkpoint(svc: Adapters, job: Job, epoch: int) -> None:
     if (
-        svc.artifacts.get_bytes(layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.METRICS_JSON)))
+        svc.artifacts.get_bytes(layout.job_key(job.job_id, layout.epoch_file(epoch, layout.METRICS_JSON)))
         is None
     ):
         raise NotFound(f"Checkpoint of epoch {epoch} not found.")
-    if (
-        svc.artifacts.get_bytes(layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.WEIGHTS)))
-        is None
-    ):
+    if svc.artifacts.get_bytes(layout.job_key(job.job_id, layout.epoch_file(epoch, layout.WEIGHTS))) is None:
         raise ValidationError(
             "epoch", f"the checkpoint of epoch {epoch} has no weights (pruned by max_num_checkpoints)"
         )
@@ -115,7 +114,7 @@ def deploy(svc: Adapters, job_id: str, form: dict[str, str]) -> dict[str, str]:
     try:
         _hosting(svc).deploy(
             Deployment(
-                deployment_name(job, epoch, device), job_id, epoch, device, job["task"], uri,
+                deployment_name(job, epoch, device), job_id, epoch, device, job.task, uri,
                 tenant=tenancy.owner(job),
             ),
             max_live=tenancy.current().limit("max_deployments", svc.settings.max_deployments),
@@ -178,13 +177,13 @@ def list_deployments(svc: Adapters) -> dict[str, Any]:
 
 
 # --- infer -----------------------------------------------------------------------------------
-def _serving(svc: Adapters, job: dict[str, Any], epoch: int) -> Deployment:
+def _serving(svc: Adapters, job: Job, epoch: int) -> Deployment:
     """A deployment of the job's epoch, InService ones first (any device will do)."""
-    candidates = [d for d in _hosting(svc).list() if d.job_id == job["job_id"] and d.epoch == epoch]
+    candidates = [d for d in _hosting(svc).list() if d.job_id == job.job_id and d.epoch == epoch]
     if not candidates:
         raise NotFound(
-            f"Checkpoint of epoch {epoch} of job {job['job_id']} is not deployed; "
-            f"deploy it first with {DEPLOY_ROUTE.format(job_id=job['job_id'])}."
+            f"Checkpoint of epoch {epoch} of job {job.job_id} is not deployed; "
+            f"deploy it first with {DEPLOY_ROUTE.format(job_id=job.job_id)}."
         )
     candidates.sort(key=lambda d: d.status != IN_SERVICE)
     return candidates[0]
