@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from chalicelib.errors import Conflict
+from chalicelib.job_record import Job
 from chalicelib.ports import COMPLETED, Adapters
 from chalicelib.services import jobs
 from contracts import layout
@@ -27,7 +28,6 @@ from contracts import metrics as metric_names
 from contracts.api_names import V15 as API
 
 log = logging.getLogger(__name__)
-
 
 
 def sizes(svc: Adapters, job_id: str) -> dict[str, int]:
@@ -51,15 +51,16 @@ def _deployed_epochs(svc: Adapters, job_id: str) -> set[int]:
     return {int(d.epoch) for d in svc.hosting.list() if d.job_id == job_id}
 
 
-def reclaimable(svc: Adapters, job: dict[str, Any], found: dict[str, int]) -> list[str]:
+def reclaimable(svc: Adapters, job: jobs.Record, found: dict[str, int]) -> list[str]:
     """The keys `reclaim` removes: weights of all but the best and deployed checkpoints, every train state."""
-    job_id = job["job_id"]
+    job = Job.from_item(job)
+    job_id = job.job_id
     scores = {}
     for key in found:
         parsed = layout.parse_epoch_key(key)
         if parsed and parsed[1] == layout.METRICS_JSON:
             record = svc.artifacts.get_json(key) or {}
-            scores[parsed[0]] = metric_names.headline(job["task"], record.get("metrics") or {})
+            scores[parsed[0]] = metric_names.headline(job.task, record.get("metrics") or {})
     keep = {metric_names.best_epoch(scores)} | _deployed_epochs(svc, job_id)
     doomed = []
     for key in found:
@@ -74,18 +75,18 @@ def reclaimable(svc: Adapters, job: dict[str, Any], found: dict[str, int]) -> li
 def reclaim(svc: Adapters, job_id: str) -> dict[str, Any]:
     """Removes what a finished job no longer needs (module doc); 409 for a job that is not finished."""
     job = jobs.get(svc, job_id, API)
-    if job["status"] != COMPLETED:
+    if job.status != COMPLETED:
         raise Conflict("Only a finished job's space is reclaimed: a stopped or failed one may be restored.")
     return _reclaim(svc, job)
 
 
-def _reclaim(svc: Adapters, job: dict[str, Any]) -> dict[str, Any]:
-    found = sizes(svc, job["job_id"])
+def _reclaim(svc: Adapters, job: Job) -> dict[str, Any]:
+    found = sizes(svc, job.job_id)
     doomed = reclaimable(svc, job, found)
     for key in doomed:
         svc.artifacts.delete(key)
     freed = sum(found[k] for k in doomed)
-    log.info("reclaimed %d bytes of job %s (%d files)", freed, job["job_id"], len(doomed))
+    log.info("reclaimed %d bytes of job %s (%d files)", freed, job.job_id, len(doomed))
     return {
         "result": "OK",
         "freed_bytes": freed,
@@ -101,19 +102,19 @@ def enforce_budget(svc: Adapters, budget_bytes: int) -> list[str]:
     `budget_bytes`; returns the job ids it reclaimed. A budget of 0 or less does nothing."""
     if budget_bytes <= 0:
         return []
-    records = sorted(svc.jobs.list(API), key=lambda j: j.get("created_at") or "")
-    held = {j["job_id"]: sum(sizes(svc, j["job_id"]).values()) for j in records}
+    records = sorted(svc.jobs.list(API), key=lambda j: j.created_at or "")
+    held = {j.job_id: sum(sizes(svc, j.job_id).values()) for j in records}
     total = sum(held.values())
     reclaimed = []
     for job in records:
         if total <= budget_bytes:
             break
-        if job["status"] != COMPLETED:
+        if job.status != COMPLETED:
             continue
         freed = _reclaim(svc, job)["freed_bytes"]
         if freed:
             total -= freed
-            reclaimed.append(job["job_id"])
+            reclaimed.append(job.job_id)
     if total > budget_bytes:
         log.warning(
             "v1.5 jobs hold %.2f GB, over AIFACTORY_DISK_BUDGET_GB %.2f, after reclaiming every finished job; "

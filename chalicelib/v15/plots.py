@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from chalicelib.errors import NotFound, StorageFull, ValidationError
+from chalicelib.job_record import Job
 from chalicelib.ports import Adapters
 from chalicelib.services import budget, jobs
 from chalicelib.v15 import tool_jobs
@@ -56,12 +57,12 @@ def _number(field: str, raw: str) -> int:
         raise ValidationError(field, f"must be an integer; got '{raw}'") from None
 
 
-def _checkpoint(svc: Adapters, job: dict[str, Any], epoch: str, plot: str) -> tuple[int, dict]:
-    if job["task"] != CLASSIFICATION:
-        raise ValidationError("task", f"a {job['task']} job has no {plot} plot (classification only)")
+def _checkpoint(svc: Adapters, job: Job, epoch: str, plot: str) -> tuple[int, dict]:
+    if job.task != CLASSIFICATION:
+        raise ValidationError("task", f"a {job.task} job has no {plot} plot (classification only)")
     number = _number("epoch", epoch)
     record = svc.artifacts.get_json(
-        layout.job_key(job["job_id"], layout.epoch_file(number, layout.METRICS_JSON))
+        layout.job_key(job.job_id, layout.epoch_file(number, layout.METRICS_JSON))
     )
     if not record:
         raise NotFound(f"Checkpoint of epoch {number} not found.")
@@ -70,7 +71,7 @@ def _checkpoint(svc: Adapters, job: dict[str, Any], epoch: str, plot: str) -> tu
 
 def checkpoint_plot(
     svc: Adapters,
-    job: dict[str, Any],
+    job: jobs.Record,
     epoch: int,
     record: dict,
     kind: str,
@@ -79,19 +80,20 @@ def checkpoint_plot(
 ) -> bytes | None:
     """The JPEG of one plot of a checkpoint, drawn and stored on the first request; None when
     the checkpoint keeps no numbers for it."""
-    key = layout.job_key(job["job_id"], layout.epoch_file(epoch, plots.plot_key(kind, class_index)))
+    job = Job.from_item(job)
+    key = layout.job_key(job.job_id, layout.epoch_file(epoch, plots.plot_key(kind, class_index)))
     stored = svc.artifacts.get_bytes(key)
     if stored is not None:
         return stored
     data = None
     if plots.needs_plot_data(kind):
         data = svc.artifacts.get_json(
-            layout.job_key(job["job_id"], layout.epoch_file(epoch, layout.PLOT_DATA_JSON))
+            layout.job_key(job.job_id, layout.epoch_file(epoch, layout.PLOT_DATA_JSON))
         )
         if data is None:
             return None
-    numbers = plots.plot_input(kind, job["task"], record, data, class_index)
-    return _draw(svc, job["job_id"], key, kind, numbers, until)[0]
+    numbers = plots.plot_input(kind, job.task, record, data, class_index)
+    return _draw(svc, job.job_id, key, kind, numbers, until)[0]
 
 
 def model_graph(svc: Adapters, job_id: str) -> dict[str, Any]:
@@ -107,11 +109,11 @@ def model_graph(svc: Adapters, job_id: str) -> dict[str, Any]:
     return {"result": "OK", "base64_model_graph_plot": _encoded(plot)}
 
 
-def _display(job: dict[str, Any]) -> int:
+def _display(job: Job) -> int:
     """Batches per loss point: the job's (the API stores resolved arguments), else the default."""
-    arg = params.argument(job["task"], DISPLAY)
-    value = (job.get("hyperparameters") or {}).get(DISPLAY)
-    return int(arg.validator(DISPLAY, value) if value is not None else arg.default_for(job["task"], None))
+    arg = params.argument(job.task, DISPLAY)
+    value = (job.hyperparameters or {}).get(DISPLAY)
+    return int(arg.validator(DISPLAY, value) if value is not None else arg.default_for(job.task, None))
 
 
 def loss(svc: Adapters, job_id: str) -> dict[str, Any]:
