@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from callbacks import delivery, payload
+from chalicelib.job_record import Job
 from chalicelib.ports import TERMINAL, Adapters, ConflictError
 from chalicelib.services import jobs, model_links
 from chalicelib.settings import Settings
@@ -69,9 +70,9 @@ def lease_seconds(config: Settings) -> float:
 
 
 # --- the record ---------------------------------------------------------------------------
-def summary(job: dict[str, Any]) -> dict[str, Any] | None:
+def summary(job: jobs.Record) -> dict[str, Any] | None:
     """What `/status` and `check_trained_job` show about a job's callback."""
-    box = job.get("callback_outbox")
+    box = Job.from_item(job).callback_outbox
     if not box:
         return None
     shown = {"status": box["state"], "attempts": box["attempts"]}
@@ -84,15 +85,16 @@ def summary(job: dict[str, Any]) -> dict[str, Any] | None:
     return shown
 
 
-def enqueue(svc: Adapters, job: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def enqueue(svc: Adapters, job: jobs.Record, now: float | None = None) -> Job:
     """Marks a terminal AI Factory job's callback pending, once per job."""
-    if job["api"] != CALLBACK_API or job["status"] not in TERMINAL or job.get("callback_outbox"):
+    job = Job.from_item(job)
+    if job.api != CALLBACK_API or job.status not in TERMINAL or job.callback_outbox:
         return job
-    if job.get("callback_claimed"):  # sent by the at-most-once sender of earlier versions
+    if job.extra.get("callback_claimed"):  # sent by the at-most-once sender of earlier versions
         return job
     box = {
         "state": PENDING,
-        "status": job["status"],
+        "status": job.status,
         "attempts": 0,
         "next_attempt_at": time.time() if now is None else now,
         "lease_until": None,
@@ -101,31 +103,32 @@ def enqueue(svc: Adapters, job: dict[str, Any], now: float | None = None) -> dic
         "delivered_at": None,
     }
     try:
-        return svc.jobs.update(job["job_id"], {"callback_outbox": box}, expect={"callback_outbox": None})
+        return svc.jobs.update(job.job_id, {"callback_outbox": box}, expect={"callback_outbox": None})
     except ConflictError:
-        return svc.jobs.get(job["job_id"]) or job
+        return svc.jobs.get(job.job_id) or job
 
 
-def is_due(job: dict[str, Any], now: float) -> bool:
-    box = job.get("callback_outbox")
+def is_due(job: jobs.Record, now: float) -> bool:
+    box = Job.from_item(job).callback_outbox
     if not box or box["state"] != PENDING:
         return False
     lease = box.get("lease_until")
     return box["next_attempt_at"] <= now and (lease is None or lease <= now)
 
 
-def claim(svc: Adapters, job: dict[str, Any], now: float | None = None) -> tuple[dict, str] | None:
+def claim(svc: Adapters, job: jobs.Record, now: float | None = None) -> tuple[Job, str] | None:
     """Takes the next attempt of a due callback with a lease; None when another sender holds
     it, it is not due, or it has just run out of attempts (then it is marked failed)."""
+    job = Job.from_item(job)
     now = time.time() if now is None else now
-    box = job.get("callback_outbox")
+    box = job.callback_outbox
     if not is_due(job, now):
         return None
     expect = {"callback_outbox": box}  # unchanged since we read it: a compare-and-swap
     if box["attempts"] >= svc.settings.callback_attempts:
         error = box.get("last_error") or "no outcome was recorded (the sender stopped mid-attempt)"
         _write(svc, job, {**box, "state": FAILED, "lease_until": None, "last_error": error}, expect)
-        log.warning("callback of %s failed for good after %d attempts", job["job_name"], box["attempts"])
+        log.warning("callback of %s failed for good after %d attempts", job.job_name, box["attempts"])
         return None
     token = uuid.uuid4().hex
     claimed = {
@@ -142,40 +145,42 @@ def claim(svc: Adapters, job: dict[str, Any], now: float | None = None) -> tuple
     return (job, token) if job is not None else None
 
 
-def _write(svc: Adapters, job: dict, box: dict, expect: dict) -> dict | None:
+def _write(svc: Adapters, job: Job, box: dict, expect: dict) -> Job | None:
     try:
-        return svc.jobs.update(job["job_id"], {"callback_outbox": box}, expect=expect)
+        return svc.jobs.update(job.job_id, {"callback_outbox": box}, expect=expect)
     except ConflictError:
         return None
 
 
-def attempt(svc: Adapters, job: dict[str, Any], token: str, timeout: float | None = None) -> dict | None:
+def attempt(svc: Adapters, job: jobs.Record, token: str, timeout: float | None = None) -> Job | None:
     """One HTTP attempt of a claimed callback, and its outcome on the record. Never raises."""
-    box = job["callback_outbox"]
+    job = Job.from_item(job)
+    box = job.callback_outbox
     config = svc.settings
     try:
-        secret = svc.secrets.get(job["secret_ref"]) if job.get("secret_ref") else {}
-        result = svc.artifacts.get_json(layout.job_key(job["job_id"], layout.RESULT), {}) or {}
-        link = model_links.signed_url(config, job.get("model_url"), job["job_name"])
+        secret = svc.secrets.get(job.secret_ref) if job.secret_ref else {}
+        result = svc.artifacts.get_json(layout.job_key(job.job_id, layout.RESULT), {}) or {}
+        link = model_links.signed_url(config, job.model_url, job.job_name)
         body = payload.build({**job, "status": box["status"]}, result, link)
         outcome = delivery.deliver_once(
-            job["callback"]["url"],
+            job.callback["url"],
             body,
             (secret or {}).get("callback_headers") or {},
-            idempotency_key=f"{job['job_name']}:{box['status']}",
+            idempotency_key=f"{job.job_name}:{box['status']}",
             signing_key=config.callback_signing_key,
             timeout=timeout or config.callback_timeout_seconds,
             allow_private=config.allow_private_urls,
         )
     except Exception as exc:
-        log.exception("callback of %s could not be attempted", job["job_name"])
+        log.exception("callback of %s could not be attempted", job.job_name)
         outcome = delivery.DeliveryResult(False, 1, None, f"{type(exc).__name__}: {exc}", retryable=True)
     return record(svc, job, token, outcome)
 
 
-def record(svc: Adapters, job: dict[str, Any], token: str, outcome, now: float | None = None) -> dict | None:
+def record(svc: Adapters, job: jobs.Record, token: str, outcome, now: float | None = None) -> Job | None:
+    job = Job.from_item(job)
     now = time.time() if now is None else now
-    box = dict(job["callback_outbox"])
+    box = dict(job.callback_outbox)
     box.update(lease_until=None, lease_owner=None)
     if outcome.delivered:
         box.update(state=DELIVERED, delivered_at=now, last_error="")
@@ -185,15 +190,15 @@ def record(svc: Adapters, job: dict[str, Any], token: str, outcome, now: float |
             box["next_attempt_at"] = now + retry_delay(svc.settings, box["attempts"], outcome.retry_after)
         else:
             box["state"] = FAILED
-            log.warning("callback of %s failed: %s", job["job_name"], box["last_error"])
-    current = svc.jobs.get(job["job_id"])
-    if current is None or (current.get("callback_outbox") or {}).get("lease_owner") != token:
+            log.warning("callback of %s failed: %s", job.job_name, box["last_error"])
+    current = svc.jobs.get(job.job_id)
+    if current is None or (current.callback_outbox or {}).get("lease_owner") != token:
         return None  # our lease expired and another sender took over: its outcome counts
-    return _write(svc, job, box, {"callback_outbox": current["callback_outbox"]})
+    return _write(svc, job, box, {"callback_outbox": current.callback_outbox})
 
 
 # --- senders ------------------------------------------------------------------------------
-def send_now(svc: Adapters, job: dict[str, Any], budget_s: float | None = None) -> dict | None:
+def send_now(svc: Adapters, job: jobs.Record, budget_s: float | None = None) -> Job | None:
     """Enqueue a job that just ended and try its callback once (the state-change handler)."""
     job = enqueue(svc, job)
     timeout = svc.settings.callback_timeout_seconds
@@ -207,30 +212,30 @@ def send_now(svc: Adapters, job: dict[str, Any], budget_s: float | None = None) 
     return attempt(svc, *claimed, timeout=timeout)
 
 
-def pending_jobs(svc: Adapters, now: float | None = None) -> list[dict[str, Any]]:
+def pending_jobs(svc: Adapters, now: float | None = None) -> list[Job]:
     """AI Factory jobs whose callback is pending: the running ones are refreshed from the
     platform first (one that ended without a state-change event is enqueued here), and those
     that ended are the store's due callbacks (one never enqueued is enqueued here). Both come
     from the store's sweep index, so the cost follows active work, not the table's size."""
     now = time.time() if now is None else now
-    found: dict[str, dict[str, Any]] = {}
-    candidates = [job for job in svc.jobs.list_active() if job["api"] == CALLBACK_API]
+    found: dict[str, Job] = {}
+    candidates = [job for job in svc.jobs.list_active() if job.api == CALLBACK_API]
     for job in [*candidates, *svc.jobs.list_due_callbacks(now)]:
-        if job["job_id"] in found:
+        if job.job_id in found:
             continue
-        box = job.get("callback_outbox")
+        box = job.callback_outbox
         if box and box["state"] != PENDING:
             continue
         if not box:
-            if job.get("callback_claimed"):
+            if job.extra.get("callback_claimed"):
                 continue
             try:
                 job = enqueue(svc, jobs.refresh(svc, job))
             except Exception:
-                log.exception("could not refresh %s", job.get("job_name"))
+                log.exception("could not refresh %s", job.job_name)
                 continue
-        if job.get("callback_outbox"):
-            found[job["job_id"]] = job
+        if job.callback_outbox:
+            found[job.job_id] = job
     return list(found.values())
 
 
@@ -276,16 +281,16 @@ class Outbox:
         for job in pending_jobs(svc):
             now = time.time()
             with self._lock:
-                if job["job_id"] in self._in_flight or not is_due(job, now):
+                if job.job_id in self._in_flight or not is_due(job, now):
                     continue
-                self._in_flight.add(job["job_id"])
+                self._in_flight.add(job.job_id)
             try:
                 claimed = claim(svc, job, now)
             except Exception:
-                self._done(job["job_id"])
+                self._done(job.job_id)
                 raise
             if claimed is None:
-                self._done(job["job_id"])
+                self._done(job.job_id)
                 continue
             self._pool.submit(self._attempt, svc, *claimed)
             submitted += 1
@@ -295,7 +300,7 @@ class Outbox:
         try:
             attempt(svc, job, token)
         finally:
-            self._done(job["job_id"])
+            self._done(job.job_id)
 
     def _done(self, job_id: str) -> None:
         with self._lock:
