@@ -107,7 +107,7 @@ def seed(client, store: DynamoJobStore, finished: int, active: int) -> set[str]:
         is_active = n >= finished
         job = record(n, is_active)
         if is_active:
-            running.add(job["job_name"])
+            running.add(job.job_name)
         batch.append({"PutRequest": {"Item": store._item(job, 1)}})
         if len(batch) == 25 or n == finished + active - 1:
             pending = {TABLE: batch}
