@@ -176,13 +176,13 @@ def model_artifact(svc: Adapters, job_name: str) -> tuple[str, bytes | None, str
     # A presigned URL does not say whether the object exists: look first (one ListObjectsV2 on S3),
     # so a missing model is this API's 404, not S3's XML error behind a redirect.
     if key not in set(svc.artifacts.list_keys(key.rsplit("/", 1)[0])):
-        raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
+        raise NotFound(f"Job {job_name} has no model artifact (status {job.status}).")
     url = svc.artifacts.download_url(key)
     if url:
         return key, None, url
     data = svc.artifacts.get_bytes(key)
     if data is None:
-        raise NotFound(f"Job {job_name} has no model artifact (status {job['status']}).")
+        raise NotFound(f"Job {job_name} has no model artifact (status {job.status}).")
     return key, data, None
 
 
