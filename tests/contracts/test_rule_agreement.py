@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from trainer.text.config import parse_hyperparameters
 from trainer.vision.main import resolve_hyperparameters
 
+from chalicelib import settings as stage_settings
 from chalicelib.ai_factory.request import _hyperparameters
 from chalicelib.errors import ValidationError
 from contracts import text_hyperparameters, v15_arguments
@@ -32,7 +33,7 @@ VALUES = st.one_of(
 def api_accepts(key: str, value: str) -> bool:
     """By the rules; a stage's ceiling on resource bombs (chalicelib.limits) is policy, not a rule."""
     try:
-        _hyperparameters({key: value}, "training_model.hyperparameters", [])
+        _hyperparameters(stage_settings.current(), {key: value}, "training_model.hyperparameters", [])
     except ValidationError as error:
         return "this stage's ceiling" in error.message
     return True
