@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker has a core; torch's OpenMP threads (one per core by default) in every
+    # trainer and server a worker starts would otherwise spin against the other workers' and
+    # slow tiny steps tenfold. Set before anything imports torch; children inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from chalicelib import settings, wiring
 
@@ -67,12 +74,26 @@ def api_headers():
 # under xdist they run on one worker so those are made once.
 SESSION_SHARED_FOLDERS = {"inference", "docker"}
 TESTS = Path(__file__).parent
+SHARED_SCOPES = {"module", "package", "session", "class"}
+
+
+def _shares_a_fixture(item) -> bool:
+    """A fixture of ours (not pytest's own session-wide tmp_path_factory) made once for many tests."""
+    defs = getattr(item, "_fixtureinfo", None)
+    return defs is not None and any(
+        d.scope in SHARED_SCOPES and d.func.__module__.startswith("tests")
+        for ds in defs.name2fixturedefs.values()
+        for d in ds
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs the suite on every core with `--dist loadgroup`: a file's tests stay on
-    one worker, so a module fixture (a trained job) is trained once, never once per worker."""
+    """`make test` runs the suite on every core with `--dist loadgroup`: the tests of a file that
+    share a module fixture (a trained job) stay on one worker, so it is trained once, never once
+    per worker; a test that shares nothing goes wherever a worker is free."""
     for item in items:
         parts = Path(str(item.path)).relative_to(TESTS).parts
-        group = parts[0] if parts[0] in SESSION_SHARED_FOLDERS else "/".join(parts)
-        item.add_marker(pytest.mark.xdist_group(group))
+        if parts[0] in SESSION_SHARED_FOLDERS:
+            item.add_marker(pytest.mark.xdist_group(parts[0]))
+        elif _shares_a_fixture(item):
+            item.add_marker(pytest.mark.xdist_group("/".join(parts)))

@@ -23,7 +23,8 @@ from tests.dataset_fetcher.loopback import DatasetServer
 from tests.polling import wait_until as wait
 from tests.servers import ApiServer, CallbackServer, tagging_records
 
-pytestmark = pytest.mark.e2e
+# serial: its page waits share the machine with nothing else (make test runs it after the rest)
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("AIFACTORY_CHROMIUM", "/usr/bin/chromium"))
 DRIVER = Path(os.environ.get("AIFACTORY_CHROMEDRIVER", "/usr/bin/chromedriver"))

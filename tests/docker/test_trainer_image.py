@@ -20,7 +20,7 @@ import pytest
 
 from chalicelib.adapters.local.training_platform import LocalTrainingPlatform
 from chalicelib.ports import TrainingRequest
-from contracts.job_config import JobConfig
+from contracts.job_config import DataSource, JobConfig
 from tests.builders import DATASET_SECRET, create_payload, fast_tagger_hyperparameters
 from tests.dataset_fetcher.loopback import DatasetServer as LoopbackDataset
 from tests.docker.conftest import BASE_IMAGE, SDK_PYTHON, docker, sdk_env, sdk_missing, skip_reason
@@ -200,7 +200,9 @@ def stuck_request(tmp_path, name: str, image: str) -> TrainingRequest:
     artifacts = tmp_path / "artifacts" / name
     artifacts.mkdir(parents=True)
     (artifacts / "job.json").write_text(
-        json.dumps({"job_id": name, "task": "none", "data": {"type": "none"}})
+        JobConfig(
+            job_id=name, task="none", artifact_uri=str(artifacts), data=DataSource(type="none")
+        ).to_json()
     )
     return TrainingRequest(
         job_id=name,

@@ -457,6 +457,8 @@ def _run(ctx, task: str, config: TextConfig, group: Group) -> None:
     )
 
     step, avg_loss, stopped = train(session, start_step)
+    # the last step's numbers, also when the whole run took less than a heartbeat's interval
+    ctx.reporter.update(force=True)
     if stopped:
         return
     report = session.save(step, avg_loss, with_eval=True) if step > start_step else None
