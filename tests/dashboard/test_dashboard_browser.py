@@ -6,8 +6,9 @@ sees: sign in, the icon and a clean console, the running job's curves, a checkpo
 the log, stop, every plot the API draws, downloads, compare, the launch form's 400 beside its
 field, deploy and the annotated inference result.
 
-Screenshots of the job view, compare view and launch form go to docs/ (overwritten; a reviewer
-looks at them there), or to the directory `AIFACTORY_SCREENSHOTS` names.
+Screenshots of the job list, job view, compare view and launch form go to build/screenshots/
+(overwritten each run, so `make test` leaves the tree clean), or to the directory
+`AIFACTORY_SCREENSHOTS` names: `AIFACTORY_SCREENSHOTS=docs` refreshes the ones in docs/.
 """
 
 from __future__ import annotations
@@ -146,8 +147,9 @@ def finished_job(api, jobs):
 
 
 def screenshot(driver, name: str, height: int | None = None) -> Path:
-    target = Path(os.environ.get("AIFACTORY_SCREENSHOTS") or ROOT / "docs")
+    target = Path(os.environ.get("AIFACTORY_SCREENSHOTS") or ROOT / "build" / "screenshots")
     path = target if target.is_absolute() else ROOT / target
+    path.mkdir(parents=True, exist_ok=True)
     path = path / name
     if height:  # the whole view, not just the window's first screen
         driver.set_window_size(1400, height)
