@@ -30,8 +30,9 @@ run: $(STAMP) $(BIN)/aifactory
 # cannot have is a loud line and a skip.
 # The suite runs on every core (pytest-xdist; a file's tests share one worker, tests/conftest.py),
 # then the few tests that assert wall-clock deadlines run alone (`serial`). TEST_WORKERS=0 runs
-# it all in one process; plain `pytest` still runs everything.
-TEST_WORKERS ?= auto
+# it all in one process; plain `pytest` still runs everything. At most 4 workers by default:
+# each holds torch and starts trainers and servers of its own (about 1.5 GB at its peak).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: $(STAMP) $(BIN)/aifactory
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
