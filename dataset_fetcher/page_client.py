@@ -86,6 +86,8 @@ class PageClient:
             raise Cancelled(offset)
 
         def wait(delay: float) -> None:
+            if cancelled.is_set():  # the fetch was given up (a page failed, or enough were read)
+                raise Cancelled(offset)
             if self.sleep is None:
                 cancelled.wait(delay)
             else:
@@ -94,6 +96,8 @@ class PageClient:
                 raise Cancelled(offset)
 
         def on_retry(attempt: int, attempts: int, delay: float, cause: str) -> None:
+            if cancelled.is_set():  # no retry, and no warning of one, for a page nobody awaits
+                raise Cancelled(offset)
             log.warning(
                 "%s; retrying in %.2f s (attempt %d of %d)",
                 self.scrub(f"Dataset page at offset {offset}: {cause}"),
