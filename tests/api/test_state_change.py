@@ -37,6 +37,12 @@ def mark(name: str, status: str, reason: str = "") -> None:
 CAPACITY = "CapacityError: Unable to provision requested ML compute capacity."
 
 
+def create_job(client, api_headers, callback_url: str | None = None) -> str:
+    payload = create_payload(callback=callback_url) if callback_url else create_payload()
+    created = client.http.post("/create_training_job", headers=api_headers, body=json.dumps(payload))
+    return created.json_body["job_name"]
+
+
 def state_changed(client, name: str, status: str) -> None:
     event = client.events.generate_cw_event(
         source="aws.sagemaker",
@@ -49,12 +55,7 @@ def state_changed(client, name: str, status: str) -> None:
 
 def test_a_capacity_failure_queues_a_new_attempt_not_a_failure(client, api_headers, queued_only):
     with CallbackServer() as callback:
-        created = client.http.post(
-            "/create_training_job",
-            headers=api_headers,
-            body=json.dumps(create_payload(callback=callback.url)),
-        )
-        name = created.json_body["job_name"]
+        name = create_job(client, api_headers, callback.url)
         mark(name, "Failed", CAPACITY)
         state_changed(client, name, "Failed")
         state_changed(client, name, "Failed")  # EventBridge may deliver twice: one new attempt
@@ -81,12 +82,7 @@ def test_a_job_that_waited_too_long_for_capacity_fails_saying_so(
     monkeypatch.setenv("AIFACTORY_CAPACITY_MAX_WAIT_SECONDS", "0")
     settings.reset()
     with CallbackServer() as callback:
-        created = client.http.post(
-            "/create_training_job",
-            headers=api_headers,
-            body=json.dumps(create_payload(callback=callback.url)),
-        )
-        name = created.json_body["job_name"]
+        name = create_job(client, api_headers, callback.url)
         mark(name, "Failed", CAPACITY)
         state_changed(client, name, "Failed")
         state_changed(client, name, "Failed")  # EventBridge may deliver twice
@@ -102,8 +98,7 @@ def test_a_job_that_waited_too_long_for_capacity_fails_saying_so(
 
 
 def test_another_failure_is_a_failure(client, api_headers, queued_only):
-    created = client.http.post("/create_training_job", headers=api_headers, body=json.dumps(create_payload()))
-    name = created.json_body["job_name"]
+    name = create_job(client, api_headers)
     mark(name, "Failed", "AlgorithmError: boom")
     state_changed(client, name, "Failed")
     status = client.http.post("/status", headers=api_headers, body=json.dumps({"job_name": name})).json_body
@@ -115,12 +110,7 @@ def test_sweep_reports_a_job_nobody_reported(client, api_headers, queued_only):
     from chalicelib.services import events
 
     with CallbackServer() as callback:
-        created = client.http.post(
-            "/create_training_job",
-            headers=api_headers,
-            body=json.dumps(create_payload(callback=callback.url)),
-        )
-        name = created.json_body["job_name"]
+        name = create_job(client, api_headers, callback.url)
         events.deliver_pending(wiring.adapters())
         assert callback.calls == []  # still running: nothing to report
         mark(name, "Stopped")
@@ -136,12 +126,7 @@ def test_event_for_an_unknown_job_is_ignored(client, api_headers, queued_only, c
     from chalicelib.wiring import adapters
 
     with CallbackServer() as callback:
-        created = client.http.post(
-            "/create_training_job",
-            headers=api_headers,
-            body=json.dumps(create_payload(callback=callback.url)),
-        )
-        name = created.json_body["job_name"]
+        name = create_job(client, api_headers, callback.url)
         mark(name, "Completed")
         before = adapters().jobs.list()
         event = client.events.generate_cw_event(
